@@ -1,0 +1,336 @@
+"""The collector: venues -> decode -> books -> store, with metrics.
+
+One asyncio loop. Each feed (a venue market) has its websocket connections, its books, its
+rate-limited REST queue and its counters; frames are processed inline in the receive loop
+(decode, book, buffer for storage), so there is no queue to grow between receipt and state and
+a slow consumer slows the socket (TCP backpressure) instead of eating memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from bisect import bisect_right
+from pathlib import Path
+
+from analyzer.config import Config, Feed
+from analyzer.events import (
+    BookChange,
+    BookSnapshot,
+    DerivativeTicker,
+    Gap,
+    Instrument,
+    Liquidation,
+    Quote,
+    Trade,
+)
+from analyzer.feed.books import BookKeeper
+from analyzer.feed.connection import Connection, ConnectionSettings
+from analyzer.feed.rest import RestQueue
+from analyzer.store import Store
+from analyzer.store.capture import RawCapture
+from analyzer.venues import VENUES
+from analyzer.venues.base import DecodeError, UnknownStream
+
+log = logging.getLogger(__name__)
+
+# exchange-to-local lag buckets, seconds (negative: clocks disagree)
+LAG_BUCKETS = (-1.0, -0.1, 0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LAG_NS = tuple(int(b * 1e9) for b in LAG_BUCKETS)
+
+
+class CollectorError(Exception):
+    """The collector cannot start (bad symbol, unreachable venue metadata, store locked)."""
+
+
+class LagHistogram:
+    """A Prometheus-style cumulative histogram kept as plain counts (cheap on the hot path)."""
+
+    __slots__ = ("counts", "sum_ns")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LAG_NS) + 1)
+        self.sum_ns = 0
+
+    def observe_ns(self, lag_ns: int) -> None:
+        self.counts[bisect_right(_LAG_NS, lag_ns)] += 1  # bucket i: le LAG_BUCKETS[i]
+        self.sum_ns += lag_ns
+
+
+class FeedRunner:
+    """One venue market: its feed decoder, books, connections, REST queue and counters.
+    Implements the venue ``Sink``."""
+
+    def __init__(self, cfg: Feed, store: Store, capture: RawCapture | None,
+                 snapshot_levels: int) -> None:
+        market, feed_cls = VENUES[cfg.venue]
+        self.cfg = cfg
+        self.venue = cfg.venue
+        self.market = market
+        self.store = store
+        self.capture = capture
+        self.snapshot_levels = snapshot_levels
+        self.symbols = [s.upper() for s in cfg.symbols]
+        self.funding_hours: dict[str, float] = {}
+        self.feed = feed_cls(
+            market, self.symbols, cfg.channels, self,
+            depth_speed=cfg.depth_speed, trade_stream=cfg.trade_stream,
+            funding_hours=self.funding_hours,
+        )
+        headers = {"X-MBX-APIKEY": cfg.api_key} if cfg.api_key else None
+        self.rest = RestQueue(
+            cfg.rest_url or market.rest_url,
+            cfg.rest_weight_per_minute or market.weight_per_minute,
+            headers=headers,
+        )
+        self.books = BookKeeper(
+            self.venue, self.symbols if "depth" in cfg.channels else [], self.feed.rules,
+            self._request_snapshot, self._on_gap, store.add,
+        )
+        self.instruments: dict[str, Instrument] = {}
+        self.marks: dict[str, float] = {}
+        self.last_quote_id: dict[str, int] = {}
+        self.connections: list[Connection] = []
+        # counters read by the metrics exporter
+        self.decode_errors: dict[str, int] = {}
+        self.unknown_frames = 0
+        self.duplicate_frames = 0
+        self.trade_gaps = 0
+        self.trades_backfilled = 0
+        self.lag: dict[str, LagHistogram] = {
+            ch: LagHistogram() for ch in ("depth", "trades", "bookTicker", "markPrice")
+        }
+        self._lag_depth = self.lag["depth"].observe_ns
+        self._lag_trades = self.lag["trades"].observe_ns
+        self._lag_quotes = self.lag["bookTicker"].observe_ns
+
+    # -- start-up --
+
+    async def load_instruments(self) -> None:
+        body = await self.rest.get(self.feed.exchange_info_path(), 20)
+        ts = time.time_ns()
+        if self.capture is not None:
+            self.capture.write_rest(ts, self.feed.exchange_info_path(), body)
+        known = self.feed.decode_instruments(body, ts)
+        missing = [s for s in self.symbols if s not in known]
+        if missing:
+            raise CollectorError(
+                f"unknown symbol{'s' if len(missing) > 1 else ''} on {self.venue}: "
+                f"{', '.join(missing)} (not in the venue's exchangeInfo)"
+            )
+        for s in self.symbols:
+            self.instruments[s] = known[s]
+            self.store.add(known[s])
+        path = self.feed.funding_info_path()
+        if path is not None and "markPrice" in self.cfg.channels:
+            try:
+                self.funding_hours.update(self.feed.decode_funding_info(await self.rest.get(path)))
+            except Exception as exc:  # funding intervals are a refinement; 8 h is the default
+                log.warning("%s: funding info unavailable (%s); assuming 8 h", self.venue, exc)
+
+    def start(self, tasks: list[asyncio.Task]) -> None:
+        streams = self.feed.streams
+        per = min(self.cfg.streams_per_connection, self.market.max_streams)
+        settings = ConnectionSettings(
+            stall_seconds=self.cfg.stall_seconds,
+            max_age_seconds=self.cfg.max_connection_age_seconds,
+            subscribe_interval=2.0 / self.market.max_messages_per_second,
+        )
+        url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
+        for n, i in enumerate(range(0, len(streams), per)):
+            conn = Connection(
+                f"{self.venue}#{n}", url, self.feed.subscribe_messages(streams[i : i + per]),
+                self.on_frame, settings,
+            )
+            self.connections.append(conn)
+            tasks.append(asyncio.create_task(conn.run(), name=conn.name))
+        tasks.append(asyncio.create_task(self.rest.run(), name=f"{self.venue}-rest"))
+        if "openInterest" in self.cfg.channels and not self.market.is_spot:
+            tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
+        self.books.start()
+
+    # -- hot path --
+
+    def on_frame(self, frame: bytes, ts_local: int) -> None:
+        if self.capture is not None:
+            self.capture.write(ts_local, frame)
+        try:
+            self.feed.decode(frame, ts_local)
+        except UnknownStream:
+            self.unknown_frames += 1
+        except DecodeError as exc:
+            channel = getattr(exc, "channel", "other")
+            n = self.decode_errors.get(channel, 0) + 1
+            self.decode_errors[channel] = n
+            if n <= 10 or n % 1000 == 0:  # a sample, not a flood
+                log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
+
+    def on_book(self, ev: BookChange) -> None:
+        if ev.ts_exchange:
+            self._lag_depth(ev.ts_local - ev.ts_exchange)
+        self.books.on_change(ev)
+
+    def on_trade(self, ev: Trade) -> None:
+        self._lag_trades(ev.ts_local - ev.ts_exchange)
+        self.store.add(ev)
+
+    def on_trade_gap(self, symbol: str, first_missing: int, last_missing: int) -> None:
+        """Trades ``first_missing..last_missing`` never arrived (a reconnect): fetch them."""
+        self.trade_gaps += 1
+        self._backfill(symbol, first_missing, last_missing)
+
+    def on_duplicate(self) -> None:
+        self.duplicate_frames += 1
+
+    def on_quote(self, ev: Quote) -> None:
+        if ev.update_id <= self.last_quote_id.get(ev.symbol, -1):
+            self.duplicate_frames += 1  # overlap of a rotated connection
+            return
+        self.last_quote_id[ev.symbol] = ev.update_id
+        if ev.ts_exchange:
+            self._lag_quotes(ev.ts_local - ev.ts_exchange)
+        self.store.add(ev)
+        self.books.on_venue_quote(ev)
+
+    def on_ticker(self, ev: DerivativeTicker) -> None:
+        self.lag["markPrice"].observe_ns(ev.ts_local - ev.ts_exchange)
+        if ev.mark_price is not None:
+            self.marks[ev.symbol] = ev.mark_price
+        self.store.add(ev)
+
+    def on_liquidation(self, ev: Liquidation) -> None:
+        self.store.add(ev)
+
+    # -- books and REST --
+
+    def _request_snapshot(self, symbol: str) -> None:
+        path = self.feed.depth_path(symbol)
+
+        def done(body: bytes, ts: int) -> None:
+            if self.capture is not None:
+                self.capture.write_rest(ts, path, body)
+            try:
+                self.books.on_snapshot(self.feed.decode_snapshot(body, symbol, ts))
+            except DecodeError as exc:
+                log.error("%s: bad depth snapshot for %s: %s", self.venue, symbol, exc)
+                self.decode_errors["depth"] = self.decode_errors.get("depth", 0) + 1
+                self.books.books[symbol].snapshot_requested = False
+                self.books.invalidate(symbol, "bad_snapshot")
+
+        self.rest.submit(path, self.market.depth_weight, done, key=f"depth:{symbol}")
+
+    def _on_gap(self, gap: Gap) -> None:
+        log.warning("%s %s: book %s (had %d, change follows %d): resyncing", gap.venue,
+                    gap.symbol, gap.reason, gap.expected_id, gap.received_id)
+        self.store.add(gap)
+
+    def _backfill(self, symbol: str, first: int, last: int) -> None:
+        path = self.feed.trades_path(symbol, first, min(1000, last - first + 1))
+
+        def done(body: bytes, ts: int) -> None:
+            trades = [t for t in self.feed.decode_trades(body, symbol, ts)
+                      if first <= int(t.trade_id) <= last]
+            for t in trades:
+                self.store.add(t)
+            self.trades_backfilled += len(trades)
+            got = max((int(t.trade_id) for t in trades), default=first - 1)
+            if trades and got < last:
+                self._backfill(symbol, got + 1, last)
+
+        self.rest.submit(path, 20, done, key=f"trades:{symbol}:{first}")
+
+    async def _poll_open_interest(self) -> None:
+        while True:
+            for symbol in self.symbols:
+                self.rest.submit(
+                    self.feed.open_interest_path(symbol), 1,
+                    lambda body, ts, s=symbol: self.store.add(self.feed.decode_open_interest(
+                        body, ts, self.instruments.get(s), self.marks.get(s))),
+                    key=f"oi:{symbol}",
+                )
+            await asyncio.sleep(self.cfg.open_interest_seconds)
+
+    def sample_books(self, now_ns: int) -> None:
+        n = self.snapshot_levels
+        for sb in self.books.books.values():
+            if sb.in_sync:
+                self.store.add(BookSnapshot(
+                    self.venue, sb.symbol, 0, now_ns, sb.last_id, sb.book.bids(n), sb.book.asks(n)
+                ))
+
+    def stop(self) -> None:
+        for c in self.connections:
+            c.stop()
+
+
+class Collector:
+    """All feeds of a config, the store, the raw capture and the periodic jobs."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        data_dir = Path(cfg.store.data_dir)
+        self.store = Store(
+            data_dir, Path(cfg.store.database),
+            flush_rows=cfg.store.flush_rows, flush_seconds=cfg.store.flush_seconds,
+        )
+        self.captures: dict[str, RawCapture] = {}
+        self.runners: list[FeedRunner] = []
+        for feed in cfg.feeds:
+            capture = None
+            if cfg.store.raw_capture:
+                capture = self.captures.get(feed.venue) or RawCapture(data_dir / "raw", feed.venue)
+                self.captures[feed.venue] = capture
+            self.runners.append(
+                FeedRunner(feed, self.store, capture, cfg.store.book_snapshot_levels)
+            )
+        self.started_ns = time.time_ns()
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.store.open()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(r.load_instruments() for r in self.runners)), 60
+            )
+        except TimeoutError:
+            raise CollectorError("venue metadata (exchangeInfo) did not arrive in 60 s") from None
+        for r in self.runners:
+            r.start(self.tasks)
+        self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    async def run(self, duration: float | None = None) -> None:
+        await self.start()
+        try:
+            if duration is None:
+                await asyncio.gather(*self.tasks)
+            else:
+                await asyncio.sleep(duration)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for r in self.runners:
+            r.stop()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.tasks.clear()
+        for c in self.captures.values():
+            c.close()
+        self.store.close()
+
+    async def _housekeeping(self) -> None:
+        interval = self.cfg.store.book_snapshot_seconds
+        next_sample = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.time_ns()
+            if time.monotonic() >= next_sample:
+                next_sample += interval
+                for r in self.runners:
+                    r.sample_books(now)
+            self.store.maybe_flush(now)

@@ -1,0 +1,282 @@
+"""Keeping every order book of a feed exactly in sync with the venue.
+
+Per symbol: buffer changes until a REST snapshot arrives, drop what the snapshot already
+contains, apply the first change that bridges it, then require each change to follow the last
+(the venue's ``SequenceRules``). A gap, a crossed book or a disagreement with the venue's own
+best bid/ask marks that book invalid at once (nothing may be computed from it), writes a ``Gap``
+and asks for a fresh snapshot of that symbol alone; the other books carry on.
+
+Cross-check with the venue's top-of-book stream: a venue quote carrying update id ``b`` shows
+the book as it was after every update ``<= b``. Our book passes through the states ``S(u_k)``
+after each change ``[U_k, u_k]``; ``S(b)`` is observable exactly when ``u_k <= b < U_{k+1}``. Those
+quotes are compared field by field; quotes whose id falls inside a change are not comparable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from analyzer.events import BookChange, Gap, Quote
+from analyzer.feed.book import OrderBook
+from analyzer.venues.base import SequenceRules
+
+log = logging.getLogger(__name__)
+
+Top = tuple[float, float, float, float]
+
+SYNCING = 0  # waiting for a snapshot, buffering changes
+BRIDGING = 1  # snapshot applied, the next change must bridge it
+LIVE = 2
+
+
+class SymbolBook:
+    __slots__ = (
+        "book",
+        "buffer",
+        "history",
+        "last_id",
+        "last_ns",
+        "pending",
+        "snapshot_requested",
+        "state",
+        "symbol",
+        "top",
+        "updates",
+    )
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.book = OrderBook()
+        self.state = SYNCING
+        self.last_id = -1
+        self.last_ns = 0  # local time of the last applied change
+        self.buffer: list[BookChange] = []
+        self.snapshot_requested = False
+        self.top: Top | None = None
+        # (first id, last id, top after it) of the last applied changes, for the BBO check
+        self.history: deque[tuple[int, int, Top | None]] = deque(maxlen=64)
+        self.pending: list[Quote] = []
+        self.updates = 0
+
+    @property
+    def in_sync(self) -> bool:
+        return self.state == LIVE
+
+
+class BookStats:
+    __slots__ = (
+        "bbo_compared",
+        "bbo_mismatched",
+        "buffer_overflows",
+        "crossed",
+        "gaps",
+        "resyncs",
+        "snapshots_applied",
+        "stale_dropped",
+    )
+
+    def __init__(self) -> None:
+        self.gaps = 0  # sequence breaks
+        self.crossed = 0
+        self.resyncs = 0  # snapshots requested after the first
+        self.snapshots_applied = 0
+        self.stale_dropped = 0  # changes already contained in the book (duplicates, overlap)
+        self.bbo_compared = 0
+        self.bbo_mismatched = 0
+        self.buffer_overflows = 0
+
+
+class BookKeeper:
+    """The books of one feed.
+
+    ``request_snapshot(symbol)`` must eventually call ``on_snapshot`` (through the venue's
+    rate-limited REST queue); ``on_gap`` receives every ``Gap``; ``on_top`` receives a
+    ``Quote(source="book")`` whenever the rebuilt book's best bid/ask changes.
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        symbols: list[str],
+        rules: SequenceRules,
+        request_snapshot: Callable[[str], None],
+        on_gap: Callable[[Gap], None],
+        on_top: Callable[[Quote], None],
+        *,
+        buffer_limit: int = 20_000,
+        resync_on_bbo_mismatch: bool = True,
+    ) -> None:
+        self.venue = venue
+        self.rules = rules
+        self.books = {s: SymbolBook(s) for s in symbols}
+        self.request_snapshot = request_snapshot
+        self.on_gap = on_gap
+        self.on_top = on_top
+        self.buffer_limit = buffer_limit
+        self.resync_on_bbo_mismatch = resync_on_bbo_mismatch
+        self.stats = BookStats()
+
+    def start(self) -> None:
+        """Request the first snapshot of every book."""
+        for sb in self.books.values():
+            self._request(sb)
+
+    # -- hot path --
+
+    def on_change(self, ev: BookChange) -> None:
+        sb = self.books.get(ev.symbol)
+        if sb is None:
+            return
+        if sb.state == LIVE:
+            if ev.last_id <= sb.last_id:
+                self.stats.stale_dropped += 1
+            elif self.rules.follows(sb.last_id, ev):
+                self._apply(sb, ev)
+            else:
+                self.stats.gaps += 1
+                follows_id = ev.prev_id if ev.prev_id >= 0 else ev.first_id - 1
+                self._invalidate(sb, "gap", sb.last_id, follows_id)
+                sb.buffer.append(ev)
+            return
+        if sb.state == BRIDGING:
+            if self.rules.is_stale(sb.last_id, ev):
+                self.stats.stale_dropped += 1
+            elif self.rules.bridges(sb.last_id, ev):
+                sb.state = LIVE
+                self._apply(sb, ev)
+            else:  # the stream is already past the snapshot: it is too old
+                sb.state = SYNCING
+                sb.buffer.append(ev)
+                self._request(sb)
+            return
+        buf = sb.buffer
+        buf.append(ev)
+        if len(buf) > self.buffer_limit:
+            del buf[: len(buf) // 2]
+            self.stats.buffer_overflows += 1
+        if not sb.snapshot_requested:
+            self._request(sb)
+
+    def _apply(self, sb: SymbolBook, ev: BookChange) -> None:
+        book = sb.book
+        book.apply(ev.bids, ev.asks)
+        sb.last_id = ev.last_id
+        sb.last_ns = ev.ts_local
+        sb.updates += 1
+        top = book.top()
+        if top is not None and top[0] >= top[2]:
+            self.stats.crossed += 1
+            self._invalidate(sb, "crossed", -1, ev.last_id)
+            return
+        if sb.pending:
+            self._settle_pending(sb, ev.first_id, ev.last_id, top)
+            if sb.state != LIVE:
+                return
+        sb.history.append((ev.first_id, ev.last_id, top))
+        if top != sb.top:
+            sb.top = top
+            if top is not None:
+                self.on_top(
+                    Quote(self.venue, sb.symbol, ev.ts_exchange, ev.ts_local, top[0], top[1],
+                          top[2], top[3], ev.last_id, "book")
+                )
+
+    def on_venue_quote(self, q: Quote) -> None:
+        """Compare the venue's own best bid/ask with the book where the ids make it exact."""
+        sb = self.books.get(q.symbol)
+        if sb is None or sb.state != LIVE or not sb.history:
+            return
+        b = q.update_id
+        hist = sb.history
+        if b >= hist[-1][1]:
+            if b == hist[-1][1]:
+                self._compare(sb, hist[-1][2], q)
+            else:
+                sb.pending.append(q)  # decided when the next change shows where it starts
+            return
+        for i in range(len(hist) - 2, -1, -1):
+            _, last, top = hist[i]
+            if last <= b:
+                if b < hist[i + 1][0]:
+                    self._compare(sb, top, q)
+                return
+
+    def _settle_pending(self, sb: SymbolBook, next_first: int, next_last: int,
+                        next_top: Top | None) -> None:
+        """A change [next_first, next_last] arrived: quotes waiting for it are decided."""
+        keep = []
+        before = sb.history[-1][2]
+        for q in sb.pending:
+            b = q.update_id
+            if b < next_first:
+                self._compare(sb, before, q)
+            elif b == next_last:
+                self._compare(sb, next_top, q)
+            elif b > next_last:
+                keep.append(q)
+        sb.pending = keep
+
+    def _compare(self, sb: SymbolBook, top: Top | None, q: Quote) -> None:
+        self.stats.bbo_compared += 1
+        if top == (q.bid_price, q.bid_size, q.ask_price, q.ask_size):
+            return
+        self.stats.bbo_mismatched += 1
+        log.warning(
+            "%s %s: book top %s differs from the venue's best bid/ask %s at update %d",
+            self.venue, sb.symbol, top, q, q.update_id,
+        )
+        if self.resync_on_bbo_mismatch and sb.state == LIVE:
+            self._invalidate(sb, "bbo_mismatch", q.update_id, sb.last_id)
+
+    # -- snapshots and resyncs --
+
+    def on_snapshot(self, ev: BookChange) -> None:
+        sb = self.books.get(ev.symbol)
+        if sb is None:
+            return
+        sb.snapshot_requested = False
+        if sb.state == LIVE:
+            return  # a late answer to a request that is no longer needed
+        self.stats.snapshots_applied += 1
+        sb.book.apply_snapshot(ev.bids, ev.asks)
+        snapshot_id = ev.last_id
+        sb.last_id = snapshot_id
+        sb.last_ns = ev.ts_local
+        sb.history.clear()
+        sb.pending.clear()
+        sb.top = None
+        sb.history.append((snapshot_id, snapshot_id, sb.book.top()))
+        buffered = [e for e in sb.buffer if not self.rules.is_stale(snapshot_id, e)]
+        self.stats.stale_dropped += len(sb.buffer) - len(buffered)
+        sb.buffer = []
+        sb.state = BRIDGING
+        for i, e in enumerate(buffered):
+            self.on_change(e)
+            if sb.state == SYNCING:
+                # too old or a gap: a new snapshot was requested; keep the rest buffered
+                sb.buffer.extend(buffered[i + 1 :])
+                break
+
+    def _request(self, sb: SymbolBook) -> None:
+        if sb.snapshot_requested:
+            return
+        if sb.last_id >= 0:  # this book was synced before: a resync
+            self.stats.resyncs += 1
+        sb.snapshot_requested = True
+        self.request_snapshot(sb.symbol)
+
+    def _invalidate(self, sb: SymbolBook, reason: str, expected: int, received: int) -> None:
+        sb.state = SYNCING
+        sb.history.clear()
+        sb.pending.clear()
+        sb.top = None
+        self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, reason, expected, received))
+        self._request(sb)
+
+    def invalidate(self, symbol: str, reason: str) -> None:
+        """Distrust a book (e.g. a stalled stream) and resync it."""
+        sb = self.books.get(symbol)
+        if sb is not None and sb.state != SYNCING:
+            self._invalidate(sb, reason, -1, -1)
