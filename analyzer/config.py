@@ -44,7 +44,9 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     venue: str
     symbols: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]+$")]],
                        msgspec.Meta(min_length=1)]
-    channels: list[Channel] = ["depth", "trades", "bookTicker", "markPrice", "openInterest"]
+    channels: list[Channel] = msgspec.field(
+        default_factory=lambda: ["depth", "trades", "bookTicker", "markPrice", "openInterest"]
+    )
     ws_url: str | None = None  # default: the venue's live endpoint
     rest_url: str | None = None
     depth_speed: Literal["0ms", "100ms", "250ms", "500ms", "1000ms"] = "100ms"

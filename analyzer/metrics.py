@@ -152,7 +152,7 @@ class CollectorMetrics(_PromCollector):
     def _store(self) -> Iterator[Metric]:
         stats = self.c.store.stats
         rows = _counter("rows_written", "Rows written to the store", ["table"])
-        for table, n in stats.get("rows", {}).items():
+        for table, n in list(stats.get("rows_written", {}).items()):
             rows.add_metric([table], n)
         flushes = _counter("flushes", "Store flushes (Parquet segments written)", [])
         flushes.add_metric([], stats.get("flushes", 0))
@@ -163,7 +163,7 @@ class CollectorMetrics(_PromCollector):
         failed = _counter("store_write_errors", "Failed segment writes (retried)", [])
         failed.add_metric([], stats.get("write_errors", 0))
         up = _gauge("store_up", "1 if the last store write succeeded", [])
-        up.add_metric([], 0.0 if stats.get("failing") else 1.0)
+        up.add_metric([], 0.0 if stats.get("rows_pending_retry") else 1.0)
         uptime = _gauge("uptime_seconds", "Seconds since the collector started", [])
         uptime.add_metric([], (time.time_ns() - self.c.started_ns) / 1e9)
         yield from (rows, flushes, flush_s, last, failed, up, uptime)

@@ -1,0 +1,110 @@
+-- Research views over the storage views of sql/schema.sql. Applied by Store.open() after them.
+-- They are ordinary DuckDB views: every query sees all segments sealed so far.
+
+-- OHLCV bars per venue, symbol, trade kind and exchange-time minute. Non-market executions
+-- (insurance fund, ADL) are left out; `kind` is a key so that a venue's trade and aggTrade
+-- streams are never summed together.
+CREATE OR REPLACE VIEW trades_1m AS
+SELECT
+    venue,
+    symbol,
+    kind,
+    date_trunc('minute', time_exchange) AS minute,
+    arg_min(price, ts_exchange) AS open,
+    max(price) AS high,
+    min(price) AS low,
+    arg_max(price, ts_exchange) AS close,
+    sum(size) AS volume,
+    coalesce(sum(size) FILTER (WHERE side = 'buy'), 0) AS buy_volume,
+    sum(price * size) AS notional,
+    sum(price * size) / sum(size) AS vwap,
+    count(*) AS trades
+FROM trades
+WHERE kind NOT IN ('insurance_fund', 'adl')
+GROUP BY venue, symbol, kind, minute;
+
+-- The last quote per venue, symbol and source, with mid and spread.
+CREATE OR REPLACE VIEW latest_quotes AS
+SELECT
+    venue,
+    symbol,
+    source,
+    time_exchange,
+    time_local,
+    bid_price,
+    bid_size,
+    ask_price,
+    ask_size,
+    (bid_price + ask_price) / 2 AS mid,
+    (ask_price - bid_price) / ((bid_price + ask_price) / 2) * 1e4 AS spread_bps,
+    update_id,
+    ts_exchange,
+    ts_local
+FROM quotes
+QUALIFY row_number() OVER (PARTITION BY venue, symbol, source ORDER BY ts_local DESC) = 1;
+
+-- One row per book snapshot: best prices, spread, and quote-currency depth within 10 and
+-- 50 bps of the mid on each side (what a market order of that notional could take).
+CREATE OR REPLACE VIEW book_depth AS
+WITH levels AS (
+    SELECT
+        *,
+        (max(price) FILTER (WHERE side = 'bid' AND level = 0) OVER snap
+            + min(price) FILTER (WHERE side = 'ask' AND level = 0) OVER snap) / 2 AS mid
+    FROM book_snapshots
+    WINDOW snap AS (PARTITION BY venue, symbol, ts_local, update_id)
+)
+SELECT
+    venue,
+    symbol,
+    ts_local,
+    update_id,
+    any_value(ts_exchange) AS ts_exchange,
+    any_value(time_local) AS time_local,
+    max(price) FILTER (WHERE side = 'bid' AND level = 0) AS best_bid,
+    min(price) FILTER (WHERE side = 'ask' AND level = 0) AS best_ask,
+    any_value(mid) AS mid,
+    (best_ask - best_bid) / any_value(mid) * 1e4 AS spread_bps,
+    coalesce(sum(price * size) FILTER (WHERE side = 'bid' AND price >= mid * (1 - 10e-4)), 0)
+        AS bid_notional_10bps,
+    coalesce(sum(price * size) FILTER (WHERE side = 'ask' AND price <= mid * (1 + 10e-4)), 0)
+        AS ask_notional_10bps,
+    coalesce(sum(price * size) FILTER (WHERE side = 'bid' AND price >= mid * (1 - 50e-4)), 0)
+        AS bid_notional_50bps,
+    coalesce(sum(price * size) FILTER (WHERE side = 'ask' AND price <= mid * (1 + 50e-4)), 0)
+        AS ask_notional_50bps,
+    count(*) FILTER (WHERE side = 'bid') AS bid_levels,
+    count(*) FILTER (WHERE side = 'ask') AS ask_levels
+FROM levels
+GROUP BY venue, symbol, ts_local, update_id;
+
+-- Per minute and derivative: the last mark, index and funding seen, the mark-index basis and
+-- the funding rate annualised (NULL when the funding interval is unknown).
+CREATE OR REPLACE VIEW derivatives_1m AS
+WITH last AS (
+    SELECT
+        venue,
+        symbol,
+        date_trunc('minute', time_exchange) AS minute,
+        arg_max(mark_price, ts_exchange) FILTER (WHERE mark_price IS NOT NULL) AS mark,
+        arg_max(index_price, ts_exchange) FILTER (WHERE index_price IS NOT NULL) AS idx,
+        arg_max(funding_rate, ts_exchange) FILTER (WHERE funding_rate IS NOT NULL) AS funding,
+        arg_max(funding_interval_hours, ts_exchange)
+            FILTER (WHERE funding_interval_hours IS NOT NULL) AS interval_hours,
+        arg_max(next_funding_time, ts_exchange)
+            FILTER (WHERE next_funding_time IS NOT NULL) AS next_funding
+    FROM derivative_tickers
+    GROUP BY venue, symbol, minute
+)
+SELECT
+    venue,
+    symbol,
+    minute,
+    mark AS mark_price,
+    idx AS index_price,
+    (mark - idx) / idx * 1e4 AS basis_bps,
+    funding AS funding_rate,
+    interval_hours AS funding_interval_hours,
+    funding * (24 / interval_hours) * 365 AS funding_apr,
+    next_funding AS next_funding_time
+FROM last;
