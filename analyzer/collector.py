@@ -142,7 +142,7 @@ class FeedRunner:
         for n, i in enumerate(range(0, len(streams), per)):
             conn = Connection(
                 f"{self.venue}#{n}", url, self.feed.subscribe_messages(streams[i : i + per]),
-                self.on_frame, settings,
+                self.on_frame, settings, on_connected=self._on_connected,
             )
             self.connections.append(conn)
             tasks.append(asyncio.create_task(conn.run(), name=conn.name))
@@ -226,17 +226,26 @@ class FeedRunner:
                     gap.symbol, gap.reason, gap.expected_id, gap.received_id)
         self.store.add(gap)
 
-    def _backfill(self, symbol: str, first: int, last: int) -> None:
-        path = self.feed.trades_path(symbol, first, min(1000, last - first + 1))
+    def _on_connected(self) -> None:
+        """After a reconnect, fetch the trades since the last one seen: trades lost with the old
+        connection would otherwise go unnoticed until the next trade arrives (or never, if the
+        market goes quiet). The store drops the ones the stream also delivers."""
+        for symbol, last in list(self.feed.last_trade_id.items()):
+            self._backfill(symbol, last + 1, None)
+
+    def _backfill(self, symbol: str, first: int, last: int | None) -> None:
+        """Fetch trades ``first..last`` (``last`` None: up to the newest) over REST."""
+        limit = 1000 if last is None else min(1000, last - first + 1)
+        path = self.feed.trades_path(symbol, first, limit)
 
         def done(body: bytes, ts: int) -> None:
             trades = [t for t in self.feed.decode_trades(body, symbol, ts)
-                      if first <= int(t.trade_id) <= last]
+                      if int(t.trade_id) >= first and (last is None or int(t.trade_id) <= last)]
             for t in trades:
                 self.store.add(t)
             self.trades_backfilled += len(trades)
             got = max((int(t.trade_id) for t in trades), default=first - 1)
-            if trades and got < last:
+            if trades and (got < last if last is not None else len(trades) == limit):
                 self._backfill(symbol, got + 1, last)
 
         self.rest.submit(path, 20, done, key=f"trades:{symbol}:{first}")

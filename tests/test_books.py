@@ -6,17 +6,12 @@ bookTicker wherever the update ids make the comparison exact.
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
-
 import pytest
+from recordings import FIXTURES, expected_bbo_comparisons, read_recording
 
 from analyzer.events import BookChange, Gap, Quote
 from analyzer.feed.books import BookKeeper
 from analyzer.venues.binance import MARKETS, BinanceFeed, FuturesRules, SpotRules
-
-FIXTURES = Path(__file__).parent / "fixtures" / "binance"
 
 
 class Harness:
@@ -30,7 +25,9 @@ class Harness:
                                  self.gaps.append, self.tops.append)
 
 
-def change(first: int, last: int, prev: int = -1, bids=(), asks=(), symbol: str = "S") -> BookChange:
+def change(
+    first: int, last: int, prev: int = -1, bids=(), asks=(), symbol: str = "S"
+) -> BookChange:
     return BookChange("v", symbol, 0, 0, False, list(bids), list(asks), first, last, prev)
 
 
@@ -139,42 +136,6 @@ def test_bbo_check_compares_only_observable_states() -> None:
     k.on_change(change(140, 150, 130))
     assert k.stats.bbo_mismatched == 1
     assert not k.books["S"].in_sync and h.gaps[-1].reason == "bbo_mismatch"
-
-
-def read_recording(path: Path) -> list[tuple[int, bytes]]:
-    lines = []
-    with gzip.open(path, "rb") as f:
-        for line in f:
-            ts, frame = line.rstrip(b"\n").split(b" ", 1)
-            lines.append((int(ts), frame))
-    return lines
-
-
-def expected_bbo_comparisons(frames: list[bytes], spot: bool) -> int:
-    """Independently of the collector: tickers with an id b and diffs k, k+1 such that
-    u_k <= b < U_{k+1}, counted over the diffs applied after the recorded snapshot."""
-    import bisect
-
-    snap = None
-    diffs: list[tuple[int, int]] = []
-    ticks: list[int] = []
-    for f in frames:
-        m = json.loads(f)
-        if "stream" not in m:
-            snap = m["lastUpdateId"]
-        elif "depth" in m["stream"]:
-            d = m["data"]
-            if snap is not None and d["u"] >= snap + spot:
-                diffs.append((d["U"], d["u"]))
-        elif m["stream"].endswith("bookTicker") and snap is not None:
-            ticks.append(m["data"]["u"])
-    ends = [u for _, u in diffs]
-    n = 0
-    for b in ticks:
-        k = bisect.bisect_right(ends, b) - 1
-        if 0 <= k < len(diffs) - 1 and diffs[k + 1][0] > b:
-            n += 1
-    return n
 
 
 @pytest.mark.parametrize(

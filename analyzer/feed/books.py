@@ -35,6 +35,7 @@ class SymbolBook:
     __slots__ = (
         "book",
         "buffer",
+        "early_quotes",
         "history",
         "last_id",
         "last_ns",
@@ -56,8 +57,10 @@ class SymbolBook:
         self.snapshot_requested = False
         self.top: Top | None = None
         # (first id, last id, top after it) of the last applied changes, for the BBO check
-        self.history: deque[tuple[int, int, Top | None]] = deque(maxlen=64)
+        self.history: deque[tuple[int, int, Top | None]] = deque(maxlen=256)
         self.pending: list[Quote] = []
+        # venue quotes that arrived while the book was syncing: checked once it is live
+        self.early_quotes: deque[Quote] = deque(maxlen=5000)
         self.updates = 0
 
     @property
@@ -146,6 +149,7 @@ class BookKeeper:
             elif self.rules.bridges(sb.last_id, ev):
                 sb.state = LIVE
                 self._apply(sb, ev)
+                self._check_early_quotes(sb)
             else:  # the stream is already past the snapshot: it is too old
                 sb.state = SYNCING
                 sb.buffer.append(ev)
@@ -186,7 +190,10 @@ class BookKeeper:
     def on_venue_quote(self, q: Quote) -> None:
         """Compare the venue's own best bid/ask with the book where the ids make it exact."""
         sb = self.books.get(q.symbol)
-        if sb is None or sb.state != LIVE or not sb.history:
+        if sb is None:
+            return
+        if sb.state != LIVE:
+            sb.early_quotes.append(q)
             return
         b = q.update_id
         hist = sb.history
@@ -202,6 +209,12 @@ class BookKeeper:
                 if b < hist[i + 1][0]:
                     self._compare(sb, top, q)
                 return
+
+    def _check_early_quotes(self, sb: SymbolBook) -> None:
+        early = list(sb.early_quotes)
+        sb.early_quotes.clear()
+        for q in early:
+            self.on_venue_quote(q)
 
     def _settle_pending(self, sb: SymbolBook, next_first: int, next_last: int,
                         next_top: Top | None) -> None:
@@ -258,6 +271,8 @@ class BookKeeper:
                 # too old or a gap: a new snapshot was requested; keep the rest buffered
                 sb.buffer.extend(buffered[i + 1 :])
                 break
+        if sb.state == LIVE:
+            self._check_early_quotes(sb)
 
     def _request(self, sb: SymbolBook) -> None:
         if sb.snapshot_requested:
@@ -271,6 +286,7 @@ class BookKeeper:
         sb.state = SYNCING
         sb.history.clear()
         sb.pending.clear()
+        sb.early_quotes.clear()
         sb.top = None
         self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, reason, expected, received))
         self._request(sb)
