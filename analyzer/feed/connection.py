@@ -1,7 +1,7 @@
 """A websocket connection to a venue that stays up.
 
-Subscribes (paced below the venue's incoming-message limit), lets the websockets library answer
-the venue's pings, watches for silent stalls, reconnects with capped, jittered exponential
+Subscribes (paced below the venue's incoming-message limit), answers the venue's pings and
+pings it in turn, watches for silent stalls, reconnects with capped, jittered exponential
 backoff, and rotates to a fresh connection before the venue's maximum connection age: the new
 connection subscribes and receives before the old one is closed, so nothing is lost; the
 overlap is deduplicated downstream by update and trade ids.
@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from analyzer.feed import wire
+from analyzer.feed.wire import WireConnection
 
 log = logging.getLogger(__name__)
 
-# close codes we count by name; anything else is "other" (bounded label set)
+# close codes counted by name; anything else is "other" (a bounded label set)
 CLOSE_REASONS = {1000: "1000", 1001: "1001", 1006: "abnormal", 1008: "1008", 1011: "1011"}
 
 
@@ -34,19 +34,19 @@ class ConnectionSettings:
     backoff_max: float = 30.0
     subscribe_interval: float = 0.25  # seconds between subscribe messages
     open_timeout: float = 10.0
-    ping_interval: float | None = 20.0
+    ping_interval: float = 20.0  # our pings; a pong must come back within the same time
 
 
 @dataclass(slots=True)
 class ConnectionStats:
     connects: int = 0
     reconnects: dict[str, int] = field(default_factory=dict)  # reason -> count
-    last_ns: int = 0  # local time of the last frame
     connected: bool = False
 
 
 class Connection:
-    """Keeps ``streams`` flowing from ``url`` into ``on_frame(frame_bytes, ts_local_ns)``."""
+    """Keeps the subscribed streams flowing from ``url`` into ``on_frame(frame, ts_local_ns)``,
+    called synchronously for every frame as it is read."""
 
     def __init__(
         self,
@@ -66,8 +66,13 @@ class Connection:
         self.on_connected = on_connected
         self.stats = ConnectionStats()
         self.subscribe_interval = settings.subscribe_interval
-        self._ws: ClientConnection | None = None
+        self._ws: WireConnection | None = None
         self._stop = asyncio.Event()
+
+    @property
+    def last_ns(self) -> int:
+        """Local time of the last frame on the current connection (0 before the first)."""
+        return self._ws.last_ns if self._ws is not None else 0
 
     async def run(self) -> None:
         """Connect, receive, reconnect, until ``stop()``."""
@@ -77,7 +82,7 @@ class Connection:
             self.stats.connected = False
             if self._stop.is_set():
                 return
-            self.stats.reconnects[reason] = self.stats.reconnects.get(reason, 0) + 1
+            self._count(reason)
             if reason == "1008":  # policy violation: we were too fast; subscribe slower
                 self.subscribe_interval = min(self.subscribe_interval * 2, 5.0)
             failures = failures + 1 if reason in ("error", "abnormal") else 1
@@ -92,89 +97,78 @@ class Connection:
     def stop(self) -> None:
         self._stop.set()
         if self._ws is not None:
-            self._ws.transport.abort()
+            self._ws.abort()
 
-    async def _open(self) -> ClientConnection:
-        ws = await connect(
-            self.url,
-            compression=None,
-            max_size=2**24,
-            open_timeout=self.settings.open_timeout,
-            ping_interval=self.settings.ping_interval,
-            proxy=None,
-        )
+    def _count(self, reason: str) -> None:
+        self.stats.reconnects[reason] = self.stats.reconnects.get(reason, 0) + 1
+
+    async def _open(self) -> WireConnection:
+        ws = await wire.connect(self.url, self.on_frame, open_timeout=self.settings.open_timeout)
         for i, msg in enumerate(self.subscribe_messages):
             if i:
                 await asyncio.sleep(self.subscribe_interval)
-            await ws.send(msg, text=True)
+            ws.send(msg)
         return ws
 
     async def _session(self) -> str:
         """One connection's life; returns why it ended (a bounded reason label)."""
         try:
             ws = await self._open()
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             log.warning("%s: cannot connect to %s: %s", self.name, self.url, exc)
             return "error"
         self._ws = ws
         self.stats.connects += 1
         self.stats.connected = True
-        self.stats.last_ns = time.time_ns()
         if self.on_connected is not None:
             self.on_connected()
         opened = time.monotonic()
         while True:
-            receiver = asyncio.ensure_future(self._receive(ws))
-            watchdog = asyncio.ensure_future(self._watch(opened))
-            done, _ = await asyncio.wait(
-                {receiver, watchdog}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if receiver in done:
+            watchdog = asyncio.ensure_future(self._watch(ws, opened))
+            done, _ = await asyncio.wait({ws.closed, watchdog},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if ws.closed in done:
                 watchdog.cancel()
-                return receiver.result()
+                return CLOSE_REASONS.get(ws.closed.result(), "other")
             why = watchdog.result()
-            if why == "rotation":
-                # open the replacement first; frames keep flowing on the old one meanwhile
-                try:
-                    new_ws = await self._open()
-                    first = await asyncio.wait_for(new_ws.recv(decode=False), 30)
-                except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                    log.warning("%s: rotation failed (%s); keeping the old connection",
-                                self.name, exc)
-                    opened = time.monotonic() - self.settings.max_age_seconds + 60
-                    continue
-                receiver.cancel()
-                await ws.close()
-                self.stats.reconnects["rotation"] = self.stats.reconnects.get("rotation", 0) + 1
-                ws = self._ws = new_ws
-                opened = time.monotonic()
-                self.on_frame(first, time.time_ns())
+            if why != "rotation":
+                ws.abort()
+                return why
+            # open the replacement first; frames keep flowing on the old one meanwhile
+            try:
+                new_ws = await self._open()
+                deadline = time.monotonic() + 30
+                while not new_ws.last_ns and not new_ws.closed.done():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("no frame on the new connection")
+                    await asyncio.sleep(0.01)
+            except (OSError, TimeoutError, ValueError) as exc:
+                log.warning("%s: rotation failed (%s); keeping the old connection",
+                            self.name, exc)
+                opened = time.monotonic() - self.settings.max_age_seconds + 60
                 continue
-            receiver.cancel()
-            ws.transport.abort()
-            return why
+            await ws.close()
+            self._count("rotation")
+            ws = self._ws = new_ws
+            opened = time.monotonic()
 
-    async def _receive(self, ws: ClientConnection) -> str:
-        recv = ws.recv
-        on_frame = self.on_frame
-        stats = self.stats
-        clock = time.time_ns
-        try:
-            while True:
-                frame = await recv(decode=False)
-                ts = clock()
-                stats.last_ns = ts
-                on_frame(frame, ts)  # type: ignore[arg-type]
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else 1006
-            return CLOSE_REASONS.get(code, "other")
-
-    async def _watch(self, opened: float) -> str:
+    async def _watch(self, ws: WireConnection, opened: float) -> str:
         s = self.settings
+        started = time.time_ns()
+        next_ping = time.monotonic() + s.ping_interval
+        ping_sent: float | None = None
         while True:
             await asyncio.sleep(min(1.0, s.stall_seconds / 4))
-            if time.time_ns() - self.stats.last_ns > s.stall_seconds * 1e9:
+            now = time.monotonic()
+            if time.time_ns() - max(ws.last_ns, started) > s.stall_seconds * 1e9:
                 log.warning("%s: no frame for %.0fs: stalled", self.name, s.stall_seconds)
                 return "stall"
-            if time.monotonic() - opened > s.max_age_seconds:
+            if now - opened > s.max_age_seconds:
                 return "rotation"
+            if now >= next_ping:
+                if ping_sent is not None and ws.last_pong < ping_sent:
+                    log.warning("%s: no pong for %.0fs", self.name, s.ping_interval)
+                    return "ping_timeout"
+                ws.ping()
+                ping_sent = now
+                next_ping = now + s.ping_interval
