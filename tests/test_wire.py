@@ -125,7 +125,7 @@ def test_parser_survives_any_split_of_the_byte_stream() -> None:
         def is_closing(self) -> bool:
             return False
 
-    def got_frame(got: list[bytes]):  # noqa: ANN202
+    def got_frame(got: list[bytes]):
         return lambda f, ts: got.append(f)
 
     async def main() -> None:
