@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from bisect import bisect_right
+from bisect import bisect_left
 from pathlib import Path
 
 from analyzer.config import Config, Feed
@@ -36,8 +36,8 @@ from analyzer.venues.base import DecodeError, UnknownStream
 
 log = logging.getLogger(__name__)
 
-# exchange-to-local lag buckets, seconds (negative: clocks disagree)
-LAG_BUCKETS = (-1.0, -0.1, 0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# exchange-to-local lag buckets, seconds
+LAG_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LAG_NS = tuple(int(b * 1e9) for b in LAG_BUCKETS)
 
 
@@ -46,16 +46,24 @@ class CollectorError(Exception):
 
 
 class LagHistogram:
-    """A Prometheus-style cumulative histogram kept as plain counts (cheap on the hot path)."""
+    """Local receipt time minus the venue's event time, as plain counts (cheap on the hot path).
+    A negative lag means the clocks disagree: it is counted apart and lands in the 0 bucket
+    (a Prometheus histogram's sum must not go down); the last lag is kept signed."""
 
-    __slots__ = ("counts", "sum_ns")
+    __slots__ = ("counts", "last_ns", "negative", "sum_ns")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(_LAG_NS) + 1)
+        self.counts = [0] * (len(_LAG_NS) + 1)  # counts[i]: lag <= LAG_BUCKETS[i]; last: +Inf
         self.sum_ns = 0
+        self.negative = 0
+        self.last_ns = 0
 
     def observe_ns(self, lag_ns: int) -> None:
-        self.counts[bisect_right(_LAG_NS, lag_ns)] += 1  # bucket i: le LAG_BUCKETS[i]
+        self.last_ns = lag_ns
+        if lag_ns < 0:
+            self.negative += 1
+            lag_ns = 0
+        self.counts[bisect_left(_LAG_NS, lag_ns)] += 1
         self.sum_ns += lag_ns
 
 

@@ -52,9 +52,13 @@ class CollectorMetrics(_PromCollector):
                      ["venue", "channel"])
         lag = HistogramMetricFamily(
             PREFIX + "exchange_lag_seconds",
-            "Local receipt time minus the venue's event time (negative: clock skew)",
+            "Local receipt time minus the venue's event time (negative lags count as 0)",
             labels=["venue", "channel"],
         )
+        last_lag = _gauge("exchange_lag_last_seconds", "The last lag seen, signed (negative: "
+                          "the local clock is behind the venue's)", ["venue", "channel"])
+        negative = _counter("negative_lag", "Frames stamped by the venue after we received them "
+                            "(clock skew)", ["venue", "channel"])
         for r in runners:
             per_channel: dict[str, list[int]] = {}
             for route in r.feed.routes.values():
@@ -78,7 +82,9 @@ class CollectorMetrics(_PromCollector):
                     cum += count
                     buckets.append((_le(bound), cum))
                 lag.add_metric([r.venue, ch], buckets, h.sum_ns / 1e9)
-        yield from (frames, errors, age, lag)
+                last_lag.add_metric([r.venue, ch], h.last_ns / 1e9)
+                negative.add_metric([r.venue, ch], h.negative)
+        yield from (frames, errors, age, lag, last_lag, negative)
         yield from self._feed_health(runners)
         yield from self._books(runners)
         yield from self._store()

@@ -107,10 +107,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def online(tmp: Path, channels: list[str], raw_capture: bool) -> dict[str, float]:
+def depth_only_recording(tmp: Path) -> Path:
+    """The recording with only its depth diffs (and snapshot): a stream of diffs alone."""
+    out = tmp / "depth_only" / RECORDING.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(RECORDING, "rb") as src, gzip.open(out, "wb", compresslevel=1) as dst:
+        for line in src:
+            frame = line.split(b" ", 1)[1]
+            if b"@depth" in frame[:40] or frame.startswith(b'{"lastUpdateId"'):
+                dst.write(line)
+    return out.parent
+
+
+def online(tmp: Path, channels: list[str], raw_capture: bool,
+           recording: Path = RECORDING.parent) -> dict[str, float]:
     port = free_port()
     exchange = subprocess.Popen(
-        [sys.executable, "-m", "analyzer.exchange", "--replay", str(RECORDING.parent),
+        [sys.executable, "-m", "analyzer.exchange", "--replay", str(recording),
          "--speed", "0", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -193,12 +206,17 @@ def main() -> None:
     book_us = (med["decode+book"] - med["decode"]) / n * 1e6
     store_us = (med["decode+book+store"] - med["decode+book"]) / n * 1e6
 
-    runs = {"all": [], "capture": [], "depth": []}
-    for _ in range(args.runs):
-        for key, channels, capture in (("all", CHANNELS, False), ("capture", CHANNELS, True),
-                                       ("depth", ["depth"], False)):
-            with tempfile.TemporaryDirectory() as d:
-                runs[key].append(online(Path(d), channels, capture))
+    runs: dict[str, list[dict[str, float]]] = {"all": [], "capture": [], "depth": []}
+    with tempfile.TemporaryDirectory() as keep:
+        depth_rec = depth_only_recording(Path(keep))
+        for _ in range(args.runs):
+            for key, channels, capture, rec in (
+                ("all", CHANNELS, False, RECORDING.parent),
+                ("capture", CHANNELS, True, RECORDING.parent),
+                ("depth", ["depth"], False, depth_rec),
+            ):
+                with tempfile.TemporaryDirectory() as d:
+                    runs[key].append(online(Path(d), channels, capture, rec))
 
     def m(key: str, field: str) -> float:
         return statistics.median(r[field] for r in runs[key])
