@@ -60,11 +60,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
     import polars as pl
 
     from analyzer.store.research import query
 
-    df = query(args.database, args.query)
+    try:
+        df = query(args.database, args.query)
+    except duckdb.Error as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from None
     with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, tbl_width_chars=200,
                    fmt_str_lengths=60):
         print(df)

@@ -86,3 +86,36 @@ def test_cli_sql_errors_are_one_line(tmp_path: Path) -> None:
     r = run_cli("sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
+    from analyzer.store import Store
+
+    store = Store(tmp_path / "data", tmp_path / "data" / "a.duckdb")
+    store.open()
+    store.close()
+    r = run_cli("sql", "SELEC count(*) FROM trades", "--db", str(tmp_path / "data" / "a.duckdb"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "syntax error" in r.stderr, r.stderr
+    r = run_cli("sql", "SELECT count(*) AS n FROM trades", "--db",
+                str(tmp_path / "data" / "a.duckdb"))
+    assert r.returncode == 0 and "│ 0   │" in r.stdout, r.stdout
+
+
+def test_cli_unknown_symbol_is_one_line(tmp_path: Path) -> None:
+    """Against the local exchange (in a thread): a symbol the venue does not list."""
+    from analyzer.exchange import ExchangeThread, LocalExchange, Replay
+
+    fixtures = Path(__file__).parent / "fixtures" / "binance"
+    ex = LocalExchange(port=0)
+    ex.add_replay(Replay.from_path(fixtures / "usdm_2021", speed=0))
+    with ExchangeThread(ex) as thread:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[[feeds]]\nvenue = "binance_usdm"\nsymbols = ["SUSHIUSDT", "NOPEUSDT"]\n'
+            f'ws_url = "{thread.ws_url("binance_usdm").removesuffix("/stream")}"\n'
+            f'rest_url = "{thread.base_url("binance_usdm")}"\n'
+            f'[store]\ndata_dir = "{tmp_path}/data"\ndatabase = "{tmp_path}/data/a.duckdb"\n'
+            f"[metrics]\nport = 0\n"
+        )
+        r = run_cli("collect", "-c", str(cfg), "--duration", "5")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == ("analyzer: unknown symbol on binance_usdm: NOPEUSDT "
+                                         "(not in the venue's exchangeInfo)")
