@@ -28,7 +28,7 @@ from analyzer.events import (
 )
 from analyzer.feed.books import BookKeeper
 from analyzer.feed.connection import Connection, ConnectionSettings
-from analyzer.feed.rest import RestQueue
+from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
 from analyzer.store.capture import RawCapture
 from analyzer.venues import VENUES
@@ -134,9 +134,20 @@ class FeedRunner:
         path = self.feed.funding_info_path()
         if path is not None and "markPrice" in self.cfg.channels:
             try:
-                self.funding_hours.update(self.feed.decode_funding_info(await self.rest.get(path)))
-            except Exception as exc:  # funding intervals are a refinement; 8 h is the default
+                self._on_funding_info(await self.rest.get(path), ts)
+            except (RestError, DecodeError) as exc:  # a refinement: 8 h is the default
                 log.warning("%s: funding info unavailable (%s); assuming 8 h", self.venue, exc)
+
+    def _on_funding_info(self, body: bytes, ts: int) -> None:
+        self.funding_hours.update(self.feed.decode_funding_info(body))
+
+    async def _refresh_funding_info(self) -> None:
+        """Funding intervals change while a contract lives (8 h -> 4 h -> 1 h): re-read hourly."""
+        path = self.feed.funding_info_path()
+        assert path is not None
+        while True:
+            await asyncio.sleep(3600)
+            self.rest.submit(path, 1, self._on_funding_info, key="fundingInfo")
 
     def start(self, tasks: list[asyncio.Task]) -> None:
         streams = self.feed.streams
@@ -157,6 +168,9 @@ class FeedRunner:
         tasks.append(asyncio.create_task(self.rest.run(), name=f"{self.venue}-rest"))
         if "openInterest" in self.cfg.channels and not self.market.is_spot:
             tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
+        if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
+            tasks.append(asyncio.create_task(self._refresh_funding_info(),
+                                             name=f"{self.venue}-funding"))
         self.books.start()
 
     # -- hot path --

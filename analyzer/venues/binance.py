@@ -510,7 +510,10 @@ class BinanceFeed:
         return "/fapi/v1/fundingInfo" if self.market.kind == "usdm" else None
 
     def decode_funding_info(self, body: bytes) -> dict[str, float]:
-        return {f.symbol: f.fundingIntervalHours for f in _funding_decoder.decode(body)}
+        try:
+            return {f.symbol: f.fundingIntervalHours for f in _funding_decoder.decode(body)}
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"fundingInfo: {exc}") from None
 
     def exchange_info_path(self) -> str:
         return f"{self.market.rest_prefix}/exchangeInfo"
