@@ -1,0 +1,28 @@
+"""Local exchange: replays recordings in each venue's own protocol, on 127.0.0.1.
+
+ex = LocalExchange(port=0, ping_interval=1.0)
+ex.add_replay(Replay.from_path("tests/fixtures/binance/usdm_2024", speed=0))
+await ex.start()
+ex.base_url("binance_usdm")  # http://127.0.0.1:PORT/binance_usdm
+await ex.wait_replays_done()
+await ex.stop()
+"""
+
+from analyzer.exchange.cli import add_arguments, build_exchange, run_exchange
+from analyzer.exchange.errors import ExchangeError
+from analyzer.exchange.recordings import FEED_IDS, Recording
+from analyzer.exchange.replay import Faults, Replay
+from analyzer.exchange.server import ExchangeThread, LocalExchange
+
+__all__ = [
+    "FEED_IDS",
+    "ExchangeError",
+    "ExchangeThread",
+    "Faults",
+    "LocalExchange",
+    "Recording",
+    "Replay",
+    "add_arguments",
+    "build_exchange",
+    "run_exchange",
+]
