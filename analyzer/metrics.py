@@ -38,6 +38,9 @@ def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
 
 
 class CollectorMetrics(_PromCollector):
+    """Runs on the exporter thread while the event loop mutates the counters: dicts that may
+    grow are copied with list() (atomic under the GIL) before iterating."""
+
     def __init__(self, collector: Collector) -> None:
         self.c = collector
 
@@ -109,12 +112,12 @@ class CollectorMetrics(_PromCollector):
             dups.add_metric(v, r.duplicate_frames)
             reasons: dict[str, int] = {}
             for conn in r.connections:
-                for reason, n in conn.stats.reconnects.items():
+                for reason, n in list(conn.stats.reconnects.items()):
                     reasons[reason] = reasons.get(reason, 0) + n
             for reason, n in reasons.items():
                 reconnects.add_metric([r.venue, reason], n)
             connected.add_metric(v, sum(c.stats.connected for c in r.connections))
-            for status, n in r.rest.stats.by_status.items():
+            for status, n in list(r.rest.stats.by_status.items()):
                 rest.add_metric([r.venue, status], n)
             throttled.add_metric(v, r.rest.stats.throttled)
             queue.add_metric([r.venue, "rest"], len(r.rest))
