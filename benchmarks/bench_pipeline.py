@@ -232,7 +232,7 @@ def main() -> None:
           f"({m('all', 'rows'):,.0f} rows incl. the final flush)")
     print(f"  bookTickers checked / differed {m('all', 'bbo'):>9,.0f} / {m('all', 'bbo_bad'):.0f}")
     print("\nper frame by stage (µs, loop thread):")
-    print(f"  receive (websockets+asyncio)  {total_us - decode_us - book_us - store_us:>10.2f}")
+    print(f"  receive (socket, frames, loop){total_us - decode_us - book_us - store_us:>10.2f}")
     print(f"  decode (msgspec)              {decode_us:>10.2f}")
     print(f"  book (diffs, BBO check)       {book_us:>10.2f}")
     print(f"  store (buffering)             {store_us:>10.2f}")
