@@ -119,3 +119,9 @@ def test_cli_unknown_symbol_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == ("analyzer: unknown symbol on binance_usdm: NOPEUSDT "
                                          "(not in the venue's exchangeInfo)")
+
+
+def test_example_config_is_valid() -> None:
+    cfg = config.load(Path(__file__).parents[1] / "examples" / "binance.toml")
+    assert [f.venue for f in cfg.feeds] == ["binance_spot", "binance_usdm", "binance_coinm"]
+    assert all(f.ws_url is None for f in cfg.feeds)  # live endpoints by default
