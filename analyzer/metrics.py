@@ -184,7 +184,15 @@ def _le(bound: float) -> str:
 
 def serve(collector: Collector, host: str, port: int) -> CollectorRegistry:
     """Start the exporter on a background thread; returns its registry."""
+    from analyzer.collector import CollectorError
+
     registry = CollectorRegistry()
     registry.register(CollectorMetrics(collector))
-    start_http_server(port, addr=host, registry=registry)
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise CollectorError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
+            "(set [metrics] port, or --metrics-port for the demo)"
+        ) from None
     return registry
