@@ -77,7 +77,7 @@ def run_pipeline(
             "feeds": feeds,
             "store": {"data_dir": str(tmp_path / "data"),
                       "database": str(tmp_path / "data" / "analyzer.duckdb"),
-                      "flush_seconds": 0.5},
+                      "flush_seconds": 0.5, "book_snapshot_seconds": 0.2},
             "metrics": {"port": 0},
         })
         collector = Collector(cfg)
@@ -143,10 +143,11 @@ def test_usdm_replay_book_matches_venue_and_store_holds_everything(tmp_path: Pat
     [(market, inverse, tick)] = sql(
         tmp_path, "SELECT market, inverse, tick_size FROM instruments WHERE symbol = 'BTCUSDT'")
     assert (market, inverse, tick) == ("perpetual", False, 0.1)
-    # top-20 snapshots, ordered levels, and the best level equals the book quote at that id
+    # top-20 snapshots; the best level equals the book's top as last quoted at or before it
     rows = sql(tmp_path, """
         SELECT s.update_id, s.price, q.bid_price FROM book_snapshots s
-        JOIN quotes q ON q.source = 'book' AND q.update_id = s.update_id
+        ASOF JOIN (SELECT * FROM quotes WHERE source = 'book') q
+          ON s.update_id >= q.update_id
         WHERE s.side = 'bid' AND s.level = 0""")
     assert rows and all(price == bid for _, price, bid in rows)
     assert sql(tmp_path, "SELECT max(level) FROM book_snapshots") == [(19,)]
