@@ -2,7 +2,8 @@
 
     analyzer collect --config analyzer.toml   run the collectors of a config
     analyzer exchange --replay PATH ...       the local exchange (Binance protocol, offline)
-    analyzer demo [--duration S]              local exchange + collector, offline
+    analyzer exchange --simulate ...          the same, serving a simulated market
+    analyzer demo [--duration S]              simulated market + collector, offline
     analyzer sql "SELECT ..."                 query what has been collected (also while collecting)
 
 Errors in arguments, configs or symbols end the command with one line on stderr and exit
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(e)
     e.set_defaults(func=cmd_exchange)
 
-    d = sub.add_parser("demo", help="local exchange + collector on real recordings, offline")
+    d = sub.add_parser("demo", help="local exchange + collector on a simulated market (or real "
+                                    "recordings), offline")
     from analyzer.demo import add_arguments as demo_arguments
 
     demo_arguments(d)
@@ -120,12 +122,14 @@ def _positive(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     from analyzer.collector import CollectorError
     from analyzer.exchange import ExchangeError
+    from analyzer.sim import SimError
     from analyzer.store import StoreError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (config_mod.ConfigError, CollectorError, StoreError, ExchangeError, UsageError) as exc:
+    except (config_mod.ConfigError, CollectorError, StoreError, ExchangeError, SimError,
+            UsageError) as exc:
         print(f"analyzer: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

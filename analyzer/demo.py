@@ -1,8 +1,10 @@
 """``analyzer demo``: the whole pipeline offline.
 
-Starts the local exchange in a child process (its own core) replaying real Binance recordings of
-all three markets, and a collector against it with the default store and metrics port, then
-prints where to look. Runs until Ctrl-C or ``--duration``.
+Starts the local exchange in a child process (its own core) serving the simulated market (BTC
+and ETH on Binance spot, USDⓈ-M and COIN-M, each futures market with a perpetual and two
+quarterlies; ``--replay``: real Binance recordings of all three markets instead), and a
+collector against it with the default store and metrics port, subscribed to every symbol the
+exchange lists, then prints where to look. Runs until Ctrl-C or ``--duration``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from analyzer import config as config_mod
+from analyzer.sim import DEFAULT_START_NS, Schedule
+from analyzer.sim.clock import iso
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
 COINM_SYMBOLS = [
@@ -26,10 +32,22 @@ COINM_SYMBOLS = [
 ]
 
 
+DEFAULT_SCENARIO = "calm_contango"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--speed", type=float, default=1.0,
-                   help="replay speed: 1 = recorded pace, 10 = ten times faster, 0 = flat out")
+                   help="market seconds per second: 1 = real time, 10 = ten times faster, "
+                        "0 = flat out")
+    p.add_argument("--replay", action="store_true",
+                   help="replay the real Binance recordings instead of the simulated market")
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO, metavar="NAME[@OFFSET],...",
+                   help=f"simulated scenarios (default {DEFAULT_SCENARIO}), e.g. "
+                        "calm_contango,sequence_gap@2m,stale_feed@5m+90s")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated market")
+    p.add_argument("--start", default="now",
+                   help="market clock at the start: an ISO time or 'now' (default)")
     p.add_argument("--data-dir", default="data", help="where the data goes (default: data)")
     p.add_argument("--metrics-port", type=int, default=9108)
     p.add_argument("--exchange-port", type=int, default=0, help="default: a free port")
@@ -55,6 +73,47 @@ def demo_config(port: int, data_dir: str, metrics_port: int) -> config_mod.Confi
     })
 
 
+def sim_config(port: int, data_dir: str, metrics_port: int,
+               symbols: dict[str, list[str]]) -> config_mod.Config:
+    """Every symbol the simulated exchange lists, with every channel its market has."""
+    base = f"127.0.0.1:{port}"
+
+    def feed(venue: str, **kw: object) -> dict:
+        return {"venue": venue, "symbols": symbols[venue], "ws_url": f"ws://{base}/{venue}",
+                "rest_url": f"http://{base}/{venue}", "open_interest_seconds": 5.0, **kw}
+
+    futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
+    return config_mod.parse({
+        "feeds": [
+            feed("binance_spot", channels=["depth", "trades", "bookTicker"]),
+            feed("binance_usdm", depth_speed="0ms", channels=futures),
+            feed("binance_coinm", channels=futures),
+        ],
+        "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
+        "metrics": {"port": metrics_port, "host": "127.0.0.1"},
+        "log_level": "WARNING",
+    })
+
+
+def listed_symbols(port: int) -> dict[str, list[str]]:
+    """The symbols each market's exchangeInfo lists (what a collector may subscribe to)."""
+    out = {}
+    for venue, path in (("binance_spot", "/api/v3/exchangeInfo"),
+                        ("binance_usdm", "/fapi/v1/exchangeInfo"),
+                        ("binance_coinm", "/dapi/v1/exchangeInfo")):
+        url = f"http://127.0.0.1:{port}/{venue}{path}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            info = json.loads(resp.read())
+        out[venue] = [s["symbol"] for s in info["symbols"]]
+    return out
+
+
+def _summary(doc: str | None, width: int = 64) -> str:
+    """The start of a scenario's docstring, on one line."""
+    text = " ".join((doc or "").replace("``", "").split())
+    return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + "..."
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,10 +132,17 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None
     raise config_mod.ConfigError(f"the local exchange did not listen on port {port}")
 
 
-def start_exchange(port: int, speed: float) -> subprocess.Popen:
+def start_exchange(port: int, speed: float, sim: argparse.Namespace | None = None
+                   ) -> subprocess.Popen:
+    """The local exchange in a child process: the simulated market (``sim`` holds scenario,
+    seed and start) or, without ``sim``, the recordings."""
     cmd = [sys.executable, "-m", "analyzer.exchange", "--port", str(port), "--speed", str(speed)]
-    for rec in ("usdm_2024", "spot_2024", "coinm_2021"):
-        cmd += ["--replay", str(FIXTURES / rec)]
+    if sim is not None:
+        cmd += ["--simulate", "--scenario", sim.scenario, "--seed", str(sim.seed),
+                "--start", sim.start]
+    else:
+        for rec in ("usdm_2024", "spot_2024", "coinm_2021"):
+            cmd += ["--replay", str(FIXTURES / rec)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _wait_port(port, proc)
     return proc
@@ -84,17 +150,42 @@ def start_exchange(port: int, speed: float) -> subprocess.Popen:
 
 def run_demo(args: argparse.Namespace) -> int:
     from analyzer.collector import Collector
+    from analyzer.exchange.cli import start_ns
     from analyzer.metrics import serve
 
+    if args.speed < 0:
+        raise config_mod.ConfigError(f"--speed must be 0 or positive, not {args.speed}")
     port = args.exchange_port or _free_port()
-    cfg = demo_config(port, args.data_dir, args.metrics_port)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    proc = start_exchange(port, args.speed)
+    if args.replay:
+        cfg = demo_config(port, args.data_dir, args.metrics_port)
+        proc = start_exchange(port, args.speed)
+        text = REPLAY_TEXT.format(port=port)
+    else:
+        # bad scenarios and times are one-line errors here, not a child that dies
+        schedule = Schedule.parse(args.scenario)
+        start = iso(schedule.pin_start(start_ns(args.start) or DEFAULT_START_NS))
+        args.start = start
+        proc = start_exchange(port, args.speed, args)
+        try:
+            symbols = listed_symbols(port)
+        except OSError as exc:
+            proc.terminate()
+            raise config_mod.ConfigError(f"the local exchange did not answer: {exc}") from None
+        cfg = sim_config(port, args.data_dir, args.metrics_port, symbols)
+        text = SIM_TEXT.format(
+            port=port, seed=args.seed, start=start,
+            pace=f"{args.speed:g}x real time" if args.speed else "full speed",
+            scenarios="\n            ".join(
+                f"{sc.name}@{sc.at_s:g}s: {_summary(sc.__doc__)}" for sc in schedule
+            ) or "none",
+            symbols="".join(f"\n  {venue:<14}{' '.join(s)}" for venue, s in symbols.items()),
+        )
     try:
         collector = Collector(cfg)
         serve(collector, cfg.metrics.host, cfg.metrics.port)
-        print(DEMO_TEXT.format(port=port, metrics=cfg.metrics.port, db=cfg.store.database,
-                               data=cfg.store.data_dir), flush=True)
+        print(text + WHERE_TEXT.format(metrics=cfg.metrics.port, db=cfg.store.database,
+                                       data=cfg.store.data_dir), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(collector.run(args.duration))
     finally:
@@ -105,10 +196,21 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_TEXT = """\
+REPLAY_TEXT = """\
 analyzer demo: replaying real Binance recordings (USDⓈ-M BTCUSDT 2024-08-08, spot BTCUSDT
 2024-08-08, COIN-M 10 symbols 2021-07-22) through a local exchange on 127.0.0.1:{port}
+"""
 
+SIM_TEXT = """\
+analyzer demo: a simulated market, BTC and ETH on Binance spot, USDⓈ-M and COIN-M (perpetual
+and 2 quarterlies each), through a local exchange on 127.0.0.1:{port}
+
+  market    seed {seed}, clock from {start} at {pace}
+  scenario  {scenarios}
+            (--scenario NAME[@OFFSET],... for others, --replay for the real recordings){symbols}
+"""
+
+WHERE_TEXT = """
   metrics   http://127.0.0.1:{metrics}/metrics
   database  {db}   (views over Parquet segments in {data}/segments; raw frames in {data}/raw)
 

@@ -1,7 +1,9 @@
-"""Local exchange: replays recordings in each venue's own protocol, on 127.0.0.1.
+"""Local exchange: replays recordings or simulates a market, in each venue's own protocol, on
+127.0.0.1.
 
 ex = LocalExchange(port=0, ping_interval=1.0)
 ex.add_replay(Replay.from_path("tests/fixtures/binance/usdm_2024", speed=0))
+# or: ex.add_simulation(Simulation(seed=1, schedule="sequence_gap@30s", speed=20))
 await ex.start()
 ex.base_url("binance_usdm")  # http://127.0.0.1:PORT/binance_usdm
 await ex.wait_replays_done()
@@ -13,6 +15,7 @@ from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.recordings import FEED_IDS, Recording
 from analyzer.exchange.replay import Faults, Replay
 from analyzer.exchange.server import ExchangeThread, LocalExchange
+from analyzer.exchange.simulate import SimFeed, Simulation
 
 __all__ = [
     "FEED_IDS",
@@ -22,6 +25,8 @@ __all__ = [
     "LocalExchange",
     "Recording",
     "Replay",
+    "SimFeed",
+    "Simulation",
     "add_arguments",
     "build_exchange",
     "run_exchange",

@@ -1,4 +1,7 @@
-"""``analyzer exchange``: serve recordings as Binance on a local port.
+"""``analyzer exchange``: serve recordings, or a simulated market, as Binance on a local port.
+
+    analyzer exchange --replay tests/fixtures/binance/usdm_2024 --speed 10
+    analyzer exchange --simulate --scenario calm_contango,sequence_gap@5m --seed 7 --speed 60
 
 The main CLI calls ``add_arguments(parser)`` on its ``exchange`` subparser and then
 ``run_exchange(args)``; ``python -m analyzer.exchange`` does the same on its own.
@@ -12,22 +15,52 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.recordings import FEED_IDS, MARKETS, Recording
 from analyzer.exchange.replay import Faults, Replay
 from analyzer.exchange.server import LocalExchange
+from analyzer.exchange.simulate import Simulation
+from analyzer.sim import SCENARIOS, SimError
+from analyzer.sim.clock import NS, iso, parse_utc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--replay",
         action="append",
-        required=True,
+        default=[],
         metavar="PATH",
         help="recording to replay: a file, a folder of files read in name order, or a cryptofeed "
         "capture folder; repeat for other markets (several of one market play one after the other)",
+    )
+    sim = parser.add_argument_group(
+        "simulated market (instead of --replay: every market, one model, one clock)"
+    )
+    sim.add_argument(
+        "--simulate", action="store_true", help="serve the simulated market (analyzer.sim)"
+    )
+    sim.add_argument(
+        "--scenario",
+        default="",
+        metavar="NAME[@OFFSET][+DURATION],...",
+        help=f"scenarios to schedule, e.g. calm_contango,sequence_gap@5m (known: "
+        f"{', '.join(SCENARIOS)})",
+    )
+    sim.add_argument("--seed", type=int, default=0, help="the same seed gives the same frames")
+    sim.add_argument(
+        "--start",
+        metavar="ISO-TIME",
+        help="market clock at the start, e.g. 2026-01-05T00:00:00Z, or 'now' "
+        "(default 2026-01-05T00:00:00Z)",
+    )
+    sim.add_argument(
+        "--sim-duration", type=float, metavar="S", help="market seconds to run (default: forever)"
+    )
+    sim.add_argument(
+        "--fast", action="store_true", help="one-second model steps: the throughput mode"
     )
     parser.add_argument(
         "--market", choices=MARKETS, help="market of the recordings (default: inferred)"
@@ -51,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rest-weight-limit", type=int, help="REST weight per IP per minute (default: Binance's)"
     )
     faults = parser.add_argument_group(
-        "faults (first pass of every replay; positions count frames from 0)"
+        "replay faults (first pass of every replay; positions count frames from 0; a "
+        "simulation's faults come from its --scenario)"
     )
     faults.add_argument(
         "--drop-depth",
@@ -96,6 +130,10 @@ def build_exchange(args: argparse.Namespace) -> LocalExchange:
         raise ExchangeError(f"--speed must be 0 or positive, not {args.speed}")
     if not 0 <= args.port < 65536:
         raise ExchangeError(f"--port must be 0..65535, not {args.port}")
+    if args.simulate:
+        return _build_simulation(args)
+    if not args.replay:
+        raise ExchangeError("give --replay PATH (recordings) or --simulate (a simulated market)")
     faults = Faults.from_cli(
         args.drop_depth, args.malformed, args.close_at, args.stall_at, args.freeze_at
     )
@@ -116,19 +154,72 @@ def build_exchange(args: argparse.Namespace) -> LocalExchange:
     return exchange
 
 
+def start_ns(text: str | None) -> int | None:
+    """``--start``: an ISO 8601 time, ``now`` (to the second), or None (the model's default)."""
+    if text is None:
+        return None
+    if text == "now":
+        return time.time_ns() // NS * NS
+    return parse_utc(text)
+
+
+def _build_simulation(args: argparse.Namespace) -> LocalExchange:
+    if args.replay:
+        raise ExchangeError("--simulate serves every market: it takes no --replay")
+    if args.drop_depth or args.malformed or args.close_at or args.stall_at or args.freeze_at:
+        raise ExchangeError(
+            "the fault options act on replays; a simulation's faults come from --scenario "
+            "(stale_feed, sequence_gap, disconnect, malformed)"
+        )
+    try:
+        sim = Simulation(
+            seed=args.seed,
+            schedule=args.scenario,
+            speed=args.speed,
+            start_ns=start_ns(args.start),
+            duration_s=args.sim_duration,
+            fast=args.fast,
+        )
+    except SimError as exc:
+        raise ExchangeError(str(exc)) from None
+    exchange = LocalExchange(
+        args.host,
+        args.port,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        rest_weight_limit=args.rest_weight_limit,
+    )
+    exchange.add_simulation(sim)
+    return exchange
+
+
 async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
     await exchange.start()
+    sim = exchange.simulation
     try:
         for market in markets:
             feed = FEED_IDS[market]
             stats = exchange.feed(feed).stats()
+            what = (
+                f"{len(stats['symbols'])} symbols: {' '.join(stats['symbols'])}"
+                if sim is not None
+                else f"{stats['frames_total']} frames of {stats['recording']}"
+            )
             print(
                 f"{feed}: {exchange.base_url(feed)}  "
-                f"ws {exchange.ws_url(feed)}/stream?streams=...  "
-                f"({stats['frames_total']} frames of {stats['recording']})",
+                f"ws {exchange.ws_url(feed)}/stream?streams=...  ({what})",
                 flush=True,
             )
-        print("replays start when a client subscribes; Ctrl-C stops", flush=True)
+        if sim is not None:
+            print(
+                f"simulated market: seed {sim.seed}, "
+                f"scenario {','.join(sim.scenarios) or 'none'}, clock from {iso(sim.start_ns)} "
+                f"at {f'{sim.speed:g}x' if sim.speed else 'full speed'}; it starts when a client "
+                "subscribes; Ctrl-C stops",
+                flush=True,
+            )
+        else:
+            print("replays start when a client subscribes; Ctrl-C stops", flush=True)
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -140,7 +231,12 @@ async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
 def run_exchange(args: argparse.Namespace) -> int:
     """Run until interrupted; prints the base URLs. Raises ExchangeError on bad arguments."""
     exchange = build_exchange(args)
-    markets = [m for m in MARKETS if exchange.feed(m).replay is not None]
+    markets = [
+        m
+        for m in MARKETS
+        if exchange.feed(m).replay is not None
+        or (exchange.simulation is not None and FEED_IDS[m] in exchange.simulation.feed_ids)
+    ]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(exchange, markets))
     return 0

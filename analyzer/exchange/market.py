@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from websockets.protocol import State
 
+from analyzer.exchange import binance
 from analyzer.exchange.recordings import ENVELOPE, FEED_IDS, FRAME, REST, SNAPSHOT
 from analyzer.exchange.state import AGG, DEPTH, INDEX, MARK, TRADE, MarketState, classify
 
@@ -237,7 +238,12 @@ class MarketFeed:
         return written
 
     async def _flush_and_drain(self) -> None:
-        for c in self._flush():
+        await self._drain(self._flush())
+        await asyncio.sleep(0)
+
+    async def _drain(self, written: list[Client]) -> None:
+        """Wait for each written client whose transport is above its high-water mark."""
+        for c in written:
             conn = c.conn
             if not conn.paused or c.closed:
                 continue
@@ -253,12 +259,21 @@ class MarketFeed:
                 self.detach(c)
             except Exception:  # the connection went away while we waited
                 self.detach(c)
-        await asyncio.sleep(0)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------------------------------
+    # REST (a simulated market answers from its model instead)
+
+    def rest(self, endpoint: str, params: dict[str, str]) -> bytes:
+        """The body of a REST answer (raises ``binance.RestError``)."""
+        return binance.HANDLERS[endpoint](self, params)
+
+    def depth_body(self, symbol: str, limit: int) -> dict[str, Any]:
+        return binance.depth_body(self, symbol, limit)
 
     # ------------------------------------------------------------------------------------------
     # Faults, at positions or called at any time

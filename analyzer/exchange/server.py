@@ -42,6 +42,7 @@ from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.market import Client, MarketFeed
 from analyzer.exchange.recordings import FEED_IDS, MARKET_OF_FEED, MARKETS
 from analyzer.exchange.replay import Replay
+from analyzer.exchange.simulate import SimFeed, Simulation
 
 log = logging.getLogger(__name__)
 _ws_log = logging.getLogger("analyzer.exchange.ws")
@@ -77,7 +78,8 @@ def _ws_error(code: int, msg: str, req_id: Any = None) -> str:
 
 
 class LocalExchange:
-    """Binance spot, USDⓈ-M and COIN-M on one local port, replaying recordings.
+    """Binance spot, USDⓈ-M and COIN-M on one local port, replaying recordings (``add_replay``)
+    or serving a simulated market (``add_simulation``).
 
     Parameters: ``ping_interval`` / ``ping_timeout`` override Binance's per-market values (tests
     use ~1 s); ``rest_weight_limit`` overrides the per-IP weight budget of every market (spot
@@ -113,7 +115,8 @@ class LocalExchange:
         self.max_messages_per_s = max_messages_per_s
         self.max_connection_age_s = max_connection_age_s
         self.send_timeout_s = send_timeout_s
-        self._feeds = {m: self._new_feed(m, None) for m in MARKETS}
+        self._feeds: dict[str, MarketFeed] = {m: self._new_feed(m, None) for m in MARKETS}
+        self._simulation: Simulation | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
@@ -131,6 +134,8 @@ class LocalExchange:
         """Replay a recording on its market (one replay per market; chain recordings instead)."""
         if self._server is not None:
             raise ExchangeError("add replays before start()")
+        if self._simulation is not None:
+            raise ExchangeError(f"{replay.feed} is simulated: no replay on it")
         current = self._feeds[replay.market].replay
         if current is not None:
             raise ExchangeError(
@@ -139,11 +144,37 @@ class LocalExchange:
             )
         self._feeds[replay.market] = self._new_feed(replay.market, replay)
 
+    def add_simulation(self, sim: Simulation) -> None:
+        """Serve a simulated market on every market of its world (one simulation, one clock)."""
+        if self._server is not None:
+            raise ExchangeError("add the simulation before start()")
+        if self._simulation is not None:
+            raise ExchangeError("one simulation per exchange (its world holds every venue)")
+        feeds: dict[str, SimFeed] = {}
+        for feed_id in sim.feed_ids:
+            market = MARKET_OF_FEED[feed_id]
+            current = self._feeds[market].replay
+            if current is not None:
+                raise ExchangeError(f"{feed_id} already replays {current.recording.name}")
+            feeds[feed_id] = SimFeed(
+                market, sim, self.budget.limits[market], self.send_timeout_s
+            )
+        for feed_id, feed in feeds.items():
+            self._feeds[MARKET_OF_FEED[feed_id]] = feed
+        sim.attach(feeds)
+        self._simulation = sim
+
+    @property
+    def simulation(self) -> Simulation | None:
+        return self._simulation
+
     async def start(self) -> None:
         if self._server is not None or self._stopped:
             raise ExchangeError("an exchange starts once: make a new one")
         for feed in self._feeds.values():
             feed.bind()
+        if self._simulation is not None:
+            self._simulation.bind()
         try:
             self._server = await serve(
                 self._handle_ws,
@@ -169,6 +200,10 @@ class LocalExchange:
                 self._tasks.append(
                     asyncio.create_task(self._run_feed(feed), name=f"replay {feed.feed_id}")
                 )
+        if self._simulation is not None:
+            self._tasks.append(
+                asyncio.create_task(self._run_simulation(self._simulation), name="simulation")
+            )
 
     async def _run_feed(self, feed: MarketFeed) -> None:
         try:
@@ -179,6 +214,17 @@ class LocalExchange:
             log.exception("%s: replay failed", feed.feed_id)
             assert feed.done is not None
             feed.done.set()
+
+    async def _run_simulation(self, sim: Simulation) -> None:
+        try:
+            await sim.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the simulation failed")
+            sim.finished = True
+            assert sim.done is not None
+            sim.done.set()
 
     async def stop(self) -> None:
         self._stopped = True
@@ -203,12 +249,16 @@ class LocalExchange:
         await self.stop()
 
     async def wait_replays_done(self, timeout: float | None = None) -> None:
-        """Wait until every replay has played its recording once."""
+        """Wait until every replay has played its recording once, and a simulation with a
+        duration has run it."""
         waits = [
             f.done.wait()
             for f in self._feeds.values()
             if f.replay is not None and f.done is not None
         ]
+        sim = self._simulation
+        if sim is not None and sim.end_ns is not None and sim.done is not None:
+            waits.append(sim.done.wait())
         await asyncio.wait_for(asyncio.gather(*waits), timeout)
 
     # ------------------------------------------------------------------------------------------
@@ -253,7 +303,7 @@ class LocalExchange:
 
     def depth(self, feed: str, symbol: str, limit: int = 1000) -> dict[str, Any]:
         """What ``GET depth`` would answer now (without spending weight)."""
-        return binance.depth_body(self.feed(feed), symbol.upper(), limit)
+        return self.feed(feed).depth_body(symbol.upper(), limit)
 
     # Fault API, acting now on one market.
 
@@ -331,7 +381,7 @@ class LocalExchange:
             return self._response(status, body, used, [("Retry-After", str(retry_s))])
         feed = self._feeds[market]
         try:
-            body = binance.HANDLERS[endpoint](feed, params)
+            body = feed.rest(endpoint, params)
         except binance.RestError as exc:
             return self._response(exc.status, exc.body, used)
         return self._response(200, body, used)

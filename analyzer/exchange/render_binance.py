@@ -1,0 +1,565 @@
+"""The simulated market in Binance's own wire format: websocket frames and REST bodies.
+
+Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+      https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
+      https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
+
+One ``SymbolFormat`` per listed instrument turns the model's normalized events into the frames
+Binance sends for that symbol, combined-stream envelope included. Shapes, key order and number
+formats follow the docs and the recorded frames under ``tests/fixtures``:
+
+    spot   prices and sizes padded to 8 decimals; bookTicker has no e/E/T; trade has no X;
+           depthUpdate e,E,s,U,u,b,a
+    USDⓈ-M prices to the symbol's price precision (BTCUSDT: 2 decimals on a 0.10 tick), sizes
+           to the lot; depthUpdate e,E,T,s,U,u,pu,b,a; markPriceUpdate e,E,s,p,i,P,r,T
+    COIN-M like USDⓈ-M plus ``ps`` (the pair); sizes are whole contracts; markPriceUpdate has
+           no ``i``: the index comes per pair on ``<pair>@indexPrice@1s``
+
+Rendering is the exchange's hot path (it shares one core with the model at 200k frames/s), so
+frames are filled into preformatted byte templates with one ``%`` each, and the decimal text of
+every price and size is cached per symbol: the book revisits the same prices and sizes over and
+over, and a dict hit is ~5x cheaper than formatting a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from analyzer.events import BookChange, DerivativeTicker, Instrument, Liquidation, Quote, Trade
+from analyzer.exchange import binance
+
+if TYPE_CHECKING:
+    from analyzer.sim import MarketModel
+
+MS = 1_000_000
+CACHE_LIMIT = 200_000  # decimal texts kept per symbol and kind before the cache starts over
+# Depth stream names a simulated symbol answers on: every speed gets every diff.
+DEPTH_SPEEDS = {
+    "spot": ("", "@100ms", "@1000ms"),
+    "usdm": ("", "@0ms", "@100ms", "@250ms", "@500ms"),
+    "coinm": ("", "@0ms", "@100ms", "@250ms", "@500ms"),
+}
+_TRUE, _FALSE = b"true", b"false"
+_encode = msgspec.json.encode
+
+
+def decimals(step: float) -> int:
+    """Decimals of a tick or lot as written (0.1 -> 1, 1e-05 -> 5, 1.0 -> 0)."""
+    exp = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 0
+
+
+def precisions(market: str, tick: float, lot: float) -> tuple[int, int]:
+    """(price, size) decimals Binance writes for a symbol of this market."""
+    if market == "spot":
+        return 8, 8  # spot pads every number to 8 decimals
+    if market == "usdm":
+        return max(2, decimals(tick)), decimals(lot)  # BTCUSDT: "61800.20" on a 0.10 tick
+    return decimals(tick), decimals(lot)  # COIN-M: "427.90", whole contracts
+
+
+class SymbolFormat:
+    """Frames of one symbol of one market (``market`` is spot, usdm or coinm).
+
+    ``trade_offset``: aggregate trade id = trade id - trade_offset. The model fills one price
+    level per trade, so every trade is its own aggregate (f == l), and the id needs no state.
+    """
+
+    __slots__ = (
+        "agg_key",
+        "agg_tmpl",
+        "agg_trade",
+        "book_ticker",
+        "bt_key",
+        "bt_tmpl",
+        "depth_data",
+        "depth_keys",
+        "depth_tmpl",
+        "force_key",
+        "force_tmpl",
+        "index_key",
+        "index_tmpl",
+        "info",
+        "lp",
+        "lq",
+        "mark_key",
+        "mark_tmpl",
+        "market",
+        "ms_b",
+        "ms_last",
+        "pair",
+        "pd",
+        "pfmt",
+        "px",
+        "qd",
+        "qfmt",
+        "qx",
+        "spot",
+        "symbol",
+        "trade",
+        "trade_key",
+        "trade_offset",
+        "trade_tmpl",
+    )
+
+    def __init__(self, market: str, info: Instrument, trade_offset: int) -> None:
+        self.market = market
+        self.info = info
+        self.spot = market == "spot"
+        sym = self.symbol = info.symbol
+        low = sym.lower()
+        self.pair = sym.split("_", 1)[0]
+        self.trade_offset = trade_offset
+        self.pd, self.qd = precisions(market, info.tick_size, info.lot_size)
+        self.pfmt = b"%%.%df" % self.pd
+        self.qfmt = b"%%.%df" % self.qd
+        self.px: dict[float, bytes] = {}  # price -> b"61800.20"
+        self.qx: dict[float, bytes] = {}
+        self.lp: dict[float, bytes] = {}  # price -> b'["61800.20","' (a depth level's start)
+        self.lq: dict[float, bytes] = {}  # size -> b'0.507"]'
+        self.ms_last = -1  # milliseconds of the last frame, and their text
+        self.ms_b = b""
+        self.depth_data = self._depth_spot if self.spot else self._depth_futures
+        self.book_ticker = self._book_ticker_spot if self.spot else self._book_ticker_futures
+        self.trade = self._trade_spot if self.spot else self._trade_futures
+        self.agg_trade = self._agg_trade
+        s = sym.encode()
+        ps = b',"ps":"%s"' % self.pair.encode() if market == "coinm" else b""
+
+        def env(key: bytes, data: bytes) -> bytes:
+            return b'{"stream":"' + key + b'","data":' + data + b"}"
+
+        self.depth_keys = tuple(
+            (key, b'{"stream":"' + key + b'","data":')
+            for key in (f"{low}@depth{speed}".encode() for speed in DEPTH_SPEEDS[market])
+        )
+        if self.spot:
+            self.depth_tmpl = (
+                b'{"e":"depthUpdate","E":%b,"s":"' + s + b'","U":%d,"u":%d,"b":[%b],"a":[%b]}'
+            )
+        else:
+            self.depth_tmpl = (
+                b'{"e":"depthUpdate","E":%b,"T":%b,"s":"' + s + b'"' + ps
+                + b',"U":%d,"u":%d,"pu":%d,"b":[%b],"a":[%b]}'
+            )
+        self.bt_key = f"{low}@bookTicker".encode()
+        if self.spot:
+            self.bt_tmpl = env(
+                self.bt_key, b'{"u":%d,"s":"' + s + b'","b":"%b","B":"%b","a":"%b","A":"%b"}'
+            )
+        else:
+            # COIN-M writes the update id first (as recorded; USDⓈ-M the event type)
+            head = b'{"u":%d,"e":"bookTicker"' if market == "coinm" else b'{"e":"bookTicker","u":%d'
+            self.bt_tmpl = env(
+                self.bt_key,
+                head + b',"s":"' + s + b'"' + ps
+                + b',"b":"%b","B":"%b","a":"%b","A":"%b","T":%b,"E":%b}',
+            )
+        self.trade_key = f"{low}@trade".encode()
+        self.agg_key = f"{low}@aggTrade".encode()
+        if self.spot:
+            self.trade_tmpl = env(
+                self.trade_key,
+                b'{"e":"trade","E":%b,"s":"' + s
+                + b'","t":%b,"p":"%b","q":"%b","T":%b,"m":%b,"M":true}',
+            )
+            self.agg_tmpl = env(
+                self.agg_key,
+                b'{"e":"aggTrade","E":%b,"s":"' + s
+                + b'","a":%d,"p":"%b","q":"%b","f":%b,"l":%b,"T":%b,"m":%b,"M":true}',
+            )
+        else:
+            self.trade_tmpl = env(
+                self.trade_key,
+                b'{"e":"trade","E":%b,"T":%b,"s":"' + s
+                + b'","t":%b,"p":"%b","q":"%b","X":"MARKET","m":%b}',
+            )
+            self.agg_tmpl = env(  # futures put the aggregate id before the symbol (recorded)
+                self.agg_key,
+                b'{"e":"aggTrade","E":%b,"a":%d,"s":"' + s
+                + b'","p":"%b","q":"%b","f":%b,"l":%b,"T":%b,"m":%b}',
+            )
+        self.mark_key = f"{low}@markPrice@1s".encode()
+        index = b'"i":"%.8f",' if market == "usdm" else b""
+        self.mark_tmpl = env(
+            self.mark_key,
+            b'{"e":"markPriceUpdate","E":%d,"s":"' + s + b'","p":"%.8f",' + index
+            + b'"P":"%.8f","r":"%b","T":%d}',
+        )
+        self.index_key = f"{self.pair.lower()}@indexPrice@1s".encode()
+        self.index_tmpl = env(
+            self.index_key,
+            b'{"e":"indexPriceUpdate","E":%d,"i":"' + self.pair.encode() + b'","p":"%.8f"}',
+        )
+        self.force_key = f"{low}@forceOrder".encode()
+        self.force_tmpl = env(
+            self.force_key,
+            b'{"e":"forceOrder","E":%d,"o":{"s":"' + s + b'"' + ps
+            + b',"S":"%b","o":"LIMIT","f":"IOC","q":"%b","p":"%b","ap":"%b","X":"FILLED",'
+            b'"l":"%b","z":"%b","T":%d}}',
+        )
+
+    # -- number texts ------------------------------------------------------------------------
+
+    def price(self, p: float) -> bytes:
+        px = self.px
+        if len(px) > CACHE_LIMIT:
+            px.clear()
+        b = px[p] = self.pfmt % p
+        return b
+
+    def size(self, q: float) -> bytes:
+        qx = self.qx
+        if len(qx) > CACHE_LIMIT:
+            qx.clear()
+        b = qx[q] = self.qfmt % q
+        return b
+
+    def _level_price(self, p: float) -> bytes:
+        lp = self.lp
+        if len(lp) > CACHE_LIMIT:
+            lp.clear()
+        b = lp[p] = b'["' + (self.pfmt % p) + b'","'
+        return b
+
+    def _level_size(self, q: float) -> bytes:
+        lq = self.lq
+        if len(lq) > CACHE_LIMIT:
+            lq.clear()
+        b = lq[q] = (self.qfmt % q) + b'"]'
+        return b
+
+    def _levels(self, levels: list[tuple[float, float]]) -> bytes:
+        pg, qg = self.lp.get, self.lq.get
+        lp, lq = self._level_price, self._level_size
+        return b",".join([(pg(p) or lp(p)) + (qg(q) or lq(q)) for p, q in levels])
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _ms(self, ts: int) -> bytes:
+        m = ts // MS
+        if m != self.ms_last:
+            self.ms_last = m
+            self.ms_b = b"%d" % m
+        return self.ms_b
+
+    # The frame makers below come in a spot and a futures variant; ``__init__`` binds the
+    # right one to the public name (a slot read, no branch and no method lookup per frame).
+
+    def _depth_spot(self, ev: BookChange) -> bytes:
+        """The ``data`` of a depthUpdate; the frame is a ``depth_keys`` prefix + this + ``}``.
+        Levels are sorted as Binance sends them: spot bids best first, asks best first."""
+        return self.depth_tmpl % (
+            self._ms(ev.ts_exchange), ev.first_id, ev.last_id,
+            self._levels(sorted(ev.bids, reverse=True)), self._levels(sorted(ev.asks)),
+        )
+
+    def _depth_futures(self, ev: BookChange) -> bytes:
+        """Futures sort both sides by ascending price."""
+        ms = self._ms(ev.ts_exchange)
+        return self.depth_tmpl % (
+            ms, ms, ev.first_id, ev.last_id, ev.prev_id, self._levels(sorted(ev.bids)),
+            self._levels(sorted(ev.asks)),
+        )
+
+    def _book_ticker_spot(self, ev: Quote) -> bytes:
+        px, qx = self.px, self.qx
+        b, bq, a, aq = ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size
+        return self.bt_tmpl % (
+            ev.update_id, px.get(b) or self.price(b), qx.get(bq) or self.size(bq),
+            px.get(a) or self.price(a), qx.get(aq) or self.size(aq),
+        )
+
+    def _book_ticker_futures(self, ev: Quote) -> bytes:
+        px, qx = self.px, self.qx
+        b, bq, a, aq = ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size
+        m = ev.ts_exchange // MS  # _ms() inlined: the most frequent frame of all
+        if m == self.ms_last:
+            ms = self.ms_b
+        else:
+            self.ms_last = m
+            ms = self.ms_b = b"%d" % m
+        return self.bt_tmpl % (
+            ev.update_id, px.get(b) or self.price(b), qx.get(bq) or self.size(bq),
+            px.get(a) or self.price(a), qx.get(aq) or self.size(aq), ms, ms,
+        )
+
+    def _trade_spot(self, ev: Trade) -> bytes:
+        p, q = ev.price, ev.size
+        ms = self._ms(ev.ts_exchange)
+        m = _TRUE if ev.side == "sell" else _FALSE  # the buyer was the maker: the taker sold
+        return self.trade_tmpl % (
+            ms, ev.trade_id.encode(), self.px.get(p) or self.price(p),
+            self.qx.get(q) or self.size(q), ms, m,
+        )
+
+    def _trade_futures(self, ev: Trade) -> bytes:
+        p, q = ev.price, ev.size
+        ms = self._ms(ev.ts_exchange)
+        m = _TRUE if ev.side == "sell" else _FALSE
+        return self.trade_tmpl % (
+            ms, ms, ev.trade_id.encode(), self.px.get(p) or self.price(p),
+            self.qx.get(q) or self.size(q), m,
+        )
+
+    def _agg_trade(self, ev: Trade) -> bytes:
+        """aggTrade: every trade of the model fills one price level, so it is its own
+        aggregate (f == l); both markets' templates take the id right after E or s."""
+        p, q = ev.price, ev.size
+        ms = self._ms(ev.ts_exchange)
+        tid = ev.trade_id.encode()
+        return self.agg_tmpl % (
+            ms, int(ev.trade_id) - self.trade_offset, self.px.get(p) or self.price(p),
+            self.qx.get(q) or self.size(q), tid, tid, ms, _TRUE if ev.side == "sell" else _FALSE,
+        )
+
+    def mark(self, ev: DerivativeTicker) -> bytes:
+        """markPriceUpdate; dated futures send ``"r":""`` and ``"T":0``."""
+        mark = ev.mark_price or 0.0
+        index = ev.index_price or mark
+        rate = b"" if ev.funding_rate is None else b"%.8f" % ev.funding_rate
+        nxt = (ev.next_funding_time or 0) // MS
+        ms = ev.ts_exchange // MS
+        if self.market == "usdm":
+            return self.mark_tmpl % (ms, mark, index, index, rate, nxt)
+        return self.mark_tmpl % (ms, mark, index, rate, nxt)
+
+    def index(self, ev: DerivativeTicker) -> bytes:
+        return self.index_tmpl % (ev.ts_exchange // MS, ev.index_price or 0.0)
+
+    def force_order(self, ev: Liquidation) -> bytes:
+        q = self.qfmt % ev.size
+        p = self.pfmt % ev.price
+        return self.force_tmpl % (
+            ev.ts_exchange // MS, ev.side.upper().encode(), q, p, p, q, q, ev.ts_exchange // MS
+        )
+
+    def frames(self, ev: Any) -> list[tuple[bytes, bytes]]:
+        """Every (stream, frame) this event produces on every stream name (the slow, complete
+        path: tests, malformed copies). The exchange's release loop renders inline instead."""
+        cls = ev.__class__
+        if cls is BookChange:
+            data = self.depth_data(ev)
+            return [(key, prefix + data + b"}") for key, prefix in self.depth_keys]
+        if cls is Quote:
+            return [(self.bt_key, self.book_ticker(ev))]
+        if cls is Trade:
+            return [(self.trade_key, self.trade(ev)), (self.agg_key, self.agg_trade(ev))]
+        if cls is DerivativeTicker:
+            if self.spot:
+                return []
+            out = [(self.mark_key, self.mark(ev))]
+            if self.market == "coinm" and ev.index_price is not None:
+                out.append((self.index_key, self.index(ev)))
+            return out
+        if cls is Liquidation:
+            return [(self.force_key, self.force_order(ev))]
+        return []
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def streams(self) -> list[bytes]:
+        """Every stream name this symbol sends on."""
+        out = [key for key, _ in self.depth_keys]
+        out += [self.bt_key, self.trade_key, self.agg_key]
+        if not self.spot:
+            out += [self.mark_key, self.force_key]
+        if self.market == "coinm":
+            out.append(self.index_key)
+        return out
+
+
+def bad_price(frame: bytes) -> bytes:
+    """A copy of a depth frame whose first bid price is not a number."""
+    doc = msgspec.json.decode(frame)
+    data = doc.get("data", doc)
+    data["b"] = [["not-a-price", "1.000"], *data.get("b", [])]
+    return _encode(doc)
+
+
+# ----------------------------------------------------------------------------------------------
+# REST bodies from the model
+
+
+class Trades:
+    """The trades of one symbol as released on the stream, for historicalTrades / aggTrades:
+    rows (trade id, price, size, time ms, buyer is maker). Bounded: the oldest go first."""
+
+    __slots__ = ("rows",)
+    LIMIT = 1_000_000
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, float, int, bool]] = []
+
+    def add(self, ev: Trade) -> None:
+        rows = self.rows
+        rows.append((int(ev.trade_id), ev.price, ev.size, ev.ts_exchange // MS, ev.side == "sell"))
+        if len(rows) > self.LIMIT * 1.1:
+            del rows[: len(rows) - self.LIMIT]
+
+    def since(self, from_id: int | None, limit: int) -> list[tuple[int, float, float, int, bool]]:
+        rows = self.rows
+        if from_id is None or not rows:
+            return rows[-limit:]
+        start = max(0, from_id - rows[0][0])  # ids are consecutive per symbol
+        return rows[start : start + limit]
+
+
+def _fmt(fmt: bytes, x: float) -> str:
+    return (fmt % x).decode()
+
+
+def trades_body(market: str, f: SymbolFormat, rows: list[tuple[int, float, float, int, bool]],
+                agg: bool) -> bytes:
+    """historicalTrades / trades, or aggTrades, as Binance writes them."""
+    out: list[dict[str, Any]] = []
+    size = f.info.contract_size
+    for tid, p, q, ms, maker in rows:
+        price, qty = _fmt(f.pfmt, p), _fmt(f.qfmt, q)
+        if agg:
+            entry: dict[str, Any] = {"a": tid - f.trade_offset, "p": price, "q": qty, "f": tid,
+                                     "l": tid, "T": ms, "m": maker}
+            if market == "spot":
+                entry["M"] = True
+        else:
+            entry = {"id": tid, "price": price, "qty": qty}
+            if market == "coinm":
+                entry["baseQty"] = f"{q * size / p:.8f}"
+            else:
+                entry["quoteQty"] = f"{p * q:.8f}"
+            entry |= {"time": ms, "isBuyerMaker": maker}
+            if market == "spot":
+                entry["isBestMatch"] = True
+        out.append(entry)
+    return _encode(out)
+
+
+def depth_body(market: str, model: MarketModel, f: SymbolFormat, limit: int) -> dict[str, Any]:
+    """A depth snapshot of the model's book now (ahead of, and consistent with, the stream).
+
+    ``lastUpdateId``: spot, the last id of the changes emitted so far (the next change starts
+    at +1); futures, the first id of the next change, so that it bridges (``U <= L <= u``): the
+    snapshot holds every update before it (ids between two changes are skipped, never used) and
+    none of it, and its levels are absolute, so applying it whole gives the right book."""
+    snap = model.snapshot(f.info.venue, f.symbol)
+    last = snap.last_id
+    if market != "spot":
+        # The model's API gives the last emitted id only; the next change's first id is the
+        # book's pending id (futures ids skip a few values between changes).
+        last = model.instrument_state(f.info.venue, f.symbol).book.first_pending
+    pfmt, qfmt = f.pfmt, f.qfmt
+    bids = [[(pfmt % p).decode(), (qfmt % q).decode()] for p, q in snap.bids[:limit]]
+    asks = [[(pfmt % p).decode(), (qfmt % q).decode()] for p, q in snap.asks[:limit]]
+    if market == "spot":
+        return {"lastUpdateId": last, "bids": bids, "asks": asks}
+    ms = snap.ts_exchange // MS
+    body: dict[str, Any] = {"lastUpdateId": last, "E": ms, "T": ms}
+    if market == "coinm":
+        body["symbol"] = f.symbol
+        body["pair"] = f.pair
+    body["bids"] = bids
+    body["asks"] = asks
+    return body
+
+
+def contract_types(instruments: list[Instrument]) -> dict[str, str]:
+    """PERPETUAL, or CURRENT_QUARTER / NEXT_QUARTER by expiry order within each base asset."""
+    out: dict[str, str] = {}
+    dated: dict[str, list[Instrument]] = {}
+    for inst in instruments:
+        if inst.expiry is None:
+            out[inst.symbol] = "PERPETUAL"
+        else:
+            dated.setdefault(inst.base, []).append(inst)
+    for insts in dated.values():
+        for n, inst in enumerate(sorted(insts, key=lambda i: i.expiry or 0)):
+            out[inst.symbol] = ("CURRENT_QUARTER", "NEXT_QUARTER")[min(n, 1)]
+    return out
+
+
+def exchange_info_body(feed: Any, instruments: list[Instrument], now_ms: int) -> bytes:
+    """exchangeInfo of the instruments listed now (expired contracts are gone)."""
+    market = feed.market
+    ctypes = contract_types(instruments)
+    symbols = []
+    for inst in sorted(instruments, key=lambda i: i.symbol):
+        pd, qd = precisions(market, inst.tick_size, inst.lot_size)
+        tick, lot = f"{inst.tick_size:.{pd}f}", f"{inst.lot_size:.{qd}f}"
+        if market == "spot":
+            entry = binance._spot_symbol(inst.symbol, tick, lot)
+            entry["baseAsset"], entry["quoteAsset"] = inst.base, inst.quote
+        else:
+            entry = binance._futures_symbol(feed, inst.symbol, tick, lot, now_ms)
+            delivery = inst.expiry // MS if inst.expiry is not None else binance.PERPETUAL_DELIVERY
+            entry |= {"pair": inst.symbol.split("_", 1)[0], "contractType": ctypes[inst.symbol],
+                      "deliveryDate": delivery, "baseAsset": inst.base, "quoteAsset": inst.quote,
+                      "pricePrecision": pd, "quantityPrecision": qd}
+            if inst.expiry is not None:
+                entry["onboardDate"] = delivery - 180 * 86_400_000
+            if market == "coinm":
+                entry["contractSize"] = int(inst.contract_size)
+                entry["marginAsset"] = inst.base
+            else:
+                entry["marginAsset"] = inst.quote
+        symbols.append(entry)
+    body: dict[str, Any] = {"timezone": "UTC", "serverTime": now_ms}
+    if market == "usdm":
+        body["futuresType"] = "U_MARGINED"
+    body["rateLimits"] = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+         "limit": feed.weight_limit},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    ]
+    body["exchangeFilters"] = []
+    if market != "spot":
+        assets = sorted({s["marginAsset"] for s in symbols})
+        body["assets"] = [
+            {"asset": a, "marginAvailable": True, "autoAssetExchange": "0"} for a in assets
+        ]
+    body["symbols"] = symbols
+    return _encode(body)
+
+
+def premium_body(market: str, model: MarketModel, f: SymbolFormat) -> dict[str, Any]:
+    tk = model.ticker(f.info.venue, f.symbol)
+    perpetual = f.info.expiry is None
+    entry: dict[str, Any] = {"symbol": f.symbol}
+    if market == "coinm":
+        entry["pair"] = f.pair
+    mark = tk.mark_price or 0.0
+    index = tk.index_price or mark
+    entry |= {
+        "markPrice": f"{mark:.8f}",
+        "indexPrice": f"{index:.8f}",
+        "estimatedSettlePrice": f"{index:.8f}",
+        "lastFundingRate": f"{tk.funding_rate:.8f}" if tk.funding_rate is not None else "",
+        "interestRate": "0.00010000" if perpetual else "",
+        "nextFundingTime": (tk.next_funding_time or 0) // MS,
+        "time": tk.ts_exchange // MS,
+    }
+    return entry
+
+
+def open_interest_body(market: str, model: MarketModel, f: SymbolFormat,
+                       contract_type: str) -> bytes:
+    oi = model.open_interest(f.info.venue, f.symbol)
+    value = _fmt(f.qfmt, oi.open_interest)
+    ms = oi.ts_exchange // MS
+    if market == "coinm":
+        return _encode({"symbol": f.symbol, "pair": f.pair, "openInterest": value,
+                        "contractType": contract_type, "time": ms})
+    return _encode({"symbol": f.symbol, "openInterest": value, "time": ms})
+
+
+def funding_info_body(model: MarketModel, feed_id: str, perpetuals: list[Instrument]) -> bytes:
+    venue = model.world.venue(feed_id)
+    return _encode([
+        {"symbol": i.symbol, "adjustedFundingRateCap": "0.02000000",
+         "adjustedFundingRateFloor": "-0.02000000",
+         "fundingIntervalHours": int(venue.funding_hours(i.base)), "disclaimer": False}
+        for i in sorted(perpetuals, key=lambda i: i.symbol)
+    ])
+

@@ -1,0 +1,612 @@
+"""A simulated market as a source of the local exchange: one model drives every market.
+
+    ex = LocalExchange(port=0)
+    ex.add_simulation(Simulation(seed=7, schedule="sequence_gap@30s", speed=50, duration_s=120))
+    await ex.start()          # the clock starts when a client subscribes (see ``wait_for``)
+    await ex.wait_replays_done()
+
+One ``MarketModel`` (``analyzer.sim``) has one clock for all its venues. The simulation advances
+it one model step at a time (0.1 s of market time by default) and releases the step's events
+in time order, paced to ``speed`` (market seconds per wall second; 0: as fast as the subscribed
+clients read, which their websocket backpressure decides). Each event is rendered into its
+venue's frames (``render_binance``) at release, only for the streams someone subscribed, and
+written through the market's ``MarketFeed``: its routing, batching, backpressure and fault API
+are the replay's. So the model runs at most one step ahead of the wire, and REST answers come
+from it: depth snapshots are the model's book (ahead of, and consistent with, the stream),
+trades are those released so far.
+
+The model's declared transport faults (``MarketModel.faults()``) are applied at their market
+time: ``stall`` freezes the feed's open connections for that many market seconds (they stay
+open and answer pings; new connections are served), ``drop_depth`` keeps the next depth
+changes of a symbol off the wire, ``close`` closes every connection of the feed with a code or
+aborts them (when no client is connected, the next one to connect), ``malformed`` sends a
+broken frame just before the feed's next one.
+
+Determinism: frames depend on the seed, world, schedule, start and the subscriptions only, so a
+client subscribed before the clock starts gets byte-identical frames run after run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from analyzer.events import BookChange, DerivativeTicker, Instrument, Liquidation, Quote, Trade
+from analyzer.exchange import binance
+from analyzer.exchange import render_binance as rb
+from analyzer.exchange.errors import ExchangeError
+from analyzer.exchange.market import _NOT_JSON, Client, MarketFeed, text_header
+from analyzer.exchange.recordings import MARKET_OF_FEED
+from analyzer.sim import MarketModel, Schedule, World
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+MS = 1_000_000
+RETRY_NS = 100 * MS  # a close fault with no connection to close looks again this much later
+# Frames between flushes and yields to the loop: 4x the replay's, the frames are small and
+# the loop has three markets' clients to serve per flush (~2 ms of work at full speed).
+BATCH = 1024
+_HEADERS: dict[int, bytes] = {}  # websocket text-frame header by payload length
+
+
+class SimFeed(MarketFeed):
+    """One market of a simulation. Subscriptions, delivery and faults are ``MarketFeed``'s;
+    streams, symbols and REST answers come from the model."""
+
+    def __init__(
+        self, market: str, sim: Simulation, weight_limit: int, send_timeout_s: float | None
+    ) -> None:
+        super().__init__(market, None, weight_limit, send_timeout_s)
+        self.sim = sim
+        self.speed = sim.speed
+        self.formats: dict[str, rb.SymbolFormat] = {}  # every symbol listed so far
+        self.tapes: dict[str, rb.Trades] = {}
+        self.backlog: list[Any] | None = None  # events held back while the feed is stalled
+        # symbol -> [(depth stream, frame prefix, its subscribers)], for the subscribed depth
+        # streams only (a symbol answers on five); rebuilt after any subscription change
+        self.depth_routes: dict[str, list[tuple[bytes, bytes, list[Client]]]] = {}
+
+    def _route(self, client: Client, names: list[bytes]) -> None:
+        self.depth_routes.clear()
+        super()._route(client, names)
+
+    def _unroute(self, client: Client, names: list[bytes]) -> None:
+        self.depth_routes.clear()
+        super()._unroute(client, names)
+
+    def depth_targets(self, f: rb.SymbolFormat) -> list[tuple[bytes, bytes, list[Client]]]:
+        subs = self.subs
+        out = self.depth_routes[f.symbol] = [
+            (key, prefix, subs[key]) for key, prefix in f.depth_keys if subs.get(key)
+        ]
+        return out
+
+    def add_symbol(self, f: rb.SymbolFormat) -> None:
+        self.formats[f.symbol] = f
+        self.tapes[f.symbol] = rb.Trades()
+        self.symbols.add(f.symbol)
+        self.streams.update(f.streams())
+        # subscriptions made before the listing count from now on
+        self.active = sum(len(cs) for name, cs in self.subs.items() if name in self.streams)
+
+    def _deliver(self, key: bytes, payload: bytes, targets: list[Client]) -> None:
+        """MarketFeed's, with a short cut for the usual case: one combined-stream client."""
+        if len(targets) == 1 and targets[0].combined:
+            c = targets[0]
+            out = c.out
+            if not out:
+                self._dirty.append(c)
+            n = len(payload)
+            header = _HEADERS.get(n)
+            if header is None:
+                header = _HEADERS[n] = text_header(n)
+            out.append(header)
+            out.append(payload)
+            c.frames += 1
+            self.frames_sent += 1
+            return
+        super()._deliver(key, payload, targets)
+
+    def _update_hold(self) -> None:
+        self._hold = False  # the simulation decides when to wait, for all markets at once
+        self.sim.wake()
+
+    def now_ms(self) -> int:
+        return self.sim.model.now_ns // MS
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def stall(self, seconds: float) -> None:
+        """The market sends nothing for ``seconds`` of wall time, to old and new connections
+        alike (they stay open, pings go on); its events wait, so they are late, not lost."""
+        self._flush()
+        self._stall_until = asyncio.get_running_loop().time() + seconds
+        if self.backlog is None:
+            self.backlog = []
+        self.sim.wake()
+
+    def freeze_until(self, end_ns: int) -> int:
+        """The connections open now get nothing until the market clock reaches ``end_ns``
+        (they stay open and answer pings); new connections are served at once."""
+        self._flush()
+        frozen: list[Client] = []
+        for c in list(self.clients):
+            if not c.frozen:
+                self._unroute(c, list(c.streams))
+                c.frozen = True
+                frozen.append(c)
+        self.sim.at(end_ns, lambda: [self._unfreeze(c) for c in frozen])
+        return len(frozen)
+
+    def drop_next_depth(self, symbol: str, count: int = 1) -> None:
+        """Keep the next ``count`` depth changes of a symbol off the wire (the model's book,
+        hence the REST snapshot, has them)."""
+        key = (self.feed_id, symbol.upper())
+        self.sim.drops[key] = self.sim.drops.get(key, 0) + count
+
+    # -- REST ----------------------------------------------------------------------------------
+
+    def listed(self) -> list[Instrument]:
+        return [i for i in self.sim.model.instruments() if i.venue == self.feed_id]
+
+    def _format(self, params: dict[str, str]) -> rb.SymbolFormat:
+        symbol = params.get("symbol")
+        if not symbol:
+            raise binance._mandatory("symbol")
+        f = self.formats.get(symbol.upper())
+        if f is None or self.sim.model.find(self.feed_id, f.symbol) is None:
+            raise binance._bad_symbol()  # never listed, or expired
+        return f
+
+    def rest(self, endpoint: str, params: dict[str, str]) -> bytes:
+        model = self.sim.model
+        market = self.market
+        if endpoint == "exchangeInfo":
+            return rb.exchange_info_body(self, self.listed(), self.now_ms())
+        if endpoint == "ping":
+            return b"{}"
+        if endpoint == "time":
+            return rb._encode({"serverTime": self.now_ms()})
+        if endpoint == "fundingInfo":
+            perps = [i for i in self.listed() if i.market == "perpetual"]
+            return rb.funding_info_body(model, self.feed_id, perps)
+        if endpoint == "premiumIndex":
+            if params.get("symbol"):
+                f = self._format(params)
+                body = rb.premium_body(market, model, f)
+                return rb._encode(body if market == "usdm" else [body])
+            return rb._encode([
+                rb.premium_body(market, model, self.formats[i.symbol])
+                for i in sorted(self.listed(), key=lambda i: i.symbol)
+            ])
+        f = self._format(params)
+        spot = market == "spot"
+        if endpoint == "depth":
+            limit = binance._limit(params, 100 if spot else 500, 5000 if spot else 1000)
+            return rb._encode(rb.depth_body(market, model, f, limit))
+        if endpoint == "openInterest":
+            ctype = rb.contract_types(self.listed())[f.symbol]
+            return rb.open_interest_body(market, model, f, ctype)
+        limit = binance._limit(params, 500, 1000)
+        tape = self.tapes[f.symbol]
+        from_id = binance._int_param(params, "fromId")
+        if endpoint == "trades":
+            return rb.trades_body(market, f, tape.rows[-limit:], agg=False)
+        if endpoint == "historicalTrades":
+            return rb.trades_body(market, f, tape.since(from_id, limit), agg=False)
+        # aggTrades: every trade is its own aggregate, so ids map one to one
+        start = binance._int_param(params, "startTime")
+        end = binance._int_param(params, "endTime")
+        if from_id is not None:
+            rows = tape.since(from_id + f.trade_offset, limit)
+        elif start is not None:
+            i = binance._first_at_or_after(tape.rows, start, col=3)
+            rows = tape.rows[i : i + limit]
+        else:
+            rows = tape.rows[-limit:]
+        if end is not None:
+            rows = [r for r in rows if r[3] <= end]
+        return rb.trades_body(market, f, rows, agg=True)
+
+    def depth_body(self, symbol: str, limit: int) -> dict[str, Any]:
+        f = self._format({"symbol": symbol})
+        return rb.depth_body(self.market, self.sim.model, f, limit)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "simulation": f"seed {self.sim.seed}, {', '.join(self.sim.scenarios) or 'no scenario'}",
+            "speed": self.speed,
+            "clients": len(self.clients),
+            "subscriptions": sum(len(c.streams) for c in self.clients),
+            "symbols": sorted(i.symbol for i in self.listed()),
+            "frames_sent": self.frames_sent,
+            "bytes_sent": self.bytes_sent,
+            "done": self.sim.finished,
+            "dropped": self.dropped,
+            "injected": self.injected,
+            "closed_by_fault": self.closed_by_fault,
+            "slow_clients_dropped": self.slow_clients_dropped,
+        }
+
+
+class Simulation:
+    """A ``MarketModel`` served by the local exchange on every market of its world.
+
+    speed       market seconds per wall second; 0 runs as fast as the subscribed clients read
+                (and waits while nobody is subscribed).
+    start_ns    the market clock at the start (default: the model's, 2026-01-05 00:00 UTC).
+    duration_s  market seconds to run, then the streams go quiet (None: forever).
+    fast        one-second model steps (``Rates.fast``): the throughput mode.
+    wait_for    feeds that must each have a subscriber before the clock starts (default: any
+                one subscription starts it); tests wait for every feed they collect, so that no
+                event is produced before anyone listens.
+    """
+
+    def __init__(
+        self,
+        world: World | None = None,
+        seed: int = 0,
+        schedule: Schedule | str | None = None,
+        *,
+        speed: float = 1.0,
+        start_ns: int | None = None,
+        duration_s: float | None = None,
+        fast: bool = False,
+        wait_for: Iterable[str] | None = None,
+    ) -> None:
+        if speed < 0:
+            raise ExchangeError(
+                f"speed must be 0 (as fast as clients read) or positive, not {speed}"
+            )
+        if duration_s is not None and duration_s <= 0:
+            raise ExchangeError(f"duration must be positive, not {duration_s}")
+        self.model = MarketModel(world, seed, start_ns, schedule, fast=fast)
+        self.world = self.model.world
+        self.seed = seed
+        self.speed = float(speed)
+        self.scenarios = self.model.schedule.names()
+        self.start_ns = self.model.start_ns
+        self.end_ns = None if duration_s is None else self.start_ns + round(duration_s * NS)
+        for v in self.world.venues:
+            if v.feed not in MARKET_OF_FEED:
+                raise ExchangeError(
+                    f"the local exchange cannot serve feed {v.feed!r} "
+                    f"(it serves {', '.join(MARKET_OF_FEED)})"
+                )
+        self.wait_for = tuple(wait_for) if wait_for is not None else None
+        for feed_id in self.wait_for or ():
+            if feed_id not in self.feed_ids:
+                raise ExchangeError(f"wait_for: {feed_id!r} is not a feed of the simulated world")
+        self.feeds: dict[str, SimFeed] = {}
+        self.drops: dict[tuple[str, str], int] = {}  # (feed, symbol) -> depth changes to drop
+        self.finished = False
+        self.done: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._lookup: dict[str, dict[str, tuple[rb.SymbolFormat, SimFeed]]] = {}
+        self._actions: list[tuple[int, int, str, Any, Any]] = []  # (at_ns, seq, what, feed, arg)
+        self._seq = 0
+        self._pending_bad: list[tuple[SimFeed, str]] = []
+        self._index_ms: dict[tuple[str, str], int] = {}  # COIN-M index sent, per pair
+        self._force_ms: dict[tuple[str, str], int] = {}  # forceOrder sampling, per symbol
+        self._horizon = 0
+        self._unflushed = 0
+        self._wall0 = 0.0
+        self._sim0 = 0
+        self.started_wall: float | None = None
+        self.events_released = 0
+
+    @property
+    def feed_ids(self) -> list[str]:
+        return [v.feed for v in self.world.venues]
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def at(self, t_ns: int, fn: Any) -> None:
+        """Run ``fn()`` when the release reaches market time t_ns."""
+        self._push(t_ns, "call", None, fn)
+
+    def _push(self, t_ns: int, what: str, feed: SimFeed | None, arg: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._actions, (t_ns, self._seq, what, feed, arg))
+
+    # -- set-up by the exchange ----------------------------------------------------------------
+
+    def attach(self, feeds: dict[str, SimFeed]) -> None:
+        self.feeds = feeds
+        for inst in self.model.instruments():
+            self._list(inst)
+        for fault in self.model.faults():
+            feed = feeds.get(fault.feed)
+            if feed is None:
+                log.warning("fault %s on %s: not a market of this exchange", fault.kind, fault.feed)
+                continue
+            self._push(fault.at_ns, fault.kind, feed, fault.params)
+
+    def bind(self) -> None:
+        self.done = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def _list(self, inst: Instrument) -> None:
+        feed = self.feeds[inst.venue]
+        if inst.symbol in feed.formats:
+            return
+        book = self.model.instrument_state(inst.venue, inst.symbol).book
+        # aggregate ids below the trade ids, deterministic per seed
+        f = rb.SymbolFormat(feed.market, inst, book.tid // 2)
+        feed.add_symbol(f)
+        self._lookup.setdefault(inst.venue, {})[inst.symbol] = (f, feed)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _anyone(self) -> bool:
+        return any(f.active for f in self.feeds.values())
+
+    async def _gate(self) -> None:
+        assert self._wake is not None
+        while True:
+            if self.wait_for is None:
+                ready = self._anyone()
+            else:
+                ready = all(self.feeds[f].active for f in self.wait_for)
+            if ready:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def run(self) -> None:
+        assert self.done is not None
+        await self._gate()
+        loop = asyncio.get_running_loop()
+        model = self.model
+        self._wall0 = loop.time()
+        self._sim0 = model.now_ns
+        self._horizon = self._sim0
+        self.started_wall = time.monotonic()
+        log.info("simulation starts at %d (seed %s, %s, speed %s)", model.now_ns, self.seed,
+                 ", ".join(self.scenarios) or "no scenario", self.speed or "max")
+        step = model.step_ns
+        end = self.end_ns
+        listing = model.now_ns  # the first chunk carries the first listings
+        try:
+            while end is None or model.now_ns < end:
+                until = model.now_ns + step
+                if end is not None:
+                    until = min(until, end)
+                events = model.advance(until)
+                if model.now_ns >= listing:
+                    # Instruments are listed at the start and when contracts expire only
+                    events = self._listings(events)
+                    listing = min((i.expiry for i in model.instruments() if i.expiry), default=end)
+                    listing = 1 << 62 if listing is None else listing
+                if self._pending_bad:
+                    self._retry_bad(events)
+                await self._release(events)
+            await self._flush()
+            for feed in self.feeds.values():  # a stall still running at the end
+                if feed.backlog is not None:
+                    await asyncio.sleep(max(0.0, feed._stall_until - loop.time()))
+            await self._end_stalls(force=True)
+            await self._flush()
+        finally:
+            self.finished = True
+            self.done.set()
+        log.info("simulation done at %d, %d events released", model.now_ns, self.events_released)
+
+    def _listings(self, events: list[Any]) -> list[Any]:
+        """Register the instruments listed in this chunk; the other events, in order."""
+        out = []
+        for ev in events:
+            if ev.__class__ is Instrument:
+                self._list(ev)
+            else:
+                out.append(ev)
+        return out
+
+    async def _flush(self) -> None:
+        """Write every market's batch, wait for slow readers, let the loop run; then handle
+        stalls that ended and, as fast as possible, wait while nobody is subscribed."""
+        self._unflushed = 0
+        for feed in self.feeds.values():
+            written = feed._flush()
+            if written:
+                await feed._drain(written)
+        await asyncio.sleep(0)
+        if any(f.backlog is not None for f in self.feeds.values()):
+            await self._end_stalls()
+        if self.speed == 0 and not self._anyone():
+            assert self._wake is not None
+            while not self._anyone():
+                self._wake.clear()
+                await self._wake.wait()
+
+    async def _end_stalls(self, force: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        for feed in self.feeds.values():
+            if feed.backlog is not None and (force or feed._stall_until <= now):
+                events, feed.backlog = feed.backlog, None
+                feed._stall_until = 0.0
+                await self._release(events, paced=False)
+
+    async def _pace(self, ts: int) -> None:
+        await self._flush()
+        loop = asyncio.get_running_loop()
+        due = self._wall0 + (ts - self._sim0) / (self.speed * NS)
+        now = loop.time()
+        if due > now:
+            await asyncio.sleep(due - now)
+        # everything due within the next millisecond goes out without another look at the clock
+        self._horizon = self._sim0 + int((loop.time() + 0.001 - self._wall0) * self.speed * NS)
+
+    async def _release(self, events: list[Any], paced: bool = True) -> None:
+        """Render and send events in order (the exchange's hot loop: kept flat on purpose)."""
+        lookup = self._lookup
+        drops = self.drops
+        pacing = paced and self.speed > 0
+        actions = self._actions
+        next_action = actions[0][0] if actions and paced else 1 << 62
+        n = self._unflushed  # frames written since the last flush, across chunks
+        for ev in events:
+            ts = ev.ts_exchange
+            if ts >= next_action:
+                self._act(ts, events, ev)
+                next_action = actions[0][0] if actions else 1 << 62
+            if pacing and ts > self._horizon:
+                await self._pace(ts)
+                n = 0
+            cls = ev.__class__
+            if cls is Quote:
+                f, feed = lookup[ev.venue][ev.symbol]
+                if feed.backlog is not None:
+                    feed.backlog.append(ev)
+                    continue
+                targets = feed.subs.get(f.bt_key)
+                if targets:
+                    feed._deliver(f.bt_key, f.book_ticker(ev), targets)
+                    n += 1
+            elif cls is BookChange:
+                f, feed = lookup[ev.venue][ev.symbol]
+                if feed.backlog is not None:
+                    feed.backlog.append(ev)
+                    continue
+                if drops and drops.get((ev.venue, ev.symbol)):
+                    drops[ev.venue, ev.symbol] -= 1
+                    feed.dropped += 1
+                    continue
+                routes = feed.depth_routes.get(ev.symbol)
+                if routes is None:
+                    routes = feed.depth_targets(f)
+                if routes:
+                    data = f.depth_data(ev)
+                    for key, prefix, targets in routes:
+                        feed._deliver(key, prefix + data + b"}", targets)
+                        n += 1
+            elif cls is Trade:
+                f, feed = lookup[ev.venue][ev.symbol]
+                if feed.backlog is not None:
+                    feed.backlog.append(ev)
+                    continue
+                feed.tapes[ev.symbol].add(ev)
+                subs = feed.subs
+                targets = subs.get(f.trade_key)
+                if targets:
+                    feed._deliver(f.trade_key, f.trade(ev), targets)
+                    n += 1
+                targets = subs.get(f.agg_key)
+                if targets:
+                    feed._deliver(f.agg_key, f.agg_trade(ev), targets)
+                    n += 1
+            elif cls is DerivativeTicker:
+                n += self._ticker(ev)
+            elif cls is Liquidation:
+                n += self._liquidation(ev)
+            # OpenInterest: REST only on Binance (answered from the model)
+            if n >= BATCH:
+                n = 0
+                await self._flush()
+        self._unflushed = n
+        self.events_released += len(events)
+
+    def _ticker(self, ev: DerivativeTicker) -> int:
+        f, feed = self._lookup[ev.venue][ev.symbol]
+        if feed.backlog is not None:
+            feed.backlog.append(ev)
+            return 0
+        n = 0
+        targets = feed.subs.get(f.mark_key)
+        if targets:
+            feed._deliver(f.mark_key, f.mark(ev), targets)
+            n += 1
+        if f.market == "coinm" and ev.index_price is not None:
+            # one index per pair per event time, shared by the pair's contracts
+            key = (ev.venue, f.pair)
+            if self._index_ms.get(key) != ev.ts_exchange:
+                self._index_ms[key] = ev.ts_exchange
+                targets = feed.subs.get(f.index_key)
+                if targets:
+                    feed._deliver(f.index_key, f.index(ev), targets)
+                    n += 1
+        return n
+
+    def _liquidation(self, ev: Liquidation) -> int:
+        f, feed = self._lookup[ev.venue][ev.symbol]
+        if feed.backlog is not None:
+            feed.backlog.append(ev)
+            return 0
+        # Binance pushes at most one liquidation per symbol per second
+        key = (ev.venue, ev.symbol)
+        last = self._force_ms.get(key)
+        if last is not None and ev.ts_exchange - last < 1000 * MS:
+            return 0
+        self._force_ms[key] = ev.ts_exchange
+        targets = feed.subs.get(f.force_key)
+        if targets:
+            feed._deliver(f.force_key, f.force_order(ev), targets)
+            return 1
+        return 0
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _act(self, ts: int, events: list[Any], current: Any) -> None:
+        """Apply every action due at or before ts (just before the event at ts goes out)."""
+        actions = self._actions
+        while actions and actions[0][0] <= ts:
+            at, _, what, feed, arg = heapq.heappop(actions)
+            if what == "call":
+                arg()
+                continue
+            log.info("%s: %s %s at %d", feed.feed_id, what, arg, at)
+            if what == "stall":
+                feed.freeze_until(at + round(float(arg.get("seconds") or 0) * NS))
+            elif what == "drop_depth":
+                feed.drop_next_depth(arg["symbol"], int(arg.get("count", 1)))
+            elif what == "close":
+                if feed.clients:
+                    feed.close_clients(arg.get("code"))
+                else:  # nobody connected (yet again): close the next connection instead
+                    self._push(at + RETRY_NS, what, feed, arg)
+            elif what == "malformed":
+                pos = next(i for i, e in enumerate(events) if e is current)
+                if not self._malformed(feed, arg.get("kind", "nonjson"), events, pos):
+                    self._pending_bad.append((feed, arg.get("kind", "nonjson")))
+            else:
+                log.warning("%s: unknown fault %r ignored", feed.feed_id, what)
+
+    def _retry_bad(self, events: list[Any]) -> None:
+        pending, self._pending_bad = self._pending_bad, []
+        for feed, kind in pending:
+            if not self._malformed(feed, kind, events, 0):
+                self._pending_bad.append((feed, kind))
+
+    def _malformed(self, feed: SimFeed, kind: str, events: list[Any], pos: int) -> bool:
+        """Send a broken frame to the subscribers of the feed's next frame (a depth frame for
+        ``badprice``): half of that frame, an HTML error page, or a copy with a bad price."""
+        lookup = self._lookup.get(feed.feed_id, {})
+        for ev in events[pos:]:
+            if getattr(ev, "venue", None) != feed.feed_id or ev.__class__ is Instrument:
+                continue
+            if kind == "badprice" and ev.__class__ is not BookChange:
+                continue
+            entry = lookup.get(ev.symbol)
+            if entry is None:
+                continue
+            for key, frame in entry[0].frames(ev):
+                targets = feed.subs.get(key)
+                if not targets:
+                    continue
+                if kind == "badprice":
+                    bad = rb.bad_price(frame)
+                elif kind == "truncated":
+                    bad = frame[: len(frame) // 2]
+                else:
+                    bad = _NOT_JSON
+                feed._deliver(key, bad, targets)
+                feed.injected += 1
+                return True
+        return False

@@ -1,0 +1,220 @@
+"""Benchmark of the simulated market: the local exchange generating and sending it, and the
+model alone.
+
+Run: ``python benchmarks/bench_sim_exchange.py [--runs 3] [--seconds 300]``.
+
+1. Frames/s the exchange generates and sends in its fastest mode (speed 0: as fast as the
+   client reads; one-second model steps, ``Rates.fast``: the default event mix) to one client
+   in another process (pinned to another core when there are two). The client opens one
+   connection per market, subscribes to every stream of every instrument (one depth speed per
+   symbol, bookTicker, trade, aggTrade, markPrice, forceOrder, COIN-M indexPrice), and only
+   walks the websocket frame headers and counts. Server CPU per frame is the CPU time of the
+   exchange's process (model, rendering, writing) over the frames sent.
+2. Real-time factor of the model with its realistic default rates and 0.1 s steps, for the
+   default world (2 assets x 3 venues; every instrument it lists is printed): market seconds
+   simulated per wall second, alone and with every event rendered to Binance frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing as mp
+import os
+import selectors
+import socket
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# path set up above
+from analyzer.exchange import LocalExchange, Simulation  # noqa: E402
+from analyzer.exchange import render_binance as rb  # noqa: E402
+from analyzer.exchange.recordings import MARKET_OF_FEED  # noqa: E402
+from analyzer.sim import MarketModel  # noqa: E402
+
+FEEDS = ("binance_spot", "binance_usdm", "binance_coinm")
+
+
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {core % (os.cpu_count() or 1)})
+
+
+def _handshake(host: str, port: int, path: str) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(4096)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock, rest
+
+
+def counting_client(host: str, port: int, paths: list[str], out: mp.Queue) -> None:
+    """Count text frames on several connections until the server closes them all. (It signals
+    nothing when it is ready: the simulation's clock starts once all three are subscribed, and
+    a multiprocessing Event would make the client wait for the busy server's GIL.)"""
+    _pin(1)
+    sel = selectors.DefaultSelector()
+    bufs: dict[socket.socket, bytearray] = {}
+    for path in paths:
+        sock, rest = _handshake(host, port, path)
+        sock.setblocking(False)
+        bufs[sock] = bytearray(rest)
+        sel.register(sock, selectors.EVENT_READ)
+    frames = nbytes = 0
+    first = last = 0.0
+    open_ = set(bufs)
+    while open_:
+        for key, _ in sel.select():
+            sock = key.fileobj
+            chunk = sock.recv(1 << 20)
+            now = time.perf_counter()
+            if not first:
+                first = now
+            view = bufs[sock]
+            closed = not chunk
+            view += chunk
+            pos = 0
+            while True:
+                avail = len(view) - pos
+                if avail < 2:
+                    break
+                n = view[pos + 1] & 0x7F
+                hdr = 2
+                if n == 126:
+                    if avail < 4:
+                        break
+                    n = int.from_bytes(view[pos + 2 : pos + 4], "big")
+                    hdr = 4
+                elif n == 127:
+                    if avail < 10:
+                        break
+                    n = int.from_bytes(view[pos + 2 : pos + 10], "big")
+                    hdr = 10
+                if avail < hdr + n:
+                    break
+                opcode = view[pos] & 0x0F
+                if opcode == 0x1:
+                    frames += 1
+                    nbytes += n
+                    last = now
+                elif opcode == 0x8:
+                    closed = True
+                pos += hdr + n
+            del view[:pos]
+            if closed:
+                sel.unregister(sock)
+                sock.close()
+                open_.discard(sock)
+    out.put((frames, nbytes, last - first))
+
+
+def all_streams(sim: Simulation, feed: str) -> list[str]:
+    """Every stream of every instrument of a market, one depth speed per symbol."""
+    names: list[str] = []
+    for inst in sim.model.instruments():
+        if inst.venue != feed:
+            continue
+        f = rb.SymbolFormat(MARKET_OF_FEED[feed], inst, 0)
+        depth = f"{inst.symbol.lower()}@depth@100ms".encode()
+        names += [n.decode() for n in f.streams() if b"@depth" not in n or n == depth]
+    return list(dict.fromkeys(names))
+
+
+async def one_run(seconds: float) -> tuple[float, float, int, int, int]:
+    sim = Simulation(seed=1, speed=0, fast=True, duration_s=seconds, wait_for=FEEDS)
+    ex = LocalExchange(port=0)
+    ex.add_simulation(sim)
+    await ex.start()
+    streams = {feed: all_streams(sim, feed) for feed in FEEDS}
+    paths = [f"/{feed}/stream?streams={'/'.join(names)}" for feed, names in streams.items()]
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=counting_client, args=(ex.host, ex.port, paths, out))
+    cpu0 = time.process_time()  # the server idles until the client has subscribed
+    proc.start()
+    await ex.wait_replays_done(600)
+    cpu = time.process_time() - cpu0
+    sent = sum(ex.feed(f).frames_sent for f in FEEDS)
+    for f in FEEDS:
+        ex.close_clients(f, 1000)
+    frames, _, elapsed = await asyncio.to_thread(out.get, True, 300)
+    await asyncio.to_thread(proc.join, 60)
+    events = sim.events_released
+    await ex.stop()
+    assert frames == sent, (frames, sent)
+    return frames / elapsed, cpu / sent * 1e6, frames, events, sum(map(len, streams.values()))
+
+
+def real_time_factor(seconds: float, render: bool) -> tuple[float, int, list]:
+    model = MarketModel(seed=1)
+    insts = model.instruments()
+    formats = {
+        (i.venue, i.symbol): rb.SymbolFormat(MARKET_OF_FEED[i.venue], i, 0) for i in insts
+    }
+    model.advance(model.start_ns + 10 * 10**9)  # warm up
+    t0 = time.perf_counter()
+    end = model.start_ns + round((10 + seconds) * 10**9)
+    n = 0
+    while model.now_ns < end:
+        events = model.advance(model.now_ns + model.step_ns)
+        n += len(events)
+        if render:
+            for ev in events:
+                f = formats.get((getattr(ev, "venue", ""), getattr(ev, "symbol", "")))
+                if f is not None:
+                    f.frames(ev)
+    return seconds / (time.perf_counter() - t0), n, insts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=300.0,
+                        help="market seconds per run of the exchange (default 300)")
+    parser.add_argument("--model-seconds", type=float, default=600.0,
+                        help="market seconds for the real-time factor (default 600)")
+    args = parser.parse_args()
+    _pin(0)
+    rates, cpus = [], []
+    frames = events = streams = 0
+    for _ in range(args.runs):
+        rate, cpu, frames, events, streams = asyncio.run(one_run(args.seconds))
+        rates.append(rate)
+        cpus.append(cpu)
+    print(f"exchange, fastest mode (speed 0, 1 s model steps), {args.seconds:g} market seconds, "
+          f"{args.runs} runs, cores: {os.cpu_count()}")
+    print(f"  one client, 3 connections, {streams} streams: {frames:,} frames from "
+          f"{events:,} model events per run")
+    print(f"  frames/s generated and sent: median {statistics.median(rates):,.0f} "
+          f"(min {min(rates):,.0f}, max {max(rates):,.0f})")
+    print(f"  server CPU per frame: median {statistics.median(cpus):.2f} µs "
+          f"(min {min(cpus):.2f}, max {max(cpus):.2f})")
+    factor, n, insts = real_time_factor(args.model_seconds, render=False)
+    with_render, _, _ = real_time_factor(args.model_seconds, render=True)
+    by_venue = Counter(i.venue for i in insts)
+    print(f"model, default rates and 0.1 s steps, {len(insts)} instruments "
+          f"({', '.join(f'{v} {c}' for v, c in by_venue.items())}):")
+    for venue in by_venue:
+        print(f"  {venue}: {' '.join(i.symbol for i in insts if i.venue == venue)}")
+    print(f"  {n / args.model_seconds:,.0f} events per market second")
+    print(f"  real-time factor: {factor:,.0f}x alone, {with_render:,.0f}x with every event "
+          "rendered to Binance frames")
+
+
+if __name__ == "__main__":
+    main()
