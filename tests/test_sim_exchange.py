@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from analyzer import config
 from analyzer.collector import Collector
 from analyzer.exchange import LocalExchange, Simulation
+from analyzer.feed.books import SYNCING
 from analyzer.metrics import CollectorMetrics
 from analyzer.sim import Schedule, quarterly_expiry
 from analyzer.sim.scenarios import Disconnect
@@ -106,12 +107,22 @@ async def _drained(collector: Collector, quiet: float = 0.6, timeout: float = 60
     raise TimeoutError("collector never went quiet")
 
 
+async def until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.05)
+
+
 def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: float = 20,
             seed: int = 3, **usdm: Any) -> Run:
-    """The simulation for ``seconds`` of market time, collected from its first event (the clock
-    starts once every market has a subscriber), then drained and flushed."""
-    sim = Simulation(seed=seed, schedule=schedule, speed=speed, duration_s=seconds,
-                     wait_for=FEEDS)
+    """The simulated market collected from its first event: the clock starts once the collector
+    has subscribed everything and holds every book's first snapshot, runs at least ``seconds``
+    of market time and until every book is in sync (a resync takes longer on a loaded
+    machine), then stops; the collector drains and flushes."""
+    sim = Simulation(seed=seed, schedule=schedule, speed=speed, wait_for=FEEDS,
+                     autostart=False)
 
     async def main() -> Run:
         # REST budgets out of the way: resyncs after faults must not wait for a minute
@@ -130,8 +141,18 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
             "metrics": {"port": 0},
         })
         collector = Collector(cfg)
+
+        def books() -> list[Any]:
+            return [sb for r in collector.runners for sb in r.books.books.values()]
+
         try:
             await collector.start()
+            await until(lambda: all(sb.state != SYNCING for sb in books()), 60, "snapshots")
+            sim.start()
+            end = sim.start_ns + round(seconds * 1e9)
+            await until(lambda: sim.model.now_ns >= end and all(sb.in_sync for sb in books()),
+                        60, "every book in sync")
+            sim.stop()
             await ex.wait_replays_done(timeout=60)
             await _drained(collector)
         finally:
@@ -409,3 +430,38 @@ def test_expiry_roll_ends_the_expired_stream_and_lists_the_next(tmp_path: Path) 
         for symbol in new:
             assert types[symbol][0] == "NEXT_QUARTER" and types[symbol][1] * MS > expiry
         assert sum(t == "CURRENT_QUARTER" for t, _ in types.values()) == 2
+
+
+def test_cli_simulate_arguments_and_one_line_errors() -> None:
+    import argparse
+    import subprocess
+    import sys
+
+    from analyzer.exchange import ExchangeError, add_arguments, build_exchange
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    ex = build_exchange(parser.parse_args(
+        ["--simulate", "--scenario", "calm_contango,sequence_gap@5m", "--seed", "9",
+         "--speed", "0", "--port", "0", "--start", "2026-06-20T00:00:00Z"]))
+    sim = ex.simulation
+    assert sim is not None and (sim.seed, sim.speed, sim.scenarios) == (
+        9, 0.0, ["calm_contango", "sequence_gap"])
+    assert sim.start_ns == 1781913600 * 10**9
+    # June's quarterlies expire on the 26th: the next two are listed from the 20th
+    assert {i.symbol for i in sim.model.instruments() if i.venue == "binance_usdm"} == {
+        "BTCUSDT", "ETHUSDT", "BTCUSDT_260626", "ETHUSDT_260626", "BTCUSDT_260925",
+        "ETHUSDT_260925"}
+    for argv, message in (
+        (["--simulate", "--scenario", "nope"], "unknown scenario 'nope'"),
+        (["--simulate", "--start", "tomorrow"], "bad time 'tomorrow'"),
+        (["--simulate", "--replay", "x.gz"], "takes no --replay"),
+        (["--simulate", "--drop-depth", "BTCUSDT:3"], "come from --scenario"),
+        ([], "give --replay PATH"),
+    ):
+        with pytest.raises(ExchangeError, match=message):
+            build_exchange(parser.parse_args(argv))
+    r = subprocess.run([sys.executable, "-m", "analyzer.cli", "demo", "--scenario", "stale"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("analyzer: unknown scenario 'stale'")

@@ -3,7 +3,7 @@
     ex = LocalExchange(port=0)
     ex.add_simulation(Simulation(seed=7, schedule="sequence_gap@30s", speed=50, duration_s=120))
     await ex.start()          # the clock starts when a client subscribes (see ``wait_for``)
-    await ex.wait_replays_done()
+    await ex.wait_replays_done()  # a run without a duration ends with ex.simulation.stop()
 
 One ``MarketModel`` (``analyzer.sim``) has one clock for all its venues. The simulation advances
 it one model step at a time (0.1 s of market time by default) and releases the step's events
@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 MS = 1_000_000
 RETRY_NS = 100 * MS  # a close fault with no connection to close looks again this much later
-# Frames between flushes and yields to the loop: 4x the replay's, the frames are small and
-# the loop has three markets' clients to serve per flush (~2 ms of work at full speed).
+# Frames between flushes and yields to the loop: 4x the replay's (~5 ms of work at full
+# speed), as a flush serves the clients of three markets.
 BATCH = 1024
 _HEADERS: dict[int, bytes] = {}  # websocket text-frame header by payload length
 
@@ -245,6 +245,8 @@ class Simulation:
     wait_for    feeds that must each have a subscriber before the clock starts (default: any
                 one subscription starts it); tests wait for every feed they collect, so that no
                 event is produced before anyone listens.
+    autostart   False: the clock also waits for ``start()`` (a test starts it once its
+                collector holds every book's first snapshot); ``stop()`` ends a run early.
     """
 
     def __init__(
@@ -258,6 +260,7 @@ class Simulation:
         duration_s: float | None = None,
         fast: bool = False,
         wait_for: Iterable[str] | None = None,
+        autostart: bool = True,
     ) -> None:
         if speed < 0:
             raise ExchangeError(
@@ -282,6 +285,7 @@ class Simulation:
         for feed_id in self.wait_for or ():
             if feed_id not in self.feed_ids:
                 raise ExchangeError(f"wait_for: {feed_id!r} is not a feed of the simulated world")
+        self._go = autostart
         self.feeds: dict[str, SimFeed] = {}
         self.drops: dict[tuple[str, str], int] = {}  # (feed, symbol) -> depth changes to drop
         self.finished = False
@@ -303,6 +307,17 @@ class Simulation:
     @property
     def feed_ids(self) -> list[str]:
         return [v.feed for v in self.world.venues]
+
+    def start(self) -> None:
+        """Let the clock start (``autostart=False``); it still waits for ``wait_for``."""
+        self._go = True
+        self.wake()
+
+    def stop(self) -> None:
+        """End the run at the market time reached: the streams go quiet, REST answers on."""
+        now = self.model.now_ns
+        self.end_ns = now if self.end_ns is None else min(self.end_ns, now)
+        self.wake()
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -355,7 +370,8 @@ class Simulation:
                 ready = self._anyone()
             else:
                 ready = all(self.feeds[f].active for f in self.wait_for)
-            if ready:
+            stopped = self.end_ns is not None and self.end_ns <= self.start_ns
+            if (ready and self._go) or stopped:
                 return
             self._wake.clear()
             await self._wake.wait()
@@ -372,22 +388,24 @@ class Simulation:
         log.info("simulation starts at %d (seed %s, %s, speed %s)", model.now_ns, self.seed,
                  ", ".join(self.scenarios) or "no scenario", self.speed or "max")
         step = model.step_ns
-        end = self.end_ns
         listing = model.now_ns  # the first chunk carries the first listings
         try:
-            while end is None or model.now_ns < end:
-                until = model.now_ns + step
-                if end is not None:
-                    until = min(until, end)
+            while self.end_ns is None or model.now_ns < self.end_ns:
+                before = model.now_ns
+                until = before + step
+                if self.end_ns is not None:
+                    until = min(until, self.end_ns)
                 events = model.advance(until)
                 if model.now_ns >= listing:
                     # Instruments are listed at the start and when contracts expire only
                     events = self._listings(events)
-                    listing = min((i.expiry for i in model.instruments() if i.expiry), default=end)
-                    listing = 1 << 62 if listing is None else listing
+                    listing = min((i.expiry for i in model.instruments() if i.expiry),
+                                  default=1 << 62)
                 if self._pending_bad:
                     self._retry_bad(events)
                 await self._release(events)
+                if model.now_ns == before:  # an end off the model's step grid: stop short of it
+                    break
             await self._flush()
             for feed in self.feeds.values():  # a stall still running at the end
                 if feed.backlog is not None:
