@@ -5,11 +5,11 @@ recordings (tests/recordings.py)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import drained
 from prometheus_client import CollectorRegistry
 from recordings import (
     FIXTURES,
@@ -37,21 +37,6 @@ COINM_SYMBOLS = [
 def usdm_feed(**kw: Any) -> dict[str, Any]:
     return {"venue": "binance_usdm", "symbols": ["BTCUSDT"], "depth_speed": "0ms",
             "channels": ["depth", "trades", "bookTicker", "markPrice", "openInterest"], **kw}
-
-
-async def _drained(collector: Collector, quiet: float = 0.6, timeout: float = 60) -> None:
-    """Until no frame arrived for ``quiet`` seconds and nothing waits in a REST queue."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        n = sum(r.frames for runner in collector.runners for r in runner.feed.routes.values())
-        busy = any(len(runner.rest) or runner.rest.keys for runner in collector.runners)
-        if n != last or busy:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since > quiet:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError("collector never went quiet")
 
 
 def run_pipeline(
@@ -86,7 +71,7 @@ def run_pipeline(
             if during is not None:
                 await during(ex, collector)
             await ex.wait_replays_done(timeout=120)
-            await _drained(collector)
+            await drained(collector)
         finally:
             await collector.stop()
             await ex.stop()

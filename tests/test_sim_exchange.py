@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import drained
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 
@@ -92,21 +93,6 @@ def feeds_of(sim: Simulation, **usdm: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _drained(collector: Collector, quiet: float = 0.6, timeout: float = 60) -> None:
-    """Until no frame arrived for ``quiet`` seconds and nothing waits in a REST queue."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        n = sum(r.frames for runner in collector.runners for r in runner.feed.routes.values())
-        busy = any(len(runner.rest) or runner.rest.keys for runner in collector.runners)
-        if n != last or busy:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since > quiet:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError("collector never went quiet")
-
-
 async def until(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -154,7 +140,7 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
                         60, "every book in sync")
             sim.stop()
             await ex.wait_replays_done(timeout=60)
-            await _drained(collector)
+            await drained(collector)
         finally:
             await collector.stop()
             await ex.stop()

@@ -1,0 +1,23 @@
+"""Helpers shared by the end-to-end tests that run the collector against the local exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from analyzer.collector import Collector
+
+
+async def drained(collector: Collector, quiet: float = 0.6, timeout: float = 60) -> None:
+    """Until no frame arrived for ``quiet`` seconds and nothing waits in a REST queue."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = sum(r.frames for runner in collector.runners for r in runner.feed.routes.values())
+        busy = any(len(runner.rest) or runner.rest.keys for runner in collector.runners)
+        if n != last or busy:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("collector never went quiet")
