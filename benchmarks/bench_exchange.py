@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from wsframes import scan  # noqa: E402
+
 from analyzer.exchange import LocalExchange, Recording, Replay  # noqa: E402  (path set up above)
 
 RECORDING = ROOT / "tests/fixtures/binance/usdm_2024"
@@ -61,34 +63,11 @@ def raw_client(host: str, port: int, path: str, expected: int, out: mp.Queue) ->
     nbytes = 0
     first = 0.0
     view = bytearray(buf)
-    pos = 0
     while frames < expected:
-        # Walk complete frames in the buffer.
-        while True:
-            avail = len(view) - pos
-            if avail < 2:
-                break
-            n = view[pos + 1] & 0x7F
-            hdr = 2
-            if n == 126:
-                if avail < 4:
-                    break
-                n = int.from_bytes(view[pos + 2 : pos + 4], "big")
-                hdr = 4
-            elif n == 127:
-                if avail < 10:
-                    break
-                n = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                hdr = 10
-            if avail < hdr + n:
-                break
-            if view[pos] & 0x0F == 0x1:
-                frames += 1
-                nbytes += n
-            pos += hdr + n
-        if pos:
-            del view[:pos]
-            pos = 0
+        pos, n_frames, n_bytes, _ = scan(view)
+        frames += n_frames
+        nbytes += n_bytes
+        del view[:pos]
         if frames >= expected:
             break
         chunk = sock.recv(1 << 20)

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # path set up above
+from wsframes import scan  # noqa: E402
+
 from analyzer.events import BookChange  # noqa: E402
 from analyzer.exchange import LocalExchange, Simulation  # noqa: E402
 from analyzer.exchange import render_binance as rb  # noqa: E402
@@ -91,33 +93,12 @@ def counting_client(host: str, port: int, paths: list[str], out: mp.Queue) -> No
             view = bufs[sock]
             closed = not chunk
             view += chunk
-            pos = 0
-            while True:
-                avail = len(view) - pos
-                if avail < 2:
-                    break
-                n = view[pos + 1] & 0x7F
-                hdr = 2
-                if n == 126:
-                    if avail < 4:
-                        break
-                    n = int.from_bytes(view[pos + 2 : pos + 4], "big")
-                    hdr = 4
-                elif n == 127:
-                    if avail < 10:
-                        break
-                    n = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                    hdr = 10
-                if avail < hdr + n:
-                    break
-                opcode = view[pos] & 0x0F
-                if opcode == 0x1:
-                    frames += 1
-                    nbytes += n
-                    last = now
-                elif opcode == 0x8:
-                    closed = True
-                pos += hdr + n
+            pos, n_frames, n_bytes, saw_close = scan(view)
+            if n_frames:
+                frames += n_frames
+                nbytes += n_bytes
+                last = now
+            closed = closed or saw_close
             del view[:pos]
             if closed:
                 sel.unregister(sock)
