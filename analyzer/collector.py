@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from bisect import bisect_left
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from analyzer.config import Config, Feed
@@ -80,7 +81,9 @@ class FeedRunner:
         self.store = store
         self.capture = capture
         self.snapshot_levels = snapshot_levels
-        self.symbols = [s.upper() for s in cfg.symbols]
+        names = [s.upper() for s in cfg.symbols]
+        self.patterns = [s for s in names if "*" in s or "?" in s]
+        self.symbols = [s for s in names if s not in self.patterns]  # resolved ones join later
         self.funding_hours: dict[str, float] = {}
         self.feed = feed_cls(
             market, self.symbols, cfg.channels, self,
@@ -101,6 +104,8 @@ class FeedRunner:
         self.marks: dict[str, float] = {}
         self.last_quote_id: dict[str, int] = {}
         self.connections: list[Connection] = []
+        self._tasks: list[asyncio.Task] = []
+        self._refresh_soon = asyncio.Event()
         # counters read by the metrics exporter
         self.decode_errors: dict[str, int] = {}
         self.unknown_frames = 0
@@ -116,18 +121,31 @@ class FeedRunner:
 
     # -- start-up --
 
-    async def load_instruments(self) -> None:
+    async def _listed(self) -> tuple[dict[str, Instrument], int]:
+        """The venue's tradable instruments, from exchangeInfo."""
         body = await self.rest.get(self.feed.exchange_info_path(), 20)
         ts = time.time_ns()
         if self.capture is not None:
             self.capture.write_rest(ts, self.feed.exchange_info_path(), body)
-        known = self.feed.decode_instruments(body, ts)
+        return self.feed.decode_instruments(body, ts), ts
+
+    def _matches(self, listed: dict[str, Instrument]) -> list[str]:
+        return [s for s in listed if any(fnmatchcase(s, p) for p in self.patterns)]
+
+    async def load_instruments(self) -> None:
+        known, ts = await self._listed()
         missing = [s for s in self.symbols if s not in known]
         if missing:
             raise CollectorError(
                 f"unknown symbol{'s' if len(missing) > 1 else ''} on {self.venue}: "
-                f"{', '.join(missing)} (not in the venue's exchangeInfo)"
+                f"{', '.join(missing)} (not trading in the venue's exchangeInfo)"
             )
+        for s in self._matches(known):
+            if s not in self.symbols:
+                self.symbols.append(s)
+                self.feed.add_symbol(s)
+                if "depth" in self.cfg.channels:
+                    self.books.add(s, request=False)
         for s in self.symbols:
             self.instruments[s] = known[s]
             self.store.add(known[s])
@@ -150,7 +168,20 @@ class FeedRunner:
             self.rest.submit(path, 1, self._on_funding_info, key="fundingInfo")
 
     def start(self, tasks: list[asyncio.Task]) -> None:
-        streams = self.feed.streams
+        self._tasks = tasks
+        self._connect(self.feed.streams)
+        tasks.append(asyncio.create_task(self.rest.run(), name=f"{self.venue}-rest"))
+        tasks.append(asyncio.create_task(self._refresh_instruments(),
+                                         name=f"{self.venue}-instruments"))
+        if "openInterest" in self.cfg.channels and not self.market.is_spot:
+            tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
+        if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
+            tasks.append(asyncio.create_task(self._refresh_funding_info(),
+                                             name=f"{self.venue}-funding"))
+        self.books.start()
+
+    def _connect(self, streams: list[str]) -> None:
+        """Connections for ``streams``, at most the venue's streams per connection each."""
         per = min(self.cfg.streams_per_connection, self.market.max_streams)
         settings = ConnectionSettings(
             stall_seconds=self.cfg.stall_seconds,
@@ -158,20 +189,50 @@ class FeedRunner:
             subscribe_interval=2.0 / self.market.max_messages_per_second,
         )
         url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
-        for n, i in enumerate(range(0, len(streams), per)):
+        for i in range(0, len(streams), per):
             conn = Connection(
-                f"{self.venue}#{n}", url, self.feed.subscribe_messages(streams[i : i + per]),
+                f"{self.venue}#{len(self.connections)}", url,
+                self.feed.subscribe_messages(streams[i : i + per]),
                 self.on_frame, settings, on_connected=self._on_connected,
             )
             self.connections.append(conn)
-            tasks.append(asyncio.create_task(conn.run(), name=conn.name))
-        tasks.append(asyncio.create_task(self.rest.run(), name=f"{self.venue}-rest"))
-        if "openInterest" in self.cfg.channels and not self.market.is_spot:
-            tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
-        if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
-            tasks.append(asyncio.create_task(self._refresh_funding_info(),
-                                             name=f"{self.venue}-funding"))
-        self.books.start()
+            self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
+
+    # -- listings: expiries and new quarterlies --
+
+    async def _refresh_instruments(self) -> None:
+        """Re-read the listing every ``instruments_seconds``, and soon after a contract's own
+        ticker reaches its expiry (venue time, so it also works for a fast simulated clock):
+        expired symbols are retired, new symbols matching a configured glob followed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_soon.wait(), self.cfg.instruments_seconds)
+                await asyncio.sleep(1.0)  # let the venue finish the roll
+            self._refresh_soon.clear()
+            try:
+                listed, _ = await self._listed()
+            except (RestError, DecodeError) as exc:
+                log.warning("%s: instrument refresh failed (%s); retrying later", self.venue, exc)
+                continue
+            self.roll(listed)
+
+    def roll(self, listed: dict[str, Instrument]) -> None:
+        for s in [s for s in self.symbols if s not in listed]:
+            log.info("%s: %s is no longer listed (expired): retired", self.venue, s)
+            self.symbols.remove(s)
+            self.books.remove(s)
+        new = [s for s in self._matches(listed) if s not in self.symbols]
+        streams = []
+        for s in new:
+            log.info("%s: %s listed: following it", self.venue, s)
+            self.symbols.append(s)
+            self.instruments[s] = listed[s]
+            self.store.add(listed[s])
+            streams += self.feed.add_symbol(s)
+            if "depth" in self.cfg.channels:
+                self.books.add(s)
+        if streams:
+            self._connect(streams)
 
     # -- hot path --
 
@@ -220,6 +281,9 @@ class FeedRunner:
         self.lag["markPrice"].observe_ns(ev.ts_local - ev.ts_exchange)
         if ev.mark_price is not None:
             self.marks[ev.symbol] = ev.mark_price
+        inst = self.instruments.get(ev.symbol)
+        if inst is not None and inst.expiry is not None and ev.ts_exchange >= inst.expiry:
+            self._refresh_soon.set()  # its last ticker: the contract has settled
         self.store.add(ev)
 
     def on_liquidation(self, ev: Liquidation) -> None:

@@ -42,7 +42,9 @@ class ConfigError(Exception):
 
 class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     venue: str
-    symbols: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]+$")]],
+    # venue symbols; a glob (``BTCUSDT_*``) follows every listed symbol it matches, including
+    # quarterlies listed later (the expiry roll)
+    symbols: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-*?]+$")]],
                        msgspec.Meta(min_length=1)]
     channels: list[Channel] = msgspec.field(
         default_factory=lambda: ["depth", "trades", "bookTicker", "markPrice", "openInterest"]
@@ -53,6 +55,7 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     trade_stream: Literal["trade", "aggTrade"] = "trade"
     streams_per_connection: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 200
     open_interest_seconds: Positive = 10.0
+    instruments_seconds: Positive = 300.0  # re-read exchangeInfo: expiries, new listings
     rest_weight_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
     api_key: str | None = None  # sent as X-MBX-APIKEY (Binance futures trade backfill)
     stall_seconds: Positive = 30.0

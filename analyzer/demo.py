@@ -75,12 +75,16 @@ def demo_config(port: int, data_dir: str, metrics_port: int) -> config_mod.Confi
 
 def sim_config(port: int, data_dir: str, metrics_port: int,
                symbols: dict[str, list[str]]) -> config_mod.Config:
-    """Every symbol the simulated exchange lists, with every channel its market has."""
+    """Every symbol the simulated exchange lists, with every channel its market has; dated
+    futures by the glob ``*_*``, so that the quarterlies listed at an expiry roll are followed."""
     base = f"127.0.0.1:{port}"
 
     def feed(venue: str, **kw: object) -> dict:
-        return {"venue": venue, "symbols": symbols[venue], "ws_url": f"ws://{base}/{venue}",
-                "rest_url": f"http://{base}/{venue}", "open_interest_seconds": 5.0, **kw}
+        perps = [s for s in symbols[venue] if "_" not in s or s.endswith("_PERP")]
+        follow = ["*_*"] if len(perps) < len(symbols[venue]) else []
+        return {"venue": venue, "symbols": perps + follow, "ws_url": f"ws://{base}/{venue}",
+                "rest_url": f"http://{base}/{venue}", "open_interest_seconds": 5.0,
+                "instruments_seconds": 60.0, **kw}
 
     futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
     return config_mod.parse({

@@ -198,6 +198,12 @@ def test_instruments_from_coinm_exchange_info() -> None:
     # 2021-12-31 08:00 UTC
     assert quarterly.expiry == 1640937600000 * 1_000_000
     assert (quarterly.base, quarterly.quote, quarterly.tick_size) == ("BTC", "USD", 0.1)
+    # a contract that is settling or delivered is not listed any more (the expiry roll)
+    info = json.loads(body)
+    settling = next(s for s in info["symbols"] if s["symbol"] == "BTCUSD_211231")
+    settling["contractStatus"] = "SETTLING"
+    left = feed.decode_instruments(json.dumps(info).encode(), LOCAL)
+    assert left.keys() == inst.keys() - {"BTCUSD_211231"}
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ def test_cli_unknown_symbol_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == ("analyzer: unknown symbol on binance_usdm: NOPEUSDT "
-                                         "(not in the venue's exchangeInfo)")
+                                         "(not trading in the venue's exchangeInfo)")
 
 
 def test_example_config_is_valid() -> None:

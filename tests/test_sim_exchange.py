@@ -77,11 +77,17 @@ class Run:
         return registry.get_sample_value(name, labels)
 
 
-def feeds_of(sim: Simulation, **usdm: Any) -> list[dict[str, Any]]:
-    """Every instrument the simulated exchangeInfo lists, on every market, every channel."""
+def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
+             **usdm: Any) -> list[dict[str, Any]]:
+    """Every instrument the simulated exchangeInfo lists, on every market, every channel;
+    ``follow_quarterlies``: the dated futures as the glob ``*_*`` instead (new listings too)."""
     by: dict[str, list[str]] = {}
     for inst in sim.model.instruments():
-        by.setdefault(inst.venue, []).append(inst.symbol)
+        if not (follow_quarterlies and inst.expiry is not None):
+            by.setdefault(inst.venue, []).append(inst.symbol)
+    if follow_quarterlies:
+        by["binance_usdm"].append("*_*")
+        by["binance_coinm"].append("*_*")
     futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
     return [
         {"venue": "binance_spot", "symbols": by["binance_spot"],
@@ -102,7 +108,7 @@ async def until(condition: Any, timeout: float, what: str) -> None:
 
 
 def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: float = 20,
-            seed: int = 3, **usdm: Any) -> Run:
+            seed: int = 3, follow_quarterlies: bool = False, **usdm: Any) -> Run:
     """The simulated market collected from its first event: the clock starts once the collector
     has subscribed everything and holds every book's first snapshot, runs at least ``seconds``
     of market time and until every book is in sync (a resync takes longer on a loaded
@@ -115,7 +121,7 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
         ex = LocalExchange(port=0, rest_weight_limit=1_000_000)
         ex.add_simulation(sim)
         await ex.start()
-        feeds = feeds_of(sim, **usdm)
+        feeds = feeds_of(sim, follow_quarterlies=follow_quarterlies, **usdm)
         for f in feeds:
             f |= {"ws_url": ex.ws_url(f["venue"]), "rest_url": ex.base_url(f["venue"]),
                   "open_interest_seconds": 1.0, "rest_weight_per_minute": 1_000_000}
@@ -393,7 +399,9 @@ def test_crossed_book_is_flagged_and_resynced(tmp_path: Path) -> None:
 
 
 def test_expiry_roll_ends_the_expired_stream_and_lists_the_next(tmp_path: Path) -> None:
-    run = run_sim(tmp_path, "expiry_roll@5s", seconds=90, speed=30)
+    # the collector follows the dated futures by glob: it retires the expired ones and
+    # subscribes to, syncs and polls the ones listed at the roll
+    run = run_sim(tmp_path, "expiry_roll@5s", seconds=150, speed=30, follow_quarterlies=True)
     expected = run.sim.model.scenario_runs()[0].expected
     expiry = expected["expiry_ns"]
     assert len(expected["expiring"]) == len(expected["listed"]) == 4
@@ -416,6 +424,16 @@ def test_expiry_roll_ends_the_expired_stream_and_lists_the_next(tmp_path: Path) 
         for symbol in new:
             assert types[symbol][0] == "NEXT_QUARTER" and types[symbol][1] * MS > expiry
         assert sum(t == "CURRENT_QUARTER" for t, _ in types.values()) == 2
+        r = run.runner(venue)
+        assert gone.isdisjoint(r.symbols) and gone.isdisjoint(r.books.books)
+        assert new <= set(r.symbols) and all(r.books.books[s].in_sync for s in new)
+    followed = run.sql("SELECT DISTINCT venue, symbol FROM open_interest "
+                       "WHERE ts_local > (SELECT max(ts_local) FROM instruments)")
+    assert {tuple(k) for k in expected["listed"]} <= set(followed)
+    for venue, symbol in expected["listed"]:  # streamed and stored after the listing
+        [(n,)] = run.sql(f"SELECT count(*) FROM quotes WHERE venue = '{venue}' "
+                         f"AND symbol = '{symbol}' AND ts_exchange > {expiry}")
+        assert n > 0
 
 
 def test_cli_simulate_arguments_and_one_line_errors() -> None:

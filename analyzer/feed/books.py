@@ -126,6 +126,18 @@ class BookKeeper:
         for sb in self.books.values():
             self._request(sb)
 
+    def add(self, symbol: str, *, request: bool = True) -> None:
+        """Keep one more book (a new listing); its snapshot is requested at once unless
+        ``request`` is false (before ``start``)."""
+        if symbol not in self.books:
+            self.books[symbol] = sb = SymbolBook(symbol)
+            if request:
+                self._request(sb)
+
+    def remove(self, symbol: str) -> None:
+        """Forget a book (an expired contract): no resync, no samples, late frames ignored."""
+        self.books.pop(symbol, None)
+
     # -- hot path --
 
     def on_change(self, ev: BookChange) -> None:

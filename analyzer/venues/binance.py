@@ -303,10 +303,26 @@ class BinanceFeed:
         # to backfill over REST, an id at or below the last is a duplicate.
         self.last_trade_id: dict[str, int] = {}
         for symbol in self.symbols:
-            for stream, channel, kind, handler in self._streams_for(symbol):
-                self.routes[stream.encode()] = Route(
+            self._route(symbol)
+
+    def _route(self, symbol: str) -> list[str]:
+        streams = []
+        for stream, channel, kind, handler in self._streams_for(symbol):
+            key = stream.encode()
+            if key not in self.routes:  # COIN-M's index stream is shared by a pair's contracts
+                self.routes[key] = Route(
                     stream, channel, symbol, _DECODERS[kind], _DATA_DECODERS[kind], handler
                 )
+                streams.append(stream)
+        return streams
+
+    def add_symbol(self, symbol: str) -> list[str]:
+        """Follow one more symbol (a newly listed quarterly); returns its new streams."""
+        symbol = symbol.upper()
+        if symbol in self.symbols:
+            return []
+        self.symbols.append(symbol)
+        return self._route(symbol)
 
     def _streams_for(self, symbol: str) -> list[tuple[str, str, str, Callable[..., None]]]:
         s = symbol.lower()
@@ -525,6 +541,8 @@ class BinanceFeed:
             raise DecodeError(f"exchangeInfo: {exc}") from None
         out: dict[str, Instrument] = {}
         for s in info.symbols:
+            if (s.status or s.contractStatus or "TRADING") != "TRADING":
+                continue  # settling, delivered, pending listing: nothing to follow
             filters = {f.get("filterType"): f for f in s.filters}
             tick = float(filters.get("PRICE_FILTER", {}).get("tickSize", 0) or 0)
             lot = float(filters.get("LOT_SIZE", {}).get("stepSize", 0) or 0)
