@@ -5,6 +5,9 @@
     analyzer exchange --simulate ...          the same, serving a simulated market
     analyzer demo [--duration S]              simulated market + collector, offline
     analyzer sql "SELECT ..."                 query what has been collected (also while collecting)
+    analyzer metrics --asset BTC              the current liquidity and basis of an asset
+    analyzer backfill --from T --to T         recompute the analytics over stored data
+    analyzer opportunities [--asset BTC]      open and recent carry opportunities, rejections
 
 Errors in arguments, configs or symbols end the command with one line on stderr and exit
 status 2, not a traceback.
@@ -106,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DuckDB file (default: data/analyzer.duckdb)")
     q.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
     q.set_defaults(func=cmd_sql)
+
+    from analyzer.analytics.commands import add_arguments as analytics_arguments
+    from analyzer.analytics.commands import cmd_backfill, cmd_metrics, cmd_opportunities
+
+    m = sub.add_parser("metrics", help="the current liquidity and basis table of an asset")
+    b = sub.add_parser("backfill", help="recompute the analytics over a stored time range")
+    o = sub.add_parser("opportunities", help="open and recent carry opportunities, and the "
+                       "best rejected candidates")
+    analytics_arguments(m, b, o)
+    m.set_defaults(func=cmd_metrics)
+    b.set_defaults(func=cmd_backfill)
+    o.set_defaults(func=cmd_opportunities)
     return p
 
 
@@ -120,6 +135,7 @@ def _positive(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from analyzer.analytics.commands import CommandError
     from analyzer.collector import CollectorError
     from analyzer.exchange import ExchangeError
     from analyzer.sim import SimError
@@ -129,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (config_mod.ConfigError, CollectorError, StoreError, ExchangeError, SimError,
-            UsageError) as exc:
+            UsageError, CommandError) as exc:
         print(f"analyzer: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

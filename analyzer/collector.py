@@ -16,14 +16,15 @@ from bisect import bisect_left
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from analyzer.analytics.live import LiveAnalytics
 from analyzer.config import Config, Feed
 from analyzer.events import (
     BookChange,
-    BookSnapshot,
     DerivativeTicker,
     Gap,
     Instrument,
     Liquidation,
+    OpenInterest,
     Quote,
     Trade,
 )
@@ -72,15 +73,13 @@ class FeedRunner:
     """One venue market: its feed decoder, books, connections, REST queue and counters.
     Implements the venue ``Sink``."""
 
-    def __init__(self, cfg: Feed, store: Store, capture: RawCapture | None,
-                 snapshot_levels: int) -> None:
+    def __init__(self, cfg: Feed, store: Store, capture: RawCapture | None) -> None:
         market, feed_cls = VENUES[cfg.venue]
         self.cfg = cfg
         self.venue = cfg.venue
         self.market = market
         self.store = store
         self.capture = capture
-        self.snapshot_levels = snapshot_levels
         names = [s.upper() for s in cfg.symbols]
         self.patterns = [s for s in names if "*" in s or "?" in s]
         self.symbols = [s for s in names if s not in self.patterns]  # resolved ones join later
@@ -102,6 +101,10 @@ class FeedRunner:
         )
         self.instruments: dict[str, Instrument] = {}
         self.marks: dict[str, float] = {}
+        # the latest of each symbol (COIN-M index tickers under their pair), for analytics
+        self.tickers: dict[str, DerivativeTicker] = {}
+        self.open_interest: dict[str, OpenInterest] = {}
+        self.funding_marks: dict[tuple[str, int], DerivativeTicker] = {}
         self.last_quote_id: dict[str, int] = {}
         self.connections: list[Connection] = []
         self._tasks: list[asyncio.Task] = []
@@ -281,6 +284,10 @@ class FeedRunner:
         self.lag["markPrice"].observe_ns(ev.ts_local - ev.ts_exchange)
         if ev.mark_price is not None:
             self.marks[ev.symbol] = ev.mark_price
+        self.tickers[ev.symbol] = ev
+        if ev.funding_rate is not None and ev.next_funding_time is not None:
+            # the last ticker of each funding period: what realised funding is read from
+            self.funding_marks[(ev.symbol, ev.next_funding_time)] = ev
         inst = self.instruments.get(ev.symbol)
         if inst is not None and inst.expiry is not None and ev.ts_exchange >= inst.expiry:
             self._refresh_soon.set()  # its last ticker: the contract has settled
@@ -341,19 +348,16 @@ class FeedRunner:
             for symbol in self.symbols:
                 self.rest.submit(
                     self.feed.open_interest_path(symbol), 1,
-                    lambda body, ts, s=symbol: self.store.add(self.feed.decode_open_interest(
-                        body, ts, self.instruments.get(s), self.marks.get(s))),
+                    lambda body, ts, s=symbol: self._on_open_interest(s, body, ts),
                     key=f"oi:{symbol}",
                 )
             await asyncio.sleep(self.cfg.open_interest_seconds)
 
-    def sample_books(self, now_ns: int) -> None:
-        n = self.snapshot_levels
-        for sb in self.books.books.values():
-            if sb.in_sync:
-                self.store.add(BookSnapshot(
-                    self.venue, sb.symbol, 0, now_ns, sb.last_id, sb.book.bids(n), sb.book.asks(n)
-                ))
+    def _on_open_interest(self, symbol: str, body: bytes, ts: int) -> None:
+        ev = self.feed.decode_open_interest(body, ts, self.instruments.get(symbol),
+                                            self.marks.get(symbol))
+        self.open_interest[symbol] = ev
+        self.store.add(ev)
 
     def stop(self) -> None:
         for c in self.connections:
@@ -378,8 +382,9 @@ class Collector:
                 capture = self.captures.get(feed.venue) or RawCapture(data_dir / "raw", feed.venue)
                 self.captures[feed.venue] = capture
             self.runners.append(
-                FeedRunner(feed, self.store, capture, cfg.store.book_snapshot_levels)
+                FeedRunner(feed, self.store, capture)
             )
+        self.analytics = LiveAnalytics(cfg, self.runners, self.store)
         self.started_ns = time.time_ns()
         self.tasks: list[asyncio.Task] = []
 
@@ -419,13 +424,12 @@ class Collector:
         self.store.close()
 
     async def _housekeeping(self) -> None:
-        interval = self.cfg.store.book_snapshot_seconds
-        next_sample = time.monotonic() + interval
+        interval = self.cfg.analytics.interval_seconds
+        next_tick = time.monotonic() + interval
         while True:
             await asyncio.sleep(0.1)
             now = time.time_ns()
-            if time.monotonic() >= next_sample:
-                next_sample += interval
-                for r in self.runners:
-                    r.sample_books(now)
+            if time.monotonic() >= next_tick:
+                next_tick = max(next_tick + interval, time.monotonic())  # no catch-up bursts
+                await self.analytics.tick(now)
             self.store.maybe_flush(now)

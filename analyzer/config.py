@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from analyzer.analytics.carry import CarryConfig, FeeSchedule, VenueFees
 from analyzer.venues import VENUES
 from analyzer.venues.base import CHANNELS
 
@@ -67,9 +68,63 @@ class Store(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     database: str = "data/analyzer.duckdb"
     flush_seconds: Positive = 1.0
     flush_rows: Annotated[int, msgspec.Meta(ge=1)] = 50_000
-    book_snapshot_seconds: Positive = 1.0
-    book_snapshot_levels: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 20
+    # how often the analysis window of every book is stored in book_snapshots (at the first
+    # analytics tick after each period); its depth is [analytics] max_levels
+    book_snapshot_seconds: Positive = 10.0
     raw_capture: bool = True
+
+
+class Analytics(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Liquidity, basis, funding and anomalies, computed from the live books every
+    ``interval_seconds`` (see analyzer/analytics)."""
+
+    enabled: bool = True
+    interval_seconds: Positive = 1.0
+    bands_bps: Annotated[list[Positive], msgspec.Meta(min_length=1, max_length=12)] = (
+        msgspec.field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0, 200.0]))
+    notionals_usd: Annotated[list[Positive], msgspec.Meta(min_length=1, max_length=8)] = (
+        msgspec.field(default_factory=lambda: [10_000.0, 100_000.0, 1_000_000.0]))
+    imbalance_levels: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    # levels per side in the analysis window (and in the stored book_snapshots), which runs
+    # from the best level until the largest notional is filled: a notional that the cut window
+    # cannot fill is null
+    max_levels: Annotated[int, msgspec.Meta(ge=1, le=20_000)] = 5000
+    # a leg whose book has not changed for longer is stale: its basis is not valid
+    max_quote_age_seconds: Positive = 5.0
+    anomaly_window_seconds: Positive = 1800.0
+    anomaly_z: Positive = 4.0
+    anomaly_min_samples: Annotated[int, msgspec.Meta(ge=2)] = 60
+    # quote currency -> USD (stablecoins at par unless configured)
+    quote_usd: dict[str, Positive] = msgspec.field(
+        default_factory=lambda: {"USD": 1.0, "USDT": 1.0, "USDC": 1.0, "FDUSD": 1.0})
+
+
+class Carry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Carry opportunities (analyzer/analytics/carry.py, opportunities.py): candidates every
+    analytics tick, gated; the lifecycle opens, updates and closes opportunities."""
+
+    enabled: bool = True
+    notionals_usd: Annotated[list[Positive], msgspec.Meta(min_length=1, max_length=8)] = (
+        msgspec.field(default_factory=lambda: [100_000.0]))
+    gates: CarryConfig = msgspec.field(default_factory=CarryConfig)  # thresholds, hysteresis
+    # per venue, replacing the default (Binance VIP0) fees of that venue: your fee tier
+    fees: dict[str, VenueFees] = msgspec.field(default_factory=dict)
+    close_grace_seconds: Positive = 30.0  # a non-economic gate failing this long closes
+    update_seconds: Positive = 60.0  # an "update" event of an open opportunity this often
+    candidates_seconds: Positive = 10.0  # candidates sampled to the store this often
+
+    def fee_schedule(self) -> FeeSchedule:
+        base = FeeSchedule()
+        return FeeSchedule(venues={**base.venues, **self.fees})
+
+
+class Alerts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The analyzer's own notifications of opening and closing opportunities, for users without
+    Alertmanager (which gets them from Prometheus: prometheus/rules.yml)."""
+
+    webhook_url: str | None = None  # POSTed JSON {text, dashboard, event}
+    command: list[str] | None = None  # run with the same JSON on its standard input
+    dashboard_url: str = "http://localhost:3000/d/analyzer-carry/carry"
 
 
 class Metrics(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -81,6 +136,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     feeds: Annotated[list[Feed], msgspec.Meta(min_length=1)]
     store: Store = msgspec.field(default_factory=Store)
     metrics: Metrics = msgspec.field(default_factory=Metrics)
+    analytics: Analytics = msgspec.field(default_factory=Analytics)
+    carry: Carry = msgspec.field(default_factory=Carry)
+    alerts: Alerts = msgspec.field(default_factory=Alerts)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -50,10 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="market clock at the start: an ISO time or 'now' (default)")
     p.add_argument("--data-dir", default="data", help="where the data goes (default: data)")
     p.add_argument("--metrics-port", type=int, default=9108)
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the metrics listen on (0.0.0.0 in a container)")
     p.add_argument("--exchange-port", type=int, default=0, help="default: a free port")
 
 
-def demo_config(port: int, data_dir: str, metrics_port: int) -> config_mod.Config:
+def demo_config(port: int, data_dir: str, metrics_port: int,
+                metrics_host: str = "127.0.0.1") -> config_mod.Config:
     base = f"127.0.0.1:{port}"
 
     def feed(venue: str, symbols: list[str], **kw: object) -> dict:
@@ -68,13 +71,14 @@ def demo_config(port: int, data_dir: str, metrics_port: int) -> config_mod.Confi
                  channels=["depth", "trades", "bookTicker", "openInterest"]),
         ],
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
-        "metrics": {"port": metrics_port, "host": "127.0.0.1"},
+        "metrics": {"port": metrics_port, "host": metrics_host},
         "log_level": "WARNING",
     })
 
 
 def sim_config(port: int, data_dir: str, metrics_port: int,
-               symbols: dict[str, list[str]]) -> config_mod.Config:
+               symbols: dict[str, list[str]], metrics_host: str = "127.0.0.1"
+               ) -> config_mod.Config:
     """Every symbol the simulated exchange lists, with every channel its market has; dated
     futures by the glob ``*_*``, so that the quarterlies listed at an expiry roll are followed."""
     base = f"127.0.0.1:{port}"
@@ -94,9 +98,17 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
             feed("binance_coinm", channels=futures),
         ],
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
-        "metrics": {"port": metrics_port, "host": "127.0.0.1"},
+        "metrics": {"port": metrics_port, "host": metrics_host},
+        "carry": {"gates": DEMO_CARRY},
         "log_level": "WARNING",
     })
+
+
+# Carry settings of the demo: a 5 % a year financing cost (so that the calm market's ~9 % basis
+# is not an opportunity) and a one-minute persistence window (so that steep_contango opens one
+# within minutes). Live configs keep the defaults: financing 0, 30 minutes.
+DEMO_CARRY = {"financing_rate": 0.05, "min_net_ann": 0.05, "entry_ann": 0.05, "exit_ann": 0.03,
+              "persistence_window_s": 60.0}
 
 
 def listed_symbols(port: int) -> dict[str, list[str]]:
@@ -162,7 +174,7 @@ def run_demo(args: argparse.Namespace) -> int:
     port = args.exchange_port or _free_port()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     if args.replay:
-        cfg = demo_config(port, args.data_dir, args.metrics_port)
+        cfg = demo_config(port, args.data_dir, args.metrics_port, args.metrics_host)
         proc = start_exchange(port, args.speed)
         text = REPLAY_TEXT.format(port=port)
     else:
@@ -176,7 +188,7 @@ def run_demo(args: argparse.Namespace) -> int:
         except OSError as exc:
             proc.terminate()
             raise config_mod.ConfigError(f"the local exchange did not answer: {exc}") from None
-        cfg = sim_config(port, args.data_dir, args.metrics_port, symbols)
+        cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host)
         text = SIM_TEXT.format(
             port=port, seed=args.seed, start=start,
             pace=f"{args.speed:g}x real time" if args.speed else "full speed",
@@ -211,6 +223,7 @@ and 2 quarterlies each), through a local exchange on 127.0.0.1:{port}
 
   market    seed {seed}, clock from {start} at {pace}
   scenario  {scenarios}
+  carry     opportunities open at 5 %/yr net of fees and 5 %/yr financing, held 60 s (demo)
             (--scenario NAME[@OFFSET],... for others, --replay for the real recordings){symbols}
 """
 
@@ -219,8 +232,10 @@ WHERE_TEXT = """
   database  {db}   (views over Parquet segments in {data}/segments; raw frames in {data}/raw)
 
 Query while it runs, from another terminal:
+  analyzer metrics --asset BTC --data-dir {data}
+  analyzer sql "SELECT * FROM latest_basis"
+  analyzer sql "SELECT * FROM latest_liquidity"
   analyzer sql "SELECT venue, symbol, count(*) AS trades FROM trades GROUP BY ALL"
-  analyzer sql "SELECT * FROM latest_quotes"
   analyzer sql "SELECT venue, symbol, reason, count(*) FROM gaps GROUP BY ALL"
   duckdb -readonly {db} "SELECT * FROM trades_1m ORDER BY minute DESC LIMIT 10"
 

@@ -20,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector as _PromCollector
 
+from analyzer.analytics.gauges import families as analytics_families
 from analyzer.collector import LAG_BUCKETS
 from analyzer.venues.base import CHANNELS
 
@@ -91,6 +92,7 @@ class CollectorMetrics(_PromCollector):
         yield from self._feed_health(runners)
         yield from self._books(runners)
         yield from self._store()
+        yield from analytics_families(self.c.analytics)
 
     def _feed_health(self, runners: list[FeedRunner]) -> Iterator[Metric]:
         unknown = _counter("unknown_frames", "Frames for streams nobody subscribed to", ["venue"])

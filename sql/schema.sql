@@ -66,21 +66,40 @@ SELECT
     make_timestamp(ts_local // 1000) AS time_local
 FROM read_parquet('{segments}/quotes/*/*.parquet', union_by_name = true);
 
--- Sampled top-of-book levels in long format: one row per (snapshot, side, level).
+-- Sampled book levels in long format: one row per (snapshot, side, level). The collector
+-- stores each in-sync book's analysis window: the levels from the best until the largest
+-- configured notional is filled, and one more (at most [analytics] max_levels a side), with
+-- the depth beyond them per band in book_snapshot_bands: the exact input of the liquidity
+-- metrics, so that `analyzer backfill` recomputes them.
 CREATE OR REPLACE VIEW book_snapshots AS
 SELECT
     venue::VARCHAR AS venue,
     symbol::VARCHAR AS symbol,
-    ts_exchange::BIGINT AS ts_exchange,
-    ts_local::BIGINT AS ts_local,
+    ts_exchange::BIGINT AS ts_exchange,         -- venue time of the book's last change
+    ts_local::BIGINT AS ts_local,               -- when the snapshot was taken
     update_id::BIGINT AS update_id,
     side::VARCHAR AS side,                      -- bid | ask
     level::SMALLINT AS level,                   -- 0 = best
     price::DOUBLE AS price,
     size::DOUBLE AS size,
+    ts_changed::BIGINT AS ts_changed,           -- local time of the book's last change
     make_timestamp(ts_exchange // 1000) AS time_exchange,
     make_timestamp(ts_local // 1000) AS time_local
 FROM read_parquet('{segments}/book_snapshots/*/*.parquet', union_by_name = true);
+
+-- With each book snapshot, per depth band: the notional resting within band_bps of the mid
+-- at levels deeper than the stored ones (0 when the stored levels reach the band's edge; NULL
+-- when the book itself does not reach it). Stored levels + these give the depth of every band.
+CREATE OR REPLACE VIEW book_snapshot_bands AS
+SELECT
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    ts_local::BIGINT AS ts_local,
+    band_bps::DOUBLE AS band_bps,
+    bid_extra::DOUBLE AS bid_extra,             -- quote currency (USD for inverse contracts)
+    ask_extra::DOUBLE AS ask_extra,
+    make_timestamp(ts_local // 1000) AS time_local
+FROM read_parquet('{segments}/book_snapshot_bands/*/*.parquet', union_by_name = true);
 
 -- Mark, index and funding; NULL where the frame does not carry the field.
 CREATE OR REPLACE VIEW derivative_tickers AS
@@ -136,3 +155,251 @@ SELECT
     action::VARCHAR AS action,
     make_timestamp(ts_local // 1000) AS time_local
 FROM read_parquet('{segments}/gaps/*/*.parquet', union_by_name = true);
+
+-- ---------------------------------------------------------------------------------------------
+-- Analytics (analyzer/analytics): written by the collector every [analytics] interval
+-- (source = 'live') and by `analyzer backfill` (source = 'backfill'). `ts` is the evaluation
+-- instant (local clock, ns). Ratios are fractions (0.0024, not bps) unless the name says bps.
+
+-- Per book: top of book, microprice and imbalance; status ok | out_of_sync | empty |
+-- one_sided | crossed (every other value is NULL unless ok).
+CREATE OR REPLACE VIEW liquidity AS
+SELECT
+    ts::BIGINT AS ts,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    status::VARCHAR AS status,
+    mid::DOUBLE AS mid,
+    best_bid::DOUBLE AS best_bid,
+    best_ask::DOUBLE AS best_ask,
+    spread_bps::DOUBLE AS spread_bps,
+    microprice::DOUBLE AS microprice,
+    imbalance::DOUBLE AS imbalance,             -- top [analytics] imbalance_levels, by size
+    bid_levels::INTEGER AS bid_levels,          -- levels in the analysis window
+    ask_levels::INTEGER AS ask_levels,
+    source::VARCHAR AS source,                  -- live | backfill
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/liquidity/*/*.parquet', union_by_name = true);
+
+-- Notional resting within band_bps of the MID, per side; NULL when the window does not reach
+-- the band's edge (a band it cannot show complete).
+CREATE OR REPLACE VIEW depth AS
+SELECT
+    ts::BIGINT AS ts,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    band_bps::DOUBLE AS band_bps,
+    bid_quote::DOUBLE AS bid_quote,             -- quote currency (USD for inverse contracts)
+    ask_quote::DOUBLE AS ask_quote,
+    bid_usd::DOUBLE AS bid_usd,
+    ask_usd::DOUBLE AS ask_usd,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/depth/*/*.parquet', union_by_name = true);
+
+-- Cost of a market order of notional_usd walking the book: VWAP and its distance from the mid
+-- in bps; NULL with a reason (insufficient_depth, or the book's status) when it cannot be filled.
+CREATE OR REPLACE VIEW slippage AS
+SELECT
+    ts::BIGINT AS ts,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    notional_usd::DOUBLE AS notional_usd,
+    buy_vwap::DOUBLE AS buy_vwap,
+    buy_bps::DOUBLE AS buy_bps,
+    sell_vwap::DOUBLE AS sell_vwap,
+    sell_bps::DOUBLE AS sell_bps,
+    buy_reason::VARCHAR AS buy_reason,
+    sell_reason::VARCHAR AS sell_reason,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/slippage/*/*.parquet', union_by_name = true);
+
+-- Per derivative: basis against the same exchange's spot (spot_ref, USD stablecoins at par) and
+-- against the index, annualised simple (b * 365 / dte_days) and compounded; perpetual premium;
+-- funding per interval and annualised by the instrument's own interval; open interest.
+-- tenor: perp | q1 | q2 | q3 (by expiry). valid = both legs in sync and fresh, else reason.
+CREATE OR REPLACE VIEW basis AS
+SELECT
+    ts::BIGINT AS ts,
+    exchange::VARCHAR AS exchange,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    base::VARCHAR AS base,
+    quote::VARCHAR AS quote,
+    market::VARCHAR AS market,
+    tenor::VARCHAR AS tenor,
+    expiry::BIGINT AS expiry,
+    dte_days::DOUBLE AS dte_days,
+    mid::DOUBLE AS mid,
+    mark::DOUBLE AS mark,
+    index::DOUBLE AS index,
+    spot_venue::VARCHAR AS spot_venue,
+    spot_symbol::VARCHAR AS spot_symbol,
+    spot_ref::DOUBLE AS spot_ref,
+    basis_spot::DOUBLE AS basis_spot,
+    basis_index::DOUBLE AS basis_index,
+    basis_spot_ann::DOUBLE AS basis_spot_ann,
+    basis_spot_ann_comp::DOUBLE AS basis_spot_ann_comp,
+    basis_index_ann::DOUBLE AS basis_index_ann,
+    basis_index_ann_comp::DOUBLE AS basis_index_ann_comp,
+    premium::DOUBLE AS premium,                 -- perpetuals: (mid or mark - index) / index
+    premium_ref::VARCHAR AS premium_ref,        -- mid | mark
+    funding_rate::DOUBLE AS funding_rate,       -- per interval
+    funding_interval_hours::DOUBLE AS funding_interval_hours,
+    next_funding_time::BIGINT AS next_funding_time,
+    funding_ann::DOUBLE AS funding_ann,         -- rate * 24 / interval * 365
+    funding_8h::DOUBLE AS funding_8h,
+    oi_contracts::DOUBLE AS oi_contracts,
+    oi_usd::DOUBLE AS oi_usd,
+    valid::BOOLEAN AS valid,
+    reason::VARCHAR AS reason,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/basis/*/*.parquet', union_by_name = true);
+
+-- Tradable basis of a cash-and-carry of notional_usd: sell the derivative at its bid-side VWAP,
+-- buy spot at its ask-side VWAP: (F_sell - S_buy) / S_buy, and simple annualised (futures).
+CREATE OR REPLACE VIEW tradable_basis AS
+SELECT
+    ts::BIGINT AS ts,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    base::VARCHAR AS base,
+    tenor::VARCHAR AS tenor,
+    notional_usd::DOUBLE AS notional_usd,
+    tradable::DOUBLE AS tradable,
+    tradable_ann::DOUBLE AS tradable_ann,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/tradable_basis/*/*.parquet', union_by_name = true);
+
+-- Constant-maturity annualised basis (spot reference) at `days`, interpolated linearly in time
+-- to expiry between the two valid quarterlies bracketing it; NULL outside them.
+CREATE OR REPLACE VIEW basis_curve AS
+SELECT
+    ts::BIGINT AS ts,
+    exchange::VARCHAR AS exchange,
+    venue::VARCHAR AS venue,
+    base::VARCHAR AS base,
+    days::BIGINT AS days,
+    basis_ann::DOUBLE AS basis_ann,
+    dte_lo::DOUBLE AS dte_lo,
+    dte_hi::DOUBLE AS dte_hi,
+    symbol_lo::VARCHAR AS symbol_lo,
+    symbol_hi::VARCHAR AS symbol_hi,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/basis_curve/*/*.parquet', union_by_name = true);
+
+-- Across venues per base and tenor: dispersion of the annualised basis and of the perpetual
+-- premium, open-interest-weighted funding (USD weights) and aggregated open interest.
+CREATE OR REPLACE VIEW cross_venue AS
+SELECT
+    ts::BIGINT AS ts,
+    base::VARCHAR AS base,
+    tenor::VARCHAR AS tenor,
+    n_venues::INTEGER AS n_venues,
+    basis_ann_median::DOUBLE AS basis_ann_median,
+    basis_ann_range::DOUBLE AS basis_ann_range,
+    basis_ann_std::DOUBLE AS basis_ann_std,
+    premium_median::DOUBLE AS premium_median,
+    premium_range::DOUBLE AS premium_range,
+    premium_std::DOUBLE AS premium_std,
+    funding_ann_oiw::DOUBLE AS funding_ann_oiw,
+    funding_8h_oiw::DOUBLE AS funding_8h_oiw,
+    oi_usd::DOUBLE AS oi_usd,
+    n_funding::INTEGER AS n_funding,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/cross_venue/*/*.parquet', union_by_name = true);
+
+-- Samples of basis, premium and funding more than k standard deviations from their own
+-- trailing history (own_history) or from the cross-venue median (cross_venue).
+CREATE OR REPLACE VIEW anomalies AS
+SELECT
+    ts::BIGINT AS ts,
+    venue::VARCHAR AS venue,
+    base::VARCHAR AS base,
+    tenor::VARCHAR AS tenor,
+    metric::VARCHAR AS metric,
+    value::DOUBLE AS value,
+    reason::VARCHAR AS reason,                  -- own_history | cross_venue
+    z::DOUBLE AS z,
+    expected::DOUBLE AS expected,
+    spread::DOUBLE AS spread,
+    n::INTEGER AS n,                            -- history samples in the window
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/anomalies/*/*.parquet', union_by_name = true);
+
+-- Carry candidates (long spot leg, short derivative leg, for notional_usd), sampled every
+-- [carry] candidates_seconds: net carry after fees, settlement, slippage (inside the VWAPs) and
+-- financing, and each gate's verdict. reject_gate: the first failing gate (freshness, expiry,
+-- liquidity, open_interest, outlier, economics), NULL when all pass. See analytics/carry.py.
+CREATE OR REPLACE VIEW carry_candidates AS
+SELECT
+    ts::BIGINT AS ts,
+    base::VARCHAR AS base,
+    notional_usd::DOUBLE AS notional_usd,
+    spot_venue::VARCHAR AS spot_venue,
+    spot_symbol::VARCHAR AS spot_symbol,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    market::VARCHAR AS market,
+    tenor::VARCHAR AS tenor,
+    dte_days::DOUBLE AS dte_days,
+    same_exchange::BOOLEAN AS same_exchange,
+    spot_buy_vwap::DOUBLE AS spot_buy_vwap,
+    deriv_sell_vwap::DOUBLE AS deriv_sell_vwap,
+    gross::DOUBLE AS gross,                     -- (F_sell_vwap - S_buy_vwap) / S_buy_vwap
+    fees::DOUBLE AS fees,                       -- entry, exit and settlement, fraction of N
+    financing::DOUBLE AS financing,
+    funding_ann_used::DOUBLE AS funding_ann_used,   -- perpetuals
+    funding_source::VARCHAR AS funding_source,  -- realised | current
+    net_ann::DOUBLE AS net_ann,
+    net_usd::DOUBLE AS net_usd,                 -- to expiry (futures) or over holding_days
+    spot_slippage_bps::DOUBLE AS spot_slippage_bps,
+    deriv_slippage_bps::DOUBLE AS deriv_slippage_bps,
+    spot_depth_usd::DOUBLE AS spot_depth_usd,
+    deriv_depth_usd::DOUBLE AS deriv_depth_usd,
+    oi_usd::DOUBLE AS oi_usd,
+    g_freshness::BOOLEAN AS g_freshness,
+    g_expiry::BOOLEAN AS g_expiry,
+    g_liquidity::BOOLEAN AS g_liquidity,
+    g_open_interest::BOOLEAN AS g_open_interest,
+    g_outlier::BOOLEAN AS g_outlier,
+    g_economics::BOOLEAN AS g_economics,
+    passes_all::BOOLEAN AS passes_all,
+    reject_gate::VARCHAR AS reject_gate,
+    reject_detail::VARCHAR AS reject_detail,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/carry_candidates/*/*.parquet', union_by_name = true);
+
+-- Opportunity lifecycle events: open (every gate held, persistently), update (while open, every
+-- [carry] update_seconds), close (reason: below_exit, gate:<name>, gone). See opportunities.py.
+CREATE OR REPLACE VIEW opportunities AS
+SELECT
+    ts::BIGINT AS ts,
+    event::VARCHAR AS event,
+    base::VARCHAR AS base,
+    spot_venue::VARCHAR AS spot_venue,
+    spot_symbol::VARCHAR AS spot_symbol,
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    notional_usd::DOUBLE AS notional_usd,
+    tenor::VARCHAR AS tenor,
+    pair::VARCHAR AS pair,
+    net_ann::DOUBLE AS net_ann,
+    net_usd::DOUBLE AS net_usd,
+    gross::DOUBLE AS gross,
+    dte_days::DOUBLE AS dte_days,
+    peak_net_ann::DOUBLE AS peak_net_ann,
+    avg_net_ann::DOUBLE AS avg_net_ann,
+    opened_ts::BIGINT AS opened_ts,
+    duration_s::DOUBLE AS duration_s,
+    reason::VARCHAR AS reason,
+    source::VARCHAR AS source,
+    make_timestamp(ts // 1000) AS time
+FROM read_parquet('{segments}/opportunities/*/*.parquet', union_by_name = true);

@@ -108,3 +108,30 @@ SELECT
     funding * (24 / interval_hours) * 365 AS funding_apr,
     next_funding AS next_funding_time
 FROM last;
+
+-- The newest live analytics of each derivative (what `analyzer metrics --asset` shows).
+CREATE OR REPLACE VIEW latest_basis AS
+SELECT venue, symbol, base, tenor, time, dte_days, mid, spot_ref, basis_spot, basis_spot_ann,
+       basis_spot_ann_comp, basis_index_ann, premium, funding_rate, funding_interval_hours,
+       funding_ann, oi_usd, valid, reason
+FROM basis
+WHERE source = 'live'
+QUALIFY row_number() OVER (PARTITION BY venue, symbol ORDER BY ts DESC) = 1;
+
+-- The newest live liquidity of each book, with its depth within 50 bps of the mid and the
+-- slippage of a 100k USD market order (other bands and notionals: the depth and slippage tables).
+CREATE OR REPLACE VIEW latest_liquidity AS
+WITH last AS (
+    SELECT * FROM liquidity WHERE source = 'live'
+    QUALIFY row_number() OVER (PARTITION BY venue, symbol ORDER BY ts DESC) = 1
+)
+SELECT l.venue, l.symbol, l.time, l.status, l.mid, l.spread_bps, l.microprice, l.imbalance,
+       d.bid_usd AS bid_usd_50bps, d.ask_usd AS ask_usd_50bps,
+       s.buy_bps AS buy_bps_100k, s.sell_bps AS sell_bps_100k,
+       coalesce(s.buy_reason, s.sell_reason) AS slippage_note
+FROM last l
+LEFT JOIN depth d ON d.ts = l.ts AND d.venue = l.venue AND d.symbol = l.symbol
+    AND d.band_bps = 50 AND d.source = 'live'
+LEFT JOIN slippage s ON s.ts = l.ts AND s.venue = l.venue AND s.symbol = l.symbol
+    AND s.notional_usd = 100000 AND s.source = 'live';
+

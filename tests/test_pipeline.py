@@ -128,14 +128,23 @@ def test_usdm_replay_book_matches_venue_and_store_holds_everything(tmp_path: Pat
     [(market, inverse, tick)] = sql(
         tmp_path, "SELECT market, inverse, tick_size FROM instruments WHERE symbol = 'BTCUSDT'")
     assert (market, inverse, tick) == ("perpetual", False, 0.1)
-    # top-20 snapshots; the best level equals the book's top as last quoted at or before it
+    # snapshots: the best level equals the book's top as last quoted at or before it
     rows = sql(tmp_path, """
         SELECT s.update_id, s.price, q.bid_price FROM book_snapshots s
         ASOF JOIN (SELECT * FROM quotes WHERE source = 'book') q
           ON s.update_id >= q.update_id
         WHERE s.side = 'bid' AND s.level = 0""")
     assert rows and all(price == bid for _, price, bid in rows)
-    assert sql(tmp_path, "SELECT max(level) FROM book_snapshots") == [(19,)]
+    # each holds the book's analysis window: from the best level until the largest notional
+    # (1M USD) is filled, then one level more; at least the 10 imbalance levels
+    sides = sql(tmp_path, """
+        SELECT sum(price * size) FILTER (WHERE level < deepest) AS filled,
+               sum(price * size) FILTER (WHERE level < deepest - 1) AS short, deepest
+        FROM (SELECT *, max(level) OVER (PARTITION BY venue, symbol, ts_local, side) AS deepest
+              FROM book_snapshots)
+        GROUP BY venue, symbol, ts_local, side, deepest""")
+    assert sides and all(filled >= 1e6 and (short < 1e6 or deepest == 9)
+                         for filled, short, deepest in sides)
     assert metric(collector, "analyzer_frames_total", venue="binance_usdm",
                   channel="depth") == 6_551
     assert metric(collector, "analyzer_decode_errors_total", venue="binance_usdm",

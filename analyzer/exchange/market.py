@@ -3,7 +3,10 @@
 Frames go out verbatim. The replay writes websocket text frames straight to each subscriber's
 transport, a batch at a time (one write per client per batch, not one per frame: that is what
 makes the exchange fast enough not to be the bottleneck of a collector's benchmark), then
-waits on each client whose write buffer is above the high-water mark. So a slow reader slows
+waits on each client whose write buffer is above the high-water mark. A batch is a list of
+payloads per client; the frame headers are added when it is written, and a stream with one
+combined-stream subscriber (the usual case) hands its payloads straight to that list (see
+``MarketFeed.sinks``). So a slow reader slows
 the replay down instead of growing a queue: nothing is buffered beyond one batch plus the
 transport's high-water mark per client. Control traffic (SUBSCRIBE answers, pings, close
 frames) goes through websockets itself; both write whole frames on the same loop, so they
@@ -19,6 +22,8 @@ import logging
 import struct
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -51,6 +56,26 @@ def text_header(n: int) -> bytes:
     return _H64(0x81, 127, n)
 
 
+class _Headers(dict[int, bytes]):
+    """Text-frame headers by payload length, made on first use."""
+
+    def __missing__(self, n: int) -> bytes:
+        header = self[n] = text_header(n)
+        return header
+
+
+_HEADERS = _Headers()
+
+
+def frames(payloads: list[bytes]) -> bytes:
+    """The websocket text frames of these payloads, joined (header and payload interleaved
+    by slice assignment: no Python loop per frame)."""
+    parts = payloads * 2
+    parts[::2] = map(_HEADERS.__getitem__, map(len, payloads))
+    parts[1::2] = payloads
+    return b"".join(parts)
+
+
 def raw_payload(key: bytes, payload: bytes) -> bytes:
     """The ``data`` of a combined-stream frame, for raw ``/ws`` clients (sliced, not parsed)."""
     start = 20 + len(key)  # len('{"stream":"') + name + len('","data":')
@@ -80,7 +105,7 @@ class Client:
         self.transport = conn.transport
         self.combined = combined  # {"stream":..,"data":..} envelope, else the data alone
         self.streams: dict[bytes, None] = {}  # in subscription order
-        self.out: list[bytes] = []  # frames of the current batch
+        self.out: list[bytes] = []  # payloads of the current batch
         self.frames = 0
         self.closed = False
         self.frozen = False  # a freeze fault: routed nothing until it ends
@@ -111,8 +136,10 @@ class MarketFeed:
             rec.first_ts if rec else 0,
         )
         self.speed = replay.speed if replay is not None else 0.0
-        self.clients: set[Client] = set()
+        self.clients: dict[Client, None] = {}  # in connection order
         self.subs: dict[bytes, list[Client]] = {}
+        # stream -> what takes a payload of it: see _update_sinks
+        self.sinks: dict[bytes, Callable[[bytes], Any]] = {}
         self.active = 0  # subscriptions to streams the recording has
         # Replay progress and counters.
         self.position = 0  # frames read in this pass
@@ -123,7 +150,6 @@ class MarketFeed:
         self.injected = 0
         self.closed_by_fault = 0
         self.slow_clients_dropped = 0
-        self._dirty: list[Client] = []
         self._hold = True
         self._stall_until = 0.0
         self._drops: dict[str, set[int]] = {}
@@ -147,11 +173,11 @@ class MarketFeed:
             self.done.set()
 
     def attach(self, client: Client) -> None:
-        self.clients.add(client)
+        self.clients[client] = None
 
     def detach(self, client: Client) -> None:
         if client in self.clients:
-            self.clients.discard(client)
+            del self.clients[client]
             self.unsubscribe(client, list(client.streams))
         client.closed = True
         client.out.clear()
@@ -172,12 +198,18 @@ class MarketFeed:
         if not client.frozen:
             self._unroute(client, gone)
 
+    def set_combined(self, client: Client, combined: bool) -> None:
+        """SET_PROPERTY combined: the envelope, and so the route, of the client's frames."""
+        client.combined = combined
+        self._update_sinks()
+
     def _route(self, client: Client, names: list[bytes]) -> None:
         """Start sending these streams to the client (``subs`` is what the replay reads)."""
         for name in names:
             self.subs.setdefault(name, []).append(client)
             if name in self.streams:
                 self.active += 1
+        self._update_sinks()
         self._update_hold()
 
     def _unroute(self, client: Client, names: list[bytes]) -> None:
@@ -188,7 +220,22 @@ class MarketFeed:
                 del self.subs[name]
             if name in self.streams:
                 self.active -= 1
+        self._update_sinks()
         self._update_hold()
+
+    def _update_sinks(self) -> None:
+        """Per subscribed stream, the callable that takes its payloads: the ``out.append`` of
+        its one combined-stream subscriber (a C call per frame, the usual case), else
+        ``_deliver`` to all of them. Updated in place: loops hold it in a local."""
+        self.sinks.clear()
+        self.sinks.update({
+            name: (
+                targets[0].out.append
+                if len(targets) == 1 and targets[0].combined
+                else partial(self._deliver, name, targets=targets)
+            )
+            for name, targets in self.subs.items()
+        })
 
     def _update_hold(self) -> None:
         # As fast as possible: wait while nobody (not frozen) takes the recording's frames.
@@ -206,33 +253,28 @@ class MarketFeed:
     # Writing
 
     def _deliver(self, key: bytes, payload: bytes, targets: list[Client]) -> None:
-        header = text_header(len(payload))
-        dirty = self._dirty
+        """Queue a payload for each target: the data alone for raw ``/ws`` clients."""
         raw = None
         for c in targets:
-            out = c.out
-            if not out:
-                dirty.append(c)
             if c.combined:
-                out.append(header)
-                out.append(payload)
+                c.out.append(payload)
             else:
                 if raw is None:
                     raw = raw_payload(key, payload)
-                out.append(text_header(len(raw)))
-                out.append(raw)
-            c.frames += 1
-        self.frames_sent += len(targets)
+                c.out.append(raw)
 
     def _flush(self) -> list[Client]:
-        written = self._dirty
-        self._dirty = []
+        """Write every client's batch as one transport write; the clients written."""
+        written = [c for c in self.clients if c.out]
         for c in written:
+            out = c.out
             if c.closed or c.conn.protocol.state is not State.OPEN:
-                c.out.clear()
+                out.clear()
                 continue
-            data = b"".join(c.out)
-            c.out.clear()
+            data = frames(out)
+            c.frames += len(out)
+            self.frames_sent += len(out)
+            out.clear()
             c.transport.write(data)
             self.bytes_sent += len(data)
         return written
@@ -420,6 +462,7 @@ class MarketFeed:
         state = self.state
         kinds = state.kinds
         subs = self.subs
+        sinks = self.sinks
         drops = self._drops
         rec0 = last_ts = -1
         wall0 = 0.0
@@ -486,9 +529,9 @@ class MarketFeed:
                 state.on_mark(symbol, payload)  # type: ignore[arg-type]
             elif what == INDEX:
                 state.on_index(payload)
-            targets = subs.get(key)
-            if targets:
-                self._deliver(key, payload, targets)
+            send = sinks.get(key)
+            if send is not None:
+                send(payload)
             batch += 1
             if batch >= BATCH:
                 batch = 0

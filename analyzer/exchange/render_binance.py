@@ -19,9 +19,11 @@ formats follow the docs and the recorded frames under ``tests/fixtures``:
            ``<pair>@indexPrice@1s``
 
 Rendering is the exchange's hot path (it shares one core with the model), so frames are filled
-into preformatted byte templates with one ``%`` each, and the decimal text of every price and
-size is cached per symbol: the book revisits the same prices and sizes over and over, and a
-dict hit is ~5x cheaper than formatting a float.
+into preformatted byte templates with one ``%`` each (a depth frame's template holds its
+combined-stream envelope too), and the decimal text of every price and size is cached per
+symbol: the book revisits the same prices and sizes over and over, and a dict hit is ~5x
+cheaper than formatting a float. Event times in milliseconds are cached for all symbols at
+once, as the instruments' changes (and many quotes and trades) fall on the same instants.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ def precisions(market: str, tick: float, lot: float) -> tuple[int, int]:
     return decimals(tick), decimals(lot)  # COIN-M: "427.90", whole contracts
 
 
+class Texts(dict[float, bytes]):
+    """Decimal texts of numbers, each formatted on its first use: ``texts[x]`` is
+    ``head + fmt % x + tail``. Starts over past ``CACHE_LIMIT`` entries."""
+
+    __slots__ = ("fmt", "head", "tail")
+
+    def __init__(self, fmt: bytes, head: bytes = b"", tail: bytes = b"") -> None:
+        super().__init__()
+        self.fmt, self.head, self.tail = fmt, head, tail
+
+    def __missing__(self, x: float) -> bytes:
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        text = self[x] = self.head + self.fmt % x + self.tail
+        return text
+
+
+_MS_TEXT = Texts(b"%d")  # event time in milliseconds -> its text, for every symbol
+
+
 class SymbolFormat:
     """Frames of one symbol of one market (``market`` is spot, usdm or coinm).
 
@@ -80,7 +102,8 @@ class SymbolFormat:
         "book_ticker",
         "bt_key",
         "bt_tmpl",
-        "depth_data",
+        "depth",
+        "depth_frame",
         "depth_keys",
         "depth_tmpl",
         "force_key",
@@ -93,8 +116,6 @@ class SymbolFormat:
         "mark_key",
         "mark_tmpl",
         "market",
-        "ms_b",
-        "ms_last",
         "pair",
         "pd",
         "pfmt",
@@ -121,13 +142,11 @@ class SymbolFormat:
         self.pd, self.qd = precisions(market, info.tick_size, info.lot_size)
         self.pfmt = b"%%.%df" % self.pd
         self.qfmt = b"%%.%df" % self.qd
-        self.px: dict[float, bytes] = {}  # price -> b"61800.20"
-        self.qx: dict[float, bytes] = {}
-        self.lp: dict[float, bytes] = {}  # price -> b'["61800.20","' (a depth level's start)
-        self.lq: dict[float, bytes] = {}  # size -> b'0.507"]'
-        self.ms_last = -1  # milliseconds of the last frame, and their text
-        self.ms_b = b""
-        self.depth_data = self._depth_spot if self.spot else self._depth_futures
+        self.px = Texts(self.pfmt)  # price -> b"61800.20"
+        self.qx = Texts(self.qfmt)
+        self.lp = Texts(self.pfmt, b'["', b'","')  # price -> b'["61800.20","' (a level's start)
+        self.lq = Texts(self.qfmt, tail=b'"]')  # size -> b'0.507"]'
+        self.depth = self._depth_spot if self.spot else self._depth_futures
         self.book_ticker = self._book_ticker_spot if self.spot else self._book_ticker_futures
         self.trade = self._trade_spot if self.spot else self._trade_futures
         self.agg_trade = self._agg_trade
@@ -150,6 +169,10 @@ class SymbolFormat:
                 b'{"e":"depthUpdate","E":%b,"T":%b,"s":"' + s + b'"' + ps
                 + b',"U":%d,"u":%d,"pu":%d,"b":[%b],"a":[%b]}'
             )
+        # the whole frame of each depth stream, for the usual single depth subscription
+        self.depth_frame = {
+            key: prefix + self.depth_tmpl + b"}" for key, prefix in self.depth_keys
+        }
         self.bt_key = f"{low}@bookTicker".encode()
         if self.spot:
             self.bt_tmpl = env(
@@ -209,116 +232,84 @@ class SymbolFormat:
 
     # -- number texts ------------------------------------------------------------------------
 
-    def price(self, p: float) -> bytes:
-        px = self.px
-        if len(px) > CACHE_LIMIT:
-            px.clear()
-        b = px[p] = self.pfmt % p
-        return b
-
-    def size(self, q: float) -> bytes:
-        qx = self.qx
-        if len(qx) > CACHE_LIMIT:
-            qx.clear()
-        b = qx[q] = self.qfmt % q
-        return b
-
-    def _level_price(self, p: float) -> bytes:
-        lp = self.lp
-        if len(lp) > CACHE_LIMIT:
-            lp.clear()
-        b = lp[p] = b'["' + (self.pfmt % p) + b'","'
-        return b
-
-    def _level_size(self, q: float) -> bytes:
-        lq = self.lq
-        if len(lq) > CACHE_LIMIT:
-            lq.clear()
-        b = lq[q] = (self.qfmt % q) + b'"]'
-        return b
-
-    def _levels(self, levels: list[tuple[float, float]]) -> bytes:
-        pg, qg = self.lp.get, self.lq.get
-        lp, lq = self._level_price, self._level_size
-        return b",".join([(pg(p) or lp(p)) + (qg(q) or lq(q)) for p, q in levels])
+    def _levels(self, levels: list[tuple[float, float]], reverse: bool = False) -> bytes:
+        """The levels of a side (not empty: callers skip those), sorted. Most changes touch
+        one or two levels of a side: they skip the sort, the comprehension and the join."""
+        lp, lq = self.lp, self.lq
+        n = len(levels)
+        if n == 1:
+            ((p, q),) = levels
+            return lp[p] + lq[q]
+        if n == 2:
+            (p, q), (p2, q2) = levels
+            if (p > p2) is not reverse:
+                p, q, p2, q2 = p2, q2, p, q
+            return lp[p] + lq[q] + b"," + lp[p2] + lq[q2]
+        return b",".join([lp[p] + lq[q] for p, q in sorted(levels, reverse=reverse)])
 
     # -- frames ------------------------------------------------------------------------------
-
-    def _ms(self, ts: int) -> bytes:
-        m = ts // MS
-        if m != self.ms_last:
-            self.ms_last = m
-            self.ms_b = b"%d" % m
-        return self.ms_b
 
     # The frame makers below come in a spot and a futures variant; ``__init__`` binds the
     # right one to the public name (a slot read, no branch and no method lookup per frame).
 
-    def _depth_spot(self, ev: BookChange) -> bytes:
-        """The ``data`` of a depthUpdate; the frame is a ``depth_keys`` prefix + this + ``}``.
-        Levels are sorted as Binance sends them: spot bids best first, asks best first."""
-        return self.depth_tmpl % (
-            self._ms(ev.ts_exchange), ev.first_id, ev.last_id,
-            self._levels(sorted(ev.bids, reverse=True)), self._levels(sorted(ev.asks)),
+    def depth_data(self, ev: BookChange) -> bytes:
+        """The ``data`` of a depthUpdate; a frame is a ``depth_keys`` prefix + this + ``}``."""
+        return self.depth(ev, self.depth_tmpl)
+
+    def _depth_spot(self, ev: BookChange, tmpl: bytes) -> bytes:
+        """A depthUpdate into ``tmpl`` (``depth_tmpl`` or a ``depth_frame``). Levels are
+        sorted as Binance sends them: spot bids best first, asks best first."""
+        bids, asks = ev.bids, ev.asks
+        return tmpl % (
+            _MS_TEXT[ev.ts_exchange // MS], ev.first_id, ev.last_id,
+            self._levels(bids, True) if bids else b"", self._levels(asks) if asks else b"",
         )
 
-    def _depth_futures(self, ev: BookChange) -> bytes:
+    def _depth_futures(self, ev: BookChange, tmpl: bytes) -> bytes:
         """Futures sort both sides by ascending price."""
-        ms = self._ms(ev.ts_exchange)
-        return self.depth_tmpl % (
-            ms, ms, ev.first_id, ev.last_id, ev.prev_id, self._levels(sorted(ev.bids)),
-            self._levels(sorted(ev.asks)),
+        ms = _MS_TEXT[ev.ts_exchange // MS]
+        bids, asks = ev.bids, ev.asks
+        return tmpl % (
+            ms, ms, ev.first_id, ev.last_id, ev.prev_id, self._levels(bids) if bids else b"",
+            self._levels(asks) if asks else b"",
         )
 
     def _book_ticker_spot(self, ev: Quote) -> bytes:
         px, qx = self.px, self.qx
-        b, bq, a, aq = ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size
         return self.bt_tmpl % (
-            ev.update_id, px.get(b) or self.price(b), qx.get(bq) or self.size(bq),
-            px.get(a) or self.price(a), qx.get(aq) or self.size(aq),
+            ev.update_id, px[ev.bid_price], qx[ev.bid_size], px[ev.ask_price], qx[ev.ask_size],
         )
 
     def _book_ticker_futures(self, ev: Quote) -> bytes:
         px, qx = self.px, self.qx
-        b, bq, a, aq = ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size
-        m = ev.ts_exchange // MS  # _ms() inlined: the most frequent frame of all
-        if m == self.ms_last:
-            ms = self.ms_b
-        else:
-            self.ms_last = m
-            ms = self.ms_b = b"%d" % m
+        ms = _MS_TEXT[ev.ts_exchange // MS]
         return self.bt_tmpl % (
-            ev.update_id, px.get(b) or self.price(b), qx.get(bq) or self.size(bq),
-            px.get(a) or self.price(a), qx.get(aq) or self.size(aq), ms, ms,
+            ev.update_id, px[ev.bid_price], qx[ev.bid_size], px[ev.ask_price], qx[ev.ask_size],
+            ms, ms,
         )
 
     def _trade_spot(self, ev: Trade) -> bytes:
-        p, q = ev.price, ev.size
-        ms = self._ms(ev.ts_exchange)
+        ms = _MS_TEXT[ev.ts_exchange // MS]
         m = _TRUE if ev.side == "sell" else _FALSE  # the buyer was the maker: the taker sold
         return self.trade_tmpl % (
-            ms, ev.trade_id.encode(), self.px.get(p) or self.price(p),
-            self.qx.get(q) or self.size(q), ms, m,
+            ms, ev.trade_id.encode(), self.px[ev.price], self.qx[ev.size], ms, m,
         )
 
     def _trade_futures(self, ev: Trade) -> bytes:
-        p, q = ev.price, ev.size
-        ms = self._ms(ev.ts_exchange)
+        ms = _MS_TEXT[ev.ts_exchange // MS]
         m = _TRUE if ev.side == "sell" else _FALSE
         return self.trade_tmpl % (
-            ms, ms, ev.trade_id.encode(), self.px.get(p) or self.price(p),
-            self.qx.get(q) or self.size(q), m,
+            ms, ms, ev.trade_id.encode(), self.px[ev.price], self.qx[ev.size], m,
         )
 
     def _agg_trade(self, ev: Trade) -> bytes:
         """aggTrade: every trade of the model fills one price level, so it is its own
         aggregate (f == l); both markets' templates take the id right after E or s."""
-        p, q = ev.price, ev.size
-        ms = self._ms(ev.ts_exchange)
+        ms = _MS_TEXT[ev.ts_exchange // MS]
         tid = ev.trade_id.encode()
         return self.agg_tmpl % (
-            ms, int(ev.trade_id) - self.trade_offset, self.px.get(p) or self.price(p),
-            self.qx.get(q) or self.size(q), tid, tid, ms, _TRUE if ev.side == "sell" else _FALSE,
+            ms, int(ev.trade_id) - self.trade_offset, self.px[ev.price], self.qx[ev.size],
+            tid, tid, ms, _TRUE if ev.side == "sell" else _FALSE,
         )
 
     def mark(self, ev: DerivativeTicker) -> bytes:

@@ -469,7 +469,7 @@ class LocalExchange:
             and params[0] == "combined"
             and isinstance(params[1], bool)
         ):
-            client.combined = params[1]
+            feed.set_combined(client, params[1])
             return _encode({"result": None, "id": req_id}).decode()
         if method == "GET_PROPERTY" and params == ["combined"]:
             return _encode({"result": client.combined, "id": req_id}).decode()

@@ -9,11 +9,12 @@ One ``MarketModel`` (``analyzer.sim``) has one clock for all its venues. The sim
 it one model step at a time (0.1 s of market time by default) and releases the step's events
 in time order, paced to ``speed`` (market seconds per wall second; 0: as fast as the subscribed
 clients read, which their websocket backpressure decides). Each event is rendered into its
-venue's frames (``render_binance``) at release, only for the streams someone subscribed, and
-written through the market's ``MarketFeed``: its routing, batching, backpressure and fault API
-are the replay's. So the model runs at most one step ahead of the wire, and REST answers come
-from it: depth snapshots are the model's book (ahead of, and consistent with, the stream),
-trades are those released so far.
+venue's frames (``render_binance``) at release, only for the streams someone subscribed (each
+symbol's ``Route`` holds the sink of each of its streams), and written through the market's
+``MarketFeed``: its routing, batching, backpressure and fault API are the replay's. So the
+model runs at most one step ahead of the wire, and REST answers come from it: depth snapshots
+are the model's book (ahead of, and consistent with, the stream), trades are those released
+so far.
 
 The model's declared transport faults (``MarketModel.faults()``) are applied at their market
 time: ``stall`` freezes the feed's open connections for that many market seconds (they stay
@@ -32,14 +33,14 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from analyzer.events import BookChange, DerivativeTicker, Instrument, Liquidation, Quote, Trade
 from analyzer.exchange import binance
 from analyzer.exchange import render_binance as rb
 from analyzer.exchange.errors import ExchangeError
-from analyzer.exchange.market import _NOT_JSON, Client, MarketFeed, text_header
+from analyzer.exchange.market import _NOT_JSON, Client, MarketFeed
 from analyzer.exchange.recordings import MARKET_OF_FEED
 from analyzer.sim import MarketModel, Schedule, World
 
@@ -51,7 +52,37 @@ RETRY_NS = 100 * MS  # a close fault with no connection to close looks again thi
 # Frames between flushes and yields to the loop: 4x the replay's (~5 ms of work at full
 # speed), as a flush serves the clients of three markets.
 BATCH = 1024
-_HEADERS: dict[int, bytes] = {}  # websocket text-frame header by payload length
+
+
+Sink = Callable[[bytes], Any]
+
+
+class Route:
+    """Where the frames of one symbol go: per stream, the feed's sink for it (None: nobody
+    subscribed), so the release loop reads a slot instead of looking the stream up. Refreshed
+    whenever the feed's subscriptions change."""
+
+    __slots__ = ("agg", "bt", "depth", "f", "feed", "force", "index", "mark", "tape", "trade")
+
+    def __init__(self, f: rb.SymbolFormat, feed: SimFeed) -> None:
+        self.f = f
+        self.feed = feed
+        self.tape = rb.Trades()
+        self.refresh({})
+
+    def refresh(self, sinks: dict[bytes, Sink]) -> None:
+        f = self.f
+        self.bt = sinks.get(f.bt_key)
+        self.trade = sinks.get(f.trade_key)
+        self.agg = sinks.get(f.agg_key)
+        self.mark = sinks.get(f.mark_key)
+        self.index = sinks.get(f.index_key)
+        self.force = sinks.get(f.force_key)
+        # (whole-frame template, frame prefix, sink) of each subscribed depth speed
+        self.depth = [
+            (f.depth_frame[key], prefix, sinks[key]) for key, prefix in f.depth_keys
+            if key in sinks
+        ]
 
 
 class SimFeed(MarketFeed):
@@ -65,52 +96,28 @@ class SimFeed(MarketFeed):
         self.sim = sim
         self.speed = sim.speed
         self.formats: dict[str, rb.SymbolFormat] = {}  # every symbol listed so far
-        self.tapes: dict[str, rb.Trades] = {}
+        self.routes: dict[str, Route] = {}
         self.backlog: list[Any] | None = None  # events held back while the feed is stalled
-        # symbol -> [(depth stream, frame prefix, its subscribers)], for the subscribed depth
-        # streams only (a symbol answers on five); rebuilt after any subscription change
-        self.depth_routes: dict[str, list[tuple[bytes, bytes, list[Client]]]] = {}
 
-    def _route(self, client: Client, names: list[bytes]) -> None:
-        self.depth_routes.clear()
-        super()._route(client, names)
+    @property
+    def tapes(self) -> dict[str, rb.Trades]:
+        """The trades released so far, per symbol (REST history)."""
+        return {symbol: route.tape for symbol, route in self.routes.items()}
 
-    def _unroute(self, client: Client, names: list[bytes]) -> None:
-        self.depth_routes.clear()
-        super()._unroute(client, names)
+    def _update_sinks(self) -> None:
+        super()._update_sinks()
+        for route in self.routes.values():
+            route.refresh(self.sinks)
 
-    def depth_targets(self, f: rb.SymbolFormat) -> list[tuple[bytes, bytes, list[Client]]]:
-        subs = self.subs
-        out = self.depth_routes[f.symbol] = [
-            (key, prefix, subs[key]) for key, prefix in f.depth_keys if subs.get(key)
-        ]
-        return out
-
-    def add_symbol(self, f: rb.SymbolFormat) -> None:
+    def add_symbol(self, f: rb.SymbolFormat) -> Route:
         self.formats[f.symbol] = f
-        self.tapes[f.symbol] = rb.Trades()
+        route = self.routes[f.symbol] = Route(f, self)
+        route.refresh(self.sinks)
         self.symbols.add(f.symbol)
         self.streams.update(f.streams())
         # subscriptions made before the listing count from now on
         self.active = sum(len(cs) for name, cs in self.subs.items() if name in self.streams)
-
-    def _deliver(self, key: bytes, payload: bytes, targets: list[Client]) -> None:
-        """MarketFeed's, with a short cut for the usual case: one combined-stream client."""
-        if len(targets) == 1 and targets[0].combined:
-            c = targets[0]
-            out = c.out
-            if not out:
-                self._dirty.append(c)
-            n = len(payload)
-            header = _HEADERS.get(n)
-            if header is None:
-                header = _HEADERS[n] = text_header(n)
-            out.append(header)
-            out.append(payload)
-            c.frames += 1
-            self.frames_sent += 1
-            return
-        super()._deliver(key, payload, targets)
+        return route
 
     def _update_hold(self) -> None:
         self._hold = False  # the simulation decides when to wait, for all markets at once
@@ -193,7 +200,7 @@ class SimFeed(MarketFeed):
             ctype = rb.contract_types(self.listed())[f.symbol]
             return rb.open_interest_body(market, model, f, ctype)
         limit = binance._limit(params, 500, 1000)
-        tape = self.tapes[f.symbol]
+        tape = self.routes[f.symbol].tape
         from_id = binance._int_param(params, "fromId")
         if endpoint == "trades":
             return rb.trades_body(market, f, tape.rows[-limit:], agg=False)
@@ -291,7 +298,7 @@ class Simulation:
         self.finished = False
         self.done: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
-        self._lookup: dict[str, dict[str, tuple[rb.SymbolFormat, SimFeed]]] = {}
+        self._lookup: dict[str, dict[str, Route]] = {}  # venue -> symbol -> route
         self._actions: list[tuple[int, int, str, Any, Any]] = []  # (at_ns, seq, what, feed, arg)
         self._seq = 0
         self._pending_bad: list[tuple[SimFeed, str]] = []
@@ -355,8 +362,7 @@ class Simulation:
         book = self.model.instrument_state(inst.venue, inst.symbol).book
         # aggregate ids below the trade ids, deterministic per seed
         f = rb.SymbolFormat(feed.market, inst, book.tid // 2)
-        feed.add_symbol(f)
-        self._lookup.setdefault(inst.venue, {})[inst.symbol] = (f, feed)
+        self._lookup.setdefault(inst.venue, {})[inst.symbol] = feed.add_symbol(f)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -480,45 +486,46 @@ class Simulation:
                 n = 0
             cls = ev.__class__
             if cls is Quote:
-                f, feed = lookup[ev.venue][ev.symbol]
-                if feed.backlog is not None:
-                    feed.backlog.append(ev)
+                r = lookup[ev.venue][ev.symbol]
+                if r.feed.backlog is not None:
+                    r.feed.backlog.append(ev)
                     continue
-                targets = feed.subs.get(f.bt_key)
-                if targets:
-                    feed._deliver(f.bt_key, f.book_ticker(ev), targets)
+                send = r.bt
+                if send is not None:
+                    send(r.f.book_ticker(ev))
                     n += 1
             elif cls is BookChange:
-                f, feed = lookup[ev.venue][ev.symbol]
-                if feed.backlog is not None:
-                    feed.backlog.append(ev)
+                r = lookup[ev.venue][ev.symbol]
+                if r.feed.backlog is not None:
+                    r.feed.backlog.append(ev)
                     continue
                 if drops and drops.get((ev.venue, ev.symbol)):
                     drops[ev.venue, ev.symbol] -= 1
-                    feed.dropped += 1
+                    r.feed.dropped += 1
                     continue
-                routes = feed.depth_routes.get(ev.symbol)
-                if routes is None:
-                    routes = feed.depth_targets(f)
-                if routes:
-                    data = f.depth_data(ev)
-                    for key, prefix, targets in routes:
-                        feed._deliver(key, prefix + data + b"}", targets)
+                routes = r.depth
+                if len(routes) == 1:  # one depth speed: render the whole frame at once
+                    tmpl, _, send = routes[0]
+                    send(r.f.depth(ev, tmpl))
+                    n += 1
+                elif routes:
+                    data = r.f.depth_data(ev)
+                    for _, prefix, send in routes:
+                        send(prefix + data + b"}")
                         n += 1
             elif cls is Trade:
-                f, feed = lookup[ev.venue][ev.symbol]
-                if feed.backlog is not None:
-                    feed.backlog.append(ev)
+                r = lookup[ev.venue][ev.symbol]
+                if r.feed.backlog is not None:
+                    r.feed.backlog.append(ev)
                     continue
-                feed.tapes[ev.symbol].add(ev)
-                subs = feed.subs
-                targets = subs.get(f.trade_key)
-                if targets:
-                    feed._deliver(f.trade_key, f.trade(ev), targets)
+                r.tape.add(ev)
+                send = r.trade
+                if send is not None:
+                    send(r.f.trade(ev))
                     n += 1
-                targets = subs.get(f.agg_key)
-                if targets:
-                    feed._deliver(f.agg_key, f.agg_trade(ev), targets)
+                send = r.agg
+                if send is not None:
+                    send(r.f.agg_trade(ev))
                     n += 1
             elif cls is DerivativeTicker:
                 n += self._ticker(ev)
@@ -532,30 +539,29 @@ class Simulation:
         self.events_released += len(events)
 
     def _ticker(self, ev: DerivativeTicker) -> int:
-        f, feed = self._lookup[ev.venue][ev.symbol]
+        r = self._lookup[ev.venue][ev.symbol]
+        f, feed = r.f, r.feed
         if feed.backlog is not None:
             feed.backlog.append(ev)
             return 0
         n = 0
-        targets = feed.subs.get(f.mark_key)
-        if targets:
-            feed._deliver(f.mark_key, f.mark(ev), targets)
+        if r.mark is not None:
+            r.mark(f.mark(ev))
             n += 1
         if f.market == "coinm" and ev.index_price is not None:
             # one index per pair per event time, shared by the pair's contracts
             key = (ev.venue, f.pair)
             if self._index_ms.get(key) != ev.ts_exchange:
                 self._index_ms[key] = ev.ts_exchange
-                targets = feed.subs.get(f.index_key)
-                if targets:
-                    feed._deliver(f.index_key, f.index(ev), targets)
+                if r.index is not None:
+                    r.index(f.index(ev))
                     n += 1
         return n
 
     def _liquidation(self, ev: Liquidation) -> int:
-        f, feed = self._lookup[ev.venue][ev.symbol]
-        if feed.backlog is not None:
-            feed.backlog.append(ev)
+        r = self._lookup[ev.venue][ev.symbol]
+        if r.feed.backlog is not None:
+            r.feed.backlog.append(ev)
             return 0
         # Binance pushes at most one liquidation per symbol per second
         key = (ev.venue, ev.symbol)
@@ -563,9 +569,8 @@ class Simulation:
         if last is not None and ev.ts_exchange - last < 1000 * MS:
             return 0
         self._force_ms[key] = ev.ts_exchange
-        targets = feed.subs.get(f.force_key)
-        if targets:
-            feed._deliver(f.force_key, f.force_order(ev), targets)
+        if r.force is not None:
+            r.force(r.f.force_order(ev))
             return 1
         return 0
 
@@ -611,10 +616,10 @@ class Simulation:
                 continue
             if kind == "badprice" and ev.__class__ is not BookChange:
                 continue
-            entry = lookup.get(ev.symbol)
-            if entry is None:
+            route = lookup.get(ev.symbol)
+            if route is None:
                 continue
-            for key, frame in entry[0].frames(ev):
+            for key, frame in route.f.frames(ev):
                 targets = feed.subs.get(key)
                 if not targets:
                     continue

@@ -37,6 +37,7 @@ class SymbolBook:
         "buffer",
         "early_quotes",
         "history",
+        "last_exchange_ns",
         "last_id",
         "last_ns",
         "pending",
@@ -53,6 +54,7 @@ class SymbolBook:
         self.state = SYNCING
         self.last_id = -1
         self.last_ns = 0  # local time of the last applied change
+        self.last_exchange_ns = 0  # venue time of the last applied change (freshness)
         self.buffer: list[BookChange] = []
         self.snapshot_requested = False
         self.top: Top | None = None
@@ -180,6 +182,7 @@ class BookKeeper:
         book.apply(ev.bids, ev.asks)
         sb.last_id = ev.last_id
         sb.last_ns = ev.ts_local
+        sb.last_exchange_ns = ev.ts_exchange
         sb.updates += 1
         top = book.top()
         if top is not None and top[0] >= top[2]:
@@ -269,6 +272,7 @@ class BookKeeper:
         snapshot_id = ev.last_id
         sb.last_id = snapshot_id
         sb.last_ns = ev.ts_local
+        sb.last_exchange_ns = ev.ts_exchange or ev.ts_local  # spot snapshots carry no time
         sb.history.clear()
         sb.pending.clear()
         sb.top = None

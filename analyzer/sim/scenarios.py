@@ -152,9 +152,13 @@ class SteepContango(Scenario, kw_only=True):
 
     def begin(self, model: MarketModel, expected: dict[str, Any]) -> None:
         # a ramp, not a jump: the band is enforced once the level has got there
+        # (bounds wide enough for the ramp: a calm_contango running alongside has clamped the
+        # level to its own range)
         basis = model.asset_state(self.asset).basis
         expected["_old"] = basis.set(mean=self.level, sd=self.band / 3,
-                                     halflife_s=self.ramp_halflife_s, lo=basis.lo, hi=basis.hi)
+                                     halflife_s=self.ramp_halflife_s,
+                                     lo=min(basis.lo, self.level - self.band),
+                                     hi=max(basis.hi, self.level + self.band))
 
         def band() -> None:
             if "_old" in expected:  # still running

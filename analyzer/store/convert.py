@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from analyzer.events import BookSnapshot, Trade
-from analyzer.store.schema import TABLES, TableSpec
+from analyzer.store.schema import EVENT_TABLES, TABLES, TableSpec
 
 
 def _columns_of(spec: TableSpec) -> Callable[[Sequence[Any]], pa.Table]:
@@ -59,15 +59,29 @@ def book_snapshots_to_table(snaps: Sequence[BookSnapshot]) -> pa.Table:
             price.append(p)
             size.append(q)
     spec = TABLES["book_snapshots"]
-    cols = (venue, symbol, ts_exchange, ts_local, update_id, side, level, price, size)
+    ts_changed = ts_local  # an event snapshot does not say when its book last changed
+    cols = (venue, symbol, ts_exchange, ts_local, update_id, side, level, price, size,
+            ts_changed)
     arrays = [pa.array(c, type=f.type) for c, f in zip(cols, spec.arrow_schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
 
 
+def _tables_of(spec: TableSpec) -> Callable[[Sequence[pa.Table]], pa.Table]:
+    """Converter for a table of computed rows: Arrow tables holding (at least) its columns."""
+    names = list(spec.column_names)
+
+    def convert(parts: Sequence[pa.Table]) -> pa.Table:
+        return pa.concat_tables([p.select(names).cast(spec.arrow_schema) for p in parts])
+
+    return convert
+
+
+# events -> table, for the tables events feed; Arrow tables of rows -> table, for every table
 CONVERTERS: dict[str, Callable[[Sequence[Any]], pa.Table]] = {
-    name: _columns_of(spec) for name, spec in TABLES.items() if name != "book_snapshots"
+    name: _columns_of(spec) for name, spec in TABLES.items() if name in EVENT_TABLES.values()
 }
 CONVERTERS["book_snapshots"] = book_snapshots_to_table
+TABLE_CONVERTERS = {name: _tables_of(spec) for name, spec in TABLES.items()}
 
 
 class _Ids:

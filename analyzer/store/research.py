@@ -41,7 +41,9 @@ def query(db_path: Path | str, sql: str, params: Any = None) -> pl.DataFrame:
     for attempt in range(3):
         con = connect(db_path)
         try:
-            rel = con.execute(sql, params) if params is not None else con.sql(sql)
+            if params is not None:
+                return frame(con, sql, params)
+            rel = con.sql(sql)
             return pl.DataFrame() if rel is None else rel.pl()
         except duckdb.IOException as e:
             if attempt == 2 or "No such file" not in str(e):
@@ -50,3 +52,11 @@ def query(db_path: Path | str, sql: str, params: Any = None) -> pl.DataFrame:
         finally:
             con.close()
     raise AssertionError("unreachable")
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Any) -> pl.DataFrame:
+    """A parameterised query's result as a DataFrame."""
+    table = con.sql(sql, params=params).to_arrow_table()
+    out = pl.from_arrow(table)
+    assert isinstance(out, pl.DataFrame)
+    return out

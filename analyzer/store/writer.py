@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from analyzer.store import catalog
 from analyzer.store import compact as compaction
 from analyzer.store import segments as seg
-from analyzer.store.convert import CONVERTERS, TradeDedup
+from analyzer.store.convert import CONVERTERS, TABLE_CONVERTERS, TradeDedup
 from analyzer.store.errors import DataDirError, DataDirLockedError, StoreError, StoreStateError
 from analyzer.store.schema import EVENT_TABLES, TABLES
 
@@ -41,10 +41,11 @@ FlushCallback = Callable[[str, int, float], None]
 
 
 class _Buffer:
-    __slots__ = ("rows", "since_ns", "table")
+    __slots__ = ("arrow", "rows", "since_ns", "table")
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, arrow: bool = False) -> None:
         self.table = table
+        self.arrow = arrow  # rows are Arrow tables (add_rows), not events
         self.rows: list[Any] = []
         self.since_ns = 0  # wall time the oldest buffered row was added
 
@@ -108,6 +109,8 @@ class Store:
         self._dedup = TradeDedup(int(dedup_window_s * 1e9), dedup_max_ids)
         self._all_buffers = {cls: _Buffer(t) for cls, t in EVENT_TABLES.items()}
         self._buffers: dict[type, _Buffer] = {}  # empty unless open: add() then raises
+        # computed rows (analytics, sampled book levels), fed as Arrow tables by add_rows()
+        self._row_buffers = {t: _Buffer(t, arrow=True) for t in TABLES if t != "trades"}
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=max(1, queue_batches))
         self._seq = itertools.count()
         self._pending: dict[str, deque[pa.Table]] = {t: deque() for t in TABLES}
@@ -201,20 +204,37 @@ class Store:
         elif n == 1:
             buf.since_ns = _time_ns()
 
+    def add_rows(self, table: str, rows: pa.Table) -> None:
+        """Buffer computed rows (an Arrow table holding at least the table's columns, e.g.
+        analytics results); written with the table's next segment like events are."""
+        if self._state != "open":
+            raise StoreStateError(f"Store for {self.data_dir} is not open")
+        buf = self._row_buffers[table]  # KeyError: trades take events (they are deduped)
+        if not buf.rows:
+            buf.since_ns = _time_ns()
+        buf.rows.append(rows)
+        if len(buf.rows) >= self._flush_rows:
+            self._submit(buf)
+
     def maybe_flush(self, now_ns: int | None = None) -> None:
         """Hand over every buffer whose oldest row is ``flush_seconds`` old (wall clock, ns).
         Does not wait for the write."""
         now = _time_ns() if now_ns is None else now_ns
-        for buf in self._buffers.values():
+        for buf in self._every_buffer():
             if buf.rows and now - buf.since_ns >= self._flush_ns:
                 self._submit(buf)
+
+    def _every_buffer(self) -> list[_Buffer]:
+        if not self._buffers:
+            return []
+        return [*self._buffers.values(), *self._row_buffers.values()]
 
     def flush(self) -> None:
         """Hand over every buffer and wait until the writer has written it (failed writes are
         retried once more here, then kept for later retries: see ``stats``)."""
         if self._state != "open":
             raise StoreStateError(f"Store for {self.data_dir} is not open")
-        for buf in self._buffers.values():
+        for buf in self._every_buffer():
             if buf.rows:
                 self._submit(buf)
         done = threading.Event()
@@ -258,7 +278,7 @@ class Store:
 
     def _submit(self, buf: _Buffer) -> None:
         rows, buf.rows = buf.rows, []
-        self._put(("batch", buf.table, rows))
+        self._put(("rows" if buf.arrow else "batch", buf.table, rows))
 
     def _put(self, job: tuple[Any, ...]) -> None:
         try:
@@ -292,6 +312,8 @@ class Store:
                 kind = job[0]
                 if kind == "batch":
                     self._write_batch(job[1], job[2])
+                elif kind == "rows":
+                    self._write_batch(job[1], job[2], converter=TABLE_CONVERTERS[job[1]])
                 elif kind == "barrier":
                     self._drain_all(force=True)
                     job[1].set()
@@ -300,19 +322,20 @@ class Store:
                     return
             except Exception:  # a bug here must not stop the writer; the batch is counted
                 log.exception("store writer: unexpected error on %s job", job[0])
-                if job[0] == "batch":
+                if job[0] in ("batch", "rows"):
                     self.stats["rows_dropped"] += len(job[2])
                 elif job[0] == "barrier":
                     job[1].set()
 
-    def _write_batch(self, table: str, events: list[Any]) -> None:
+    def _write_batch(self, table: str, events: list[Any],
+                     converter: Callable[[Sequence[Any]], pa.Table] | None = None) -> None:
         t0 = time.perf_counter()
         if table == "trades":
             events, dups = self._dedup.filter(events)
             self.stats["duplicates_dropped"] += dups
             if not events:
                 return
-        arrow = self._convert(table, events)
+        arrow = self._convert(table, events, converter or CONVERTERS[table])
         if arrow is None:
             return
         self._pending[table].append(arrow)
@@ -320,11 +343,11 @@ class Store:
         self._drain(table, force=False, t0=t0)
         self._enforce_retry_cap()
 
-    def _convert(self, table: str, events: Sequence[Any]) -> pa.Table | None:
-        convert = CONVERTERS[table]
+    def _convert(self, table: str, events: Sequence[Any],
+                 convert: Callable[[Sequence[Any]], pa.Table]) -> pa.Table | None:
         try:
             return convert(events)
-        except (pa.ArrowException, TypeError, ValueError, AttributeError):
+        except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError):
             pass
         # Some event carries a value of the wrong type: keep the others, count the bad ones.
         good: list[Any] = []
@@ -332,7 +355,7 @@ class Store:
             try:
                 convert([e])
                 good.append(e)
-            except (pa.ArrowException, TypeError, ValueError, AttributeError) as exc:
+            except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError) as exc:
                 self.stats["rows_dropped"] += 1
                 log.error("store: dropping unconvertible %s event %r: %s", table, e, exc)
         return convert(good) if good else None

@@ -1,0 +1,233 @@
+"""The analytics of the running collector. Every ``[analytics] interval_seconds`` it cuts the
+analysis window of every book, runs ``pipeline.evaluate`` (liquidity, basis, funding, curve,
+cross-venue figures, anomalies, carry candidates), steps the opportunity lifecycle, writes the
+results to the store (``source = 'live'``) and keeps the latest frames for the Prometheus
+exporter (``gauges.py``).
+
+The windows of a tick are also what ``book_snapshots`` / ``book_snapshot_bands`` store (every
+``[store] book_snapshot_seconds``), so ``analyzer backfill`` recomputes these numbers from the
+store (``batch.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from analyzer.analytics.anomalies import AnomalyState
+from analyzer.analytics.funding import mean_realised, realised_funding
+from analyzer.analytics.levels import frame, window
+from analyzer.analytics.opportunities import Lifecycle, Notifier, events_frame
+from analyzer.analytics.pipeline import Results, candidate_rows, evaluate
+from analyzer.analytics.state import INSTRUMENT_COLUMNS
+
+if TYPE_CHECKING:
+    from analyzer.collector import FeedRunner
+    from analyzer.config import Config
+    from analyzer.store import Store
+
+log = logging.getLogger(__name__)
+
+BOOK_SCHEMA = {"book": pl.UInt32, "ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
+               "inverse": pl.Boolean, "contract_size": pl.Float64, "quote_usd": pl.Float64,
+               "in_sync": pl.Boolean, "update_id": pl.Int64, "ts_book": pl.Int64,
+               "ts_exchange": pl.Int64}
+TICKER_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
+                 "mark_price": pl.Float64, "index_price": pl.Float64, "funding_rate": pl.Float64,
+                 "funding_interval_hours": pl.Float64, "next_funding_time": pl.Int64}
+OI_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
+             "open_interest": pl.Float64}
+INSTRUMENT_SCHEMA = {"venue": pl.String, "symbol": pl.String, "exchange": pl.String,
+                     "market": pl.String, "base": pl.String, "quote": pl.String,
+                     "inverse": pl.Boolean, "contract_size": pl.Float64, "expiry": pl.Int64}
+FUNDING_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
+                  "funding_rate": pl.Float64, "funding_interval_hours": pl.Float64,
+                  "next_funding_time": pl.Int64}
+FUNDING_WINDOW = "7d"
+FUNDING_KEEP_NS = 8 * 86_400 * 1_000_000_000
+NS = 1_000_000_000
+
+
+class LiveAnalytics:
+    """Runs on the collector's event loop; ``tick(now)`` costs a few ms for dozens of books
+    (``benchmarks/bench_analytics.py``)."""
+
+    def __init__(self, cfg: Config, runners: list[FeedRunner], store: Store) -> None:
+        a, c = cfg.analytics, cfg.carry
+        self.cfg = a
+        self.carry = c
+        self.runners = runners
+        self.store = store
+        self.snapshot_ns = round(cfg.store.book_snapshot_seconds * NS)
+        self.next_snapshot_ns = 0
+        self.half_tick_ns = round(a.interval_seconds * NS / 2)
+        self.no_bands: list[float | None] = [None] * len(a.bands_bps)
+        self.cover = max([*a.notionals_usd, *c.notionals_usd])
+        self.anomaly_state = AnomalyState(
+            window=f"{round(a.anomaly_window_seconds)}s", k=a.anomaly_z,
+            min_samples=a.anomaly_min_samples)
+        g = c.gates
+        self.lifecycle = Lifecycle(
+            persistence_window_s=g.persistence_window_s,
+            persistence_fraction=g.persistence_fraction, exit_ann=g.exit_ann,
+            close_grace_s=c.close_grace_seconds, update_every_s=c.update_seconds)
+        self.notifier = Notifier(cfg.alerts.webhook_url, cfg.alerts.command,
+                                 cfg.alerts.dashboard_url)
+        self.candidates_ns = round(c.candidates_seconds * NS)
+        self.next_candidates_ns = 0
+        self.latest: Results | None = None
+        self.anomalies_total: Counter[tuple[str, ...]] = Counter()  # flag labels -> count
+        self.suppressed_total: Counter[str] = Counter()  # reason -> count
+        self.ticks = 0
+        self.errors = 0
+        self.last_tick_seconds = 0.0
+        self.tick_seconds_total = 0.0
+
+    async def tick(self, now: int) -> None:
+        """Cut the windows and read the inputs on the event loop (the books must not change
+        under them), compute in a worker thread (Polars releases the GIL: frames keep flowing
+        meanwhile), publish on the loop."""
+        t0 = time.perf_counter()
+        try:
+            levels, extra, books = self.windows(now)
+            if now >= self.next_snapshot_ns:
+                # half a tick of slack: ticks come every interval, give or take loop jitter
+                self.next_snapshot_ns = now + self.snapshot_ns - self.half_tick_ns
+                snap, bands = snapshot_rows(levels, extra, books)
+                self.store.add_rows("book_snapshots", snap.to_arrow())
+                self.store.add_rows("book_snapshot_bands", bands.to_arrow())
+            if self.cfg.enabled:
+                results = await asyncio.to_thread(
+                    evaluate, self.cfg, self.carry, levels, extra, books, self._tickers(now),
+                    self._open_interest(now), self._instruments(),
+                    anomaly_state=self.anomaly_state, funding_mean=self._funding_mean(now))
+                self._publish(results, now)
+        except Exception:  # a bug in one tick must not stop collection
+            self.errors += 1
+            log.exception("analytics tick failed")
+        dt = time.perf_counter() - t0
+        self.ticks += 1
+        self.last_tick_seconds = dt
+        self.tick_seconds_total += dt
+
+    def _publish(self, results: Results, now: int) -> None:
+        for table, rows in results.tables().items():
+            if rows.height:
+                self.store.add_rows(table, rows.with_columns(source=pl.lit("live")).to_arrow())
+        self._count_anomalies(results)
+        self._carry(results.candidates, now)
+        self.latest = results
+
+    def _count_anomalies(self, results: Results) -> None:
+        for row in results.anomalies.iter_rows(named=True):
+            self.anomalies_total[(row["venue"], row["base"], row["tenor"], row["metric"],
+                                  row["reason"])] += 1
+            log.info("anomaly: %s %s %s %s = %.6g (%s, z = %.1f)", row["venue"], row["base"],
+                     row["tenor"], row["metric"], row["value"], row["reason"], row["z"])
+        for reason, n in results.suppressed.group_by("reason").agg(
+                pl.col("suppressed").sum()).iter_rows():
+            self.suppressed_total[reason] += n
+
+    def _carry(self, cand: pl.DataFrame, now: int) -> None:
+        if not cand.height:
+            return
+        if now >= self.next_candidates_ns:
+            self.next_candidates_ns = now + self.candidates_ns - self.half_tick_ns
+            rows = candidate_rows(cand).with_columns(source=pl.lit("live"))
+            self.store.add_rows("carry_candidates", rows.to_arrow())
+        events = self.lifecycle.update(cand, now)
+        if events:
+            self.store.add_rows("opportunities", events_frame(events).with_columns(
+                source=pl.lit("live")).to_arrow())
+            for e in events:
+                if e["event"] != "update":
+                    log.warning("carry opportunity %s: %s %s net %.2f%% a year (%s)",
+                                e["event"], e["pair"], e["notional_usd"],
+                                100 * (e["net_ann"] or 0), e["reason"] or "all gates passed")
+            self.notifier.notify(events)
+
+    # -- inputs, from the collector's state --
+
+    def windows(self, now: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Every book's analysis window as the ``levels`` and ``extra`` frames of
+        ``liquidity``, and the ``books`` frame."""
+        usd = self.cfg.quote_usd
+        ids: list[int] = []
+        wins = []
+        rows: dict[str, list[Any]] = {k: [] for k in BOOK_SCHEMA}
+        for r in self.runners:
+            for sb in list(r.books.books.values()):
+                inst = r.instruments.get(sb.symbol)
+                if inst is None:
+                    continue
+                rate = 1.0 if inst.inverse else usd.get(inst.quote)
+                if sb.in_sync and rate is not None:
+                    cover = self.cover if inst.inverse else self.cover / rate
+                    wins.append(window(sb.book, self.cfg.bands_bps, cover, inst.inverse,
+                                       inst.contract_size, self.cfg.max_levels,
+                                       top_n=self.cfg.imbalance_levels))
+                else:
+                    wins.append(([], [], [], [], self.no_bands, self.no_bands))
+                book = len(ids)
+                ids.append(book)
+                for k, v in (("book", book), ("ts", now), ("venue", r.venue),
+                             ("symbol", sb.symbol), ("inverse", inst.inverse),
+                             ("contract_size", inst.contract_size), ("quote_usd", rate),
+                             ("in_sync", sb.in_sync), ("update_id", sb.last_id),
+                             ("ts_book", sb.last_ns), ("ts_exchange", sb.last_exchange_ns)):
+                    rows[k].append(v)
+        levels, extra = frame(ids, wins, self.cfg.bands_bps)
+        return levels, extra, pl.DataFrame(rows, schema=BOOK_SCHEMA)
+
+    def _tickers(self, now: int) -> pl.DataFrame:
+        rows = [(now, r.venue, t.symbol, t.mark_price, t.index_price, t.funding_rate,
+                 t.funding_interval_hours, t.next_funding_time)
+                for r in self.runners for t in list(r.tickers.values())]
+        return pl.DataFrame(rows, schema=TICKER_SCHEMA, orient="row")
+
+    def _funding_mean(self, now: int) -> pl.DataFrame | None:
+        """Interval-weighted realised funding over the last 7 days, from the tickers received
+        since start (``funding.realised_funding`` over the last ticker of each funding period,
+        which is all it reads of a history)."""
+        rows = []
+        for r in self.runners:
+            marks = r.funding_marks
+            for key in [k for k, t in list(marks.items()) if t.ts_local < now - FUNDING_KEEP_NS]:
+                del marks[key]
+            rows += [(t.ts_exchange, r.venue, t.symbol, t.funding_rate, t.funding_interval_hours,
+                      t.next_funding_time) for t in list(marks.values())]
+        if not rows:
+            return None
+        realised = realised_funding(pl.DataFrame(rows, schema=FUNDING_SCHEMA, orient="row"))
+        return mean_realised(realised, FUNDING_WINDOW) if realised.height else None
+
+    def _open_interest(self, now: int) -> pl.DataFrame:
+        rows = [(now, r.venue, o.symbol, o.open_interest)
+                for r in self.runners for o in list(r.open_interest.values())]
+        return pl.DataFrame(rows, schema=OI_SCHEMA, orient="row")
+
+    def _instruments(self) -> pl.DataFrame:
+        rows = [tuple(getattr(i, c) for c in INSTRUMENT_COLUMNS)
+                for r in self.runners for i in list(r.instruments.values())]
+        return pl.DataFrame(rows, schema=INSTRUMENT_SCHEMA, orient="row")
+
+
+def snapshot_rows(levels: pl.DataFrame, extra: pl.DataFrame, books: pl.DataFrame
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The windows of the in-sync books in the layout of the ``book_snapshots`` and
+    ``book_snapshot_bands`` tables: ``ts_local`` the tick, ``ts_exchange`` / ``ts_changed``
+    the venue / local time of the book's last change, ``update_id`` its last id."""
+    ids = books.filter("in_sync").select(
+        "book", "venue", "symbol", "ts_exchange", ts_local="ts", update_id="update_id",
+        ts_changed="ts_book")
+    snap = levels.join(ids, on="book", how="inner").select(
+        "venue", "symbol", "ts_exchange", "ts_local", "update_id",
+        pl.col("side").cast(pl.String), "level", "price", "size", "ts_changed")
+    bands = extra.join(ids, on="book", how="inner").select(
+        "venue", "symbol", "ts_local", "band_bps", "bid_extra", "ask_extra")
+    return snap, bands

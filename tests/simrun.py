@@ -1,0 +1,156 @@
+"""The simulated market collected end to end, for the tests: analyzer.sim -> the local exchange
+in Binance's protocol -> real websockets and HTTP on loopback -> the collector -> Parquet/DuckDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from harness import drained
+from prometheus_client import CollectorRegistry
+
+from analyzer import config
+from analyzer.collector import Collector
+from analyzer.exchange import LocalExchange, Simulation
+from analyzer.feed.books import SYNCING
+from analyzer.metrics import CollectorMetrics, serve
+from analyzer.sim import Schedule
+from analyzer.store.research import query
+
+FEEDS = ("binance_spot", "binance_usdm", "binance_coinm")
+
+
+@dataclass
+class Run:
+    collector: Collector
+    exchange: LocalExchange
+    sim: Simulation
+    db: Path
+
+    def sql(self, text: str) -> list[tuple]:
+        return query(self.db, text).rows()
+
+    def frame(self, text: str) -> pl.DataFrame:
+        return query(self.db, text)
+
+    def runner(self, venue: str) -> Any:
+        return next(r for r in self.collector.runners if r.venue == venue)
+
+    def reconnects(self, venue: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.runner(venue).connections:
+            for k, v in c.stats.reconnects.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def produced_trades(self) -> dict[tuple[str, str], int]:
+        """Trades the simulation released, per (venue, symbol)."""
+        return {
+            (venue, sym): len(tape.rows)
+            for venue in FEEDS
+            for sym, tape in self.exchange.feed(venue).tapes.items()
+            if tape.rows
+        }
+
+    def stored_trades(self) -> dict[tuple[str, str], int]:
+        rows = self.sql("SELECT venue, symbol, count(*), count(DISTINCT trade_id) FROM trades "
+                        "GROUP BY ALL")
+        assert all(n == distinct for _, _, n, distinct in rows)  # each trade stored once
+        return {(v, s): n for v, s, n, _ in rows}
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        registry = CollectorRegistry()
+        registry.register(CollectorMetrics(self.collector))
+        return registry.get_sample_value(name, labels)
+
+
+def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
+             **usdm: Any) -> list[dict[str, Any]]:
+    """Every instrument the simulated exchangeInfo lists, on every market, every channel;
+    ``follow_quarterlies``: the dated futures as the glob ``*_*`` instead (new listings too)."""
+    by: dict[str, list[str]] = {}
+    for inst in sim.model.instruments():
+        if not (follow_quarterlies and inst.expiry is not None):
+            by.setdefault(inst.venue, []).append(inst.symbol)
+    if follow_quarterlies:
+        by["binance_usdm"].append("*_*")
+        by["binance_coinm"].append("*_*")
+    futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
+    return [
+        {"venue": "binance_spot", "symbols": by["binance_spot"],
+         "channels": ["depth", "trades", "bookTicker"]},
+        {"venue": "binance_usdm", "symbols": by["binance_usdm"], "depth_speed": "0ms",
+         "channels": futures, **usdm},
+        {"venue": "binance_coinm", "symbols": by["binance_coinm"], "trade_stream": "aggTrade",
+         "channels": futures},
+    ]
+
+
+async def until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.05)
+
+
+def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: float = 20,
+            seed: int = 3, follow_quarterlies: bool = False,
+            analytics: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
+            carry: dict[str, Any] | None = None, alerts: dict[str, Any] | None = None,
+            metrics_port: int | None = None, **usdm: Any) -> Run:
+    """The simulated market collected from its first event: the clock starts once the collector
+    has subscribed everything and holds every book's first snapshot, runs at least ``seconds``
+    of market time and until every book is in sync (a resync takes longer on a loaded
+    machine), then stops; the collector drains and flushes. ``metrics_port``: also serve the
+    Prometheus metrics there (on a thread that outlives the run)."""
+    sim = Simulation(seed=seed, schedule=schedule, speed=speed, wait_for=FEEDS,
+                     autostart=False)
+
+    async def main() -> Run:
+        # REST budgets out of the way: resyncs after faults must not wait for a minute
+        ex = LocalExchange(port=0, rest_weight_limit=1_000_000)
+        ex.add_simulation(sim)
+        await ex.start()
+        feeds = feeds_of(sim, follow_quarterlies=follow_quarterlies, **usdm)
+        for f in feeds:
+            f |= {"ws_url": ex.ws_url(f["venue"]), "rest_url": ex.base_url(f["venue"]),
+                  "open_interest_seconds": 1.0, "rest_weight_per_minute": 1_000_000}
+        db = tmp_path / "data" / "analyzer.duckdb"
+        cfg = config.parse({
+            "feeds": feeds,
+            "store": {"data_dir": str(tmp_path / "data"), "database": str(db),
+                      "flush_seconds": 0.5, **(store or {})},
+            "metrics": {"port": 0},
+            "analytics": analytics or {},
+            "carry": carry or {},
+            "alerts": alerts or {},
+        })
+        collector = Collector(cfg)
+        if metrics_port is not None:
+            serve(collector, "127.0.0.1", metrics_port)
+
+        def books() -> list[Any]:
+            return [sb for r in collector.runners for sb in r.books.books.values()]
+
+        try:
+            await collector.start()
+            await until(lambda: all(sb.state != SYNCING for sb in books()), 60, "snapshots")
+            sim.start()
+            end = sim.start_ns + round(seconds * 1e9)
+            await until(lambda: sim.model.now_ns >= end and all(sb.in_sync for sb in books()),
+                        60, "every book in sync")
+            sim.stop()
+            await ex.wait_replays_done(timeout=60)
+            await drained(collector)
+        finally:
+            await collector.stop()
+            await ex.stop()
+        return Run(collector, ex, sim, db)
+
+    return asyncio.run(main())
