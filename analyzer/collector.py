@@ -98,6 +98,7 @@ class FeedRunner:
         self.books = BookKeeper(
             self.venue, self.symbols if "depth" in cfg.channels else [], self.feed.rules,
             self._request_snapshot, self._on_gap, store.add,
+            snapshot_levels=self.feed.snapshot_levels,
         )
         self.instruments: dict[str, Instrument] = {}
         self.marks: dict[str, float] = {}

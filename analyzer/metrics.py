@@ -145,7 +145,8 @@ class CollectorMetrics(_PromCollector):
             s = r.books.stats
             gaps.add_metric([r.venue, "gap"], s.gaps)
             gaps.add_metric([r.venue, "crossed"], s.crossed)
-            gaps.add_metric([r.venue, "bbo_mismatch"], s.bbo_mismatched)
+            gaps.add_metric([r.venue, "bbo_mismatch"], s.bbo_mismatched - s.beyond_snapshot)
+            gaps.add_metric([r.venue, "beyond_snapshot"], s.beyond_snapshot)
             resyncs.add_metric([r.venue], s.resyncs)
             bbo.add_metric([r.venue, "match"], s.bbo_compared - s.bbo_mismatched)
             bbo.add_metric([r.venue, "mismatch"], s.bbo_mismatched)

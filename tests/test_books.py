@@ -11,18 +11,21 @@ from recordings import FIXTURES, expected_bbo_comparisons, read_recording
 
 from analyzer.events import BookChange, Gap, Quote
 from analyzer.feed.books import BookKeeper
+from analyzer.sim import MarketModel, Schedule
+from analyzer.sim.clock import NS
+from analyzer.sim.scenarios import CalmContango, SteepContango
 from analyzer.venues.binance import MARKETS, BinanceFeed, FuturesRules, SpotRules
 
 
 class Harness:
     """A BookKeeper whose snapshot requests are answered by the test."""
 
-    def __init__(self, rules: object, symbols: tuple[str, ...] = ("S",)) -> None:
+    def __init__(self, rules: object, symbols: tuple[str, ...] = ("S",), **kw: object) -> None:
         self.requests: list[str] = []
         self.gaps: list[Gap] = []
         self.tops: list[Quote] = []
         self.keeper = BookKeeper("v", list(symbols), rules, self.requests.append,
-                                 self.gaps.append, self.tops.append)
+                                 self.gaps.append, self.tops.append, **kw)
 
 
 def change(
@@ -138,6 +141,76 @@ def test_bbo_check_compares_only_observable_states() -> None:
     assert not k.books["S"].in_sync and h.gaps[-1].reason == "bbo_mismatch"
 
 
+def test_a_top_beyond_the_snapshot_depth_is_told_apart_from_a_bbo_mismatch() -> None:
+    """Snapshots of at most 2 levels a side: the book is exact only down to the last level of a
+    full side. A deeper level no diff mentions (12.5) is never seen; once 11 and 12 go, the book's
+    top (13) is beyond that depth and the venue's 12.5 is a ``beyond_snapshot`` gap; within it,
+    a disagreement stays a ``bbo_mismatch``; a side shorter than the limit is the whole side."""
+    h = Harness(SpotRules(), snapshot_levels=2)
+    k = h.keeper
+    k.start()
+    k.on_snapshot(snapshot(100, [(10.0, 1.0), (9.0, 1.0)], [(11.0, 1.0), (12.0, 1.0)]))
+    k.on_change(change(101, 101, asks=[(11.0, 0.0), (13.0, 2.0)]))
+    k.on_venue_quote(Quote("v", "S", 0, 0, 10.0, 1.0, 12.0, 1.0, 101))  # within: exact
+    k.on_change(change(102, 102, asks=[(12.0, 0.0)]))
+    assert k.books["S"].in_sync and k.stats.bbo_compared == 1
+    k.on_venue_quote(Quote("v", "S", 0, 0, 10.0, 1.0, 12.5, 4.0, 102))
+    assert not k.books["S"].in_sync
+    assert h.gaps == [Gap("v", "S", 0, "beyond_snapshot", 102, 102)]
+    assert (k.stats.bbo_mismatched, k.stats.beyond_snapshot) == (1, 1)
+    # within the depth the snapshot showed, a disagreement is a sequencing error
+    k.on_snapshot(snapshot(102, [(10.0, 1.0), (9.0, 1.0)], [(12.5, 4.0), (13.0, 2.0)]))
+    k.on_change(change(103, 103, asks=[(12.5, 3.0)]))
+    k.on_venue_quote(Quote("v", "S", 0, 0, 10.0, 1.0, 12.5, 1.0, 103))
+    assert h.gaps[-1] == Gap("v", "S", 0, "bbo_mismatch", 103, 103)
+    assert (k.stats.bbo_mismatched, k.stats.beyond_snapshot) == (2, 1)
+    # a side shorter than the limit is the whole side: nothing lies beyond it
+    k.on_snapshot(snapshot(103, [(10.0, 1.0), (9.0, 1.0)], [(12.5, 1.0)]))
+    k.on_change(change(104, 104, asks=[(12.5, 0.0), (14.0, 1.0)]))
+    k.on_venue_quote(Quote("v", "S", 0, 0, 10.0, 1.0, 13.5, 1.0, 104))
+    assert h.gaps[-1].reason == "bbo_mismatch" and k.stats.beyond_snapshot == 1
+
+
+@pytest.mark.parametrize("levels", [None, 1000])
+def test_steep_contango_runs_the_quarterlies_beyond_a_1000_level_snapshot(
+        levels: int | None) -> None:
+    """The simulated steep contango moves the BTC quarterlies ~1 % in 20 s, through every level
+    a 1000-level snapshot shows, onto levels no diff has mentioned: their top then differs from
+    the venue's. With whole-book snapshots it never does (the venue's quotes and diffs agree)."""
+    m = MarketModel(seed=3, schedule=Schedule([CalmContango(),
+                                               SteepContango(at_s=5, duration_s=300)]))
+    feed = "binance_usdm"
+    requests: list[str] = []
+    gaps: list[Gap] = []
+    k = BookKeeper(feed, [i.symbol for i in m.instruments() if i.venue == feed], FuturesRules(),
+                   requests.append, gaps.append, lambda q: None, snapshot_levels=levels)
+
+    def answer() -> None:
+        while requests:
+            snap = m.snapshot(feed, requests.pop(0))
+            snap.bids, snap.asks = snap.bids[:levels], snap.asks[:levels]
+            k.on_snapshot(snap)
+
+    k.start()
+    answer()
+    end = m.now_ns + 40 * NS
+    while m.now_ns < end:
+        for e in m.advance(m.now_ns + NS // 2):
+            if isinstance(e, BookChange) and e.venue == feed:
+                k.on_change(e)
+            elif isinstance(e, Quote) and e.venue == feed:
+                k.on_venue_quote(e)
+        answer()
+    s = k.stats
+    assert s.bbo_compared > 3000 and s.gaps == s.crossed == 0
+    if levels is None:
+        assert s.bbo_mismatched == 0 and gaps == []
+    else:
+        assert s.bbo_mismatched == s.beyond_snapshot > 0
+        assert {(g.symbol, g.reason) for g in gaps} == {
+            ("BTCUSDT_260327", "beyond_snapshot"), ("BTCUSDT_260626", "beyond_snapshot")}
+
+
 @pytest.mark.parametrize(
     ("files", "venue", "speed", "min_compared"),
     [
@@ -172,7 +245,7 @@ def test_rebuilt_book_agrees_with_venue_best_bid_ask(
     feed = BinanceFeed(MARKETS[venue], ["BTCUSDT"], ["depth", "bookTicker", "trades",
                                                      "markPrice"], Sink(), depth_speed=speed)
     keeper = BookKeeper(venue, ["BTCUSDT"], feed.rules, requests.append, gaps.append,
-                        lambda q: None)
+                        lambda q: None, snapshot_levels=feed.snapshot_levels)
     keeper.start()
     for frame in frames:
         if frame.startswith(b'{"lastUpdateId"'):

@@ -24,17 +24,16 @@ remainders are in those units: a caller configured in USD divides by the quote's
 linear book.
 
 Cost. This module reads ``OrderBook``'s private layout (keys per side in blocks of 8-64, best key
-last, each block with its running ``notional`` = sum of key * size; see ``analyzer/feed/book.py``).
+last, each block with its running ``notional`` = sum of key * size and ``size`` = sum of sizes;
+see ``analyzer/feed/book.py``).
 The exact levels are whole blocks taken by their notional plus one block walked level by level
 (C-level ``accumulate`` + ``bisect``); their sizes are one C-level multi-lookup. A linear book's
 remainders are block notionals: per band two bisects, the partial edge block (at most half a
 block of size look-ups, by complement) and a C-level sum over the whole blocks between the
 previous (narrower) band edge and this one, so O(log n + blocks) with no per-level Python loop;
-the block notionals' rounding drift (~1e-16 relative per update, see ``book.py``) is the only
-difference from an exact sum. An inverse book's notional is its sizes' sum, which no block
-keeps: its remainders look up every level between the last exact level and the widest edge in
-C (~100 ns a level: ~250 µs for a simulated COIN-M book's ±200 bps; a per-block size sum kept
-by ``OrderBook`` would make it O(log n) too).
+the block totals' rounding drift (~1e-16 relative per update, see ``book.py``) is the only
+difference from an exact sum. An inverse book's notional is its sizes' sum: the same
+arithmetic on the blocks' size sums.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ Window = tuple[
 
 _keys = attrgetter("keys")
 _notional = attrgetter("notional")
+_block_size = attrgetter("size")
 _size = itemgetter(0)
 
 
@@ -88,7 +88,7 @@ def _exact(
     want = -1
     for blk in reversed(blocks):
         keys = blk.keys
-        total = _size_sum(entries, keys) if inverse else sign * blk.notional
+        total = blk.size if inverse else sign * blk.notional
         if cum + total < cover:
             n += len(keys)
             cum += total
@@ -141,18 +141,20 @@ def _remainders(
     edges: list[float],
     ci: int,
     cj: int,
+    inverse: bool,
 ) -> list[float | None]:
     """Per band edge (as a key; ``edges`` narrowest band first, so descending): the key-space
-    notional of the keys >= edge that lie deeper than the last exact key
-    ``blocks[ci].keys[cj]``; None when the deepest key is > edge. Linear books.
+    notional (inverse books: the summed size) of the keys >= edge that lie deeper than the last
+    exact key ``blocks[ci].keys[cj]``; None when the deepest key is > edge.
 
-    With tail(i, j) = the notional of ``blocks[i].keys[j:]``: the keys from (ei, ej) up to,
+    With tail(i, j) = the total of ``blocks[i].keys[j:]``: the keys from (ei, ej) up to,
     excluding, (ci, cj) hold the whole blocks ei + 1 .. ci (summed incrementally, band over
-    band) + tail(ei, ej) - tail(ci, cj)."""
+    band, from the blocks' running totals) + tail(ei, ej) - tail(ci, cj)."""
+    total = _block_size if inverse else _notional
     out: list[float | None] = []
     deepest = blocks[0].keys[0]
-    tail_c = _tail(entries, blocks[ci], cj)
-    whole = 0.0  # notional of the blocks lo + 1 .. ci
+    tail_c = _tail(entries, blocks[ci], cj, inverse)
+    whole = 0.0  # total of the blocks lo + 1 .. ci
     lo = ci
     for edge in edges:
         if deepest > edge:
@@ -167,43 +169,9 @@ def _remainders(
             out.append(0.0)
             continue
         if ei < lo:
-            whole += sum(map(_notional, blocks[ei + 1 : lo + 1]))
+            whole += sum(map(total, blocks[ei + 1 : lo + 1]))
             lo = ei
-        out.append(whole + _tail(entries, blocks[ei], ej) - tail_c)
-    return out
-
-
-def _remainders_inverse(
-    entries: dict[float, list[Any]],
-    blocks: list[Any],
-    maxes: list[float],
-    edges: list[float],
-    ci: int,
-    cj: int,
-) -> list[float | None]:
-    """``_remainders`` for inverse books: sums of sizes, which no block keeps, so every level
-    between the last exact one and the widest edge reached is looked up (in C)."""
-    out: list[float | None] = []
-    deepest = blocks[0].keys[0]
-    total = 0.0
-    for edge in edges:
-        if deepest > edge:
-            out.append(None)
-            continue
-        ei = bisect_left(maxes, edge)
-        if ei >= len(maxes) or ei > ci:
-            out.append(total)
-            continue
-        ej = bisect_left(blocks[ei].keys, edge)
-        if (ei, ej) < (ci, cj):
-            if ei == ci:
-                keys = blocks[ci].keys[ej:cj]
-            else:
-                keys = list(chain(blocks[ei].keys[ej:],
-                                  *map(_keys, blocks[ei + 1 : ci]), blocks[ci].keys[:cj]))
-            total += _size_sum(entries, keys)
-            ci, cj = ei, ej
-        out.append(total)
+        out.append(whole + _tail(entries, blocks[ei], ej, inverse) - tail_c)
     return out
 
 
@@ -213,14 +181,18 @@ def _size_sum(entries: dict[float, list[Any]], keys: list[float]) -> float:
     return sum(entries[k][0] for k in keys)
 
 
-def _tail(entries: dict[float, list[Any]], blk: Any, j: int) -> float:
-    """Key-space notional of ``blk.keys[j:]``: the block's notional minus the head when the
-    head is shorter."""
+def _tail(entries: dict[float, list[Any]], blk: Any, j: int, inverse: bool) -> float:
+    """Key-space notional (inverse: summed size) of ``blk.keys[j:]``: the block's running total
+    minus the head when the head is shorter."""
     keys = blk.keys
     if j * 2 < len(keys):
         part = keys[:j]
+        if inverse:
+            return blk.size - _size_sum(entries, part)
         return blk.notional - sum(map(mul, part, _sizes(entries, part)))
     part = keys[j:]
+    if inverse:
+        return _size_sum(entries, part)
     return sum(map(mul, part, _sizes(entries, part)))
 
 
@@ -261,9 +233,8 @@ def window(
     order = sorted(range(len(bands_bps)), key=lambda b: bands_bps[b])
     bid_edges = [mid * (1 - bands_bps[b] / 1e4) for b in order]
     ask_edges = [-(mid * (1 + bands_bps[b] / 1e4)) for b in order]
-    rem = _remainders_inverse if inverse else _remainders
-    bid_r = rem(book._bid, book._bid_blocks, bid_maxes, bid_edges, bi, bj)
-    ask_r = rem(book._ask, book._ask_blocks, ask_maxes, ask_edges, ai, aj)
+    bid_r = _remainders(book._bid, book._bid_blocks, bid_maxes, bid_edges, bi, bj, inverse)
+    ask_r = _remainders(book._ask, book._ask_blocks, ask_maxes, ask_edges, ai, aj, inverse)
     bid_rem: list[float | None] = [None] * len(order)
     ask_rem: list[float | None] = [None] * len(order)
     for b, rb, ra in zip(order, bid_r, ask_r, strict=True):

@@ -55,14 +55,17 @@ _Entries = dict[float, list[Any]]
 
 
 class _Block:
-    """Consecutive keys of one side, ascending, and ``notional`` = sum of key * size over them.
+    """Consecutive keys of one side, ascending, ``notional`` = sum of key * size over them and
+    ``size`` = sum of their sizes (an inverse contract's notional is its size: ``depth`` of an
+    inverse book, analyzer/analytics/levels.py, reads it).
     (Not a list subclass: bisect, insort and del are ~2x slower on one than on a plain list.)"""
 
-    __slots__ = ("keys", "notional")
+    __slots__ = ("keys", "notional", "size")
 
-    def __init__(self, keys: list[float], notional: float = 0.0) -> None:
+    def __init__(self, keys: list[float], notional: float = 0.0, size: float = 0.0) -> None:
         self.keys = keys
         self.notional = notional
+        self.size = size
 
 
 def _sum(keys: list[float], entries: _Entries) -> float:
@@ -71,6 +74,14 @@ def _sum(keys: list[float], entries: _Entries) -> float:
     total = 0.0
     for k in keys:
         total += k * entries[k][0]
+    return total
+
+
+def _size_sum(keys: list[float], entries: _Entries) -> float:
+    """Sum of the sizes of ``keys``."""
+    total = 0.0
+    for k in keys:
+        total += entries[k][0]
     return total
 
 
@@ -87,6 +98,7 @@ def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block
         for k in blk.keys:
             entries[k] = [sizes[k], blk]
         blk.notional = _sum(blk.keys, entries)
+        blk.size = _size_sum(blk.keys, entries)
         blocks.append(blk)
     return entries, blocks, [blk.keys[-1] for blk in blocks]
 
@@ -100,6 +112,8 @@ def _split(i: int, entries: _Entries, blocks: list[_Block], maxes: list[float]) 
         entries[k][1] = new
     blk.notional = _sum(keys, entries)
     new.notional = _sum(new.keys, entries)
+    blk.size = _size_sum(keys, entries)
+    new.size = _size_sum(new.keys, entries)
     blocks.insert(i + 1, new)
     maxes[i] = keys[-1]
     maxes.insert(i + 1, new.keys[-1])
@@ -124,6 +138,7 @@ def _insert(
         maxes.append(k)
     entries[k] = [s, blk]
     blk.notional += k * s
+    blk.size += s
     if len(blk.keys) > _MAX:
         _split(i, entries, blocks, maxes)
 
@@ -135,6 +150,7 @@ def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float
     i = bisect_left(maxes, keys[-1])  # maxes[i] is still this block's old last key
     del keys[bisect_left(keys, k)]
     blk.notional -= k * s
+    blk.size -= s
     if len(keys) >= _MIN or len(blocks) == 1:
         if keys:
             maxes[i] = keys[-1]
@@ -159,6 +175,7 @@ def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float
         _split(i, entries, blocks, maxes)
     else:
         into.notional = _sum(into.keys, entries)
+        into.size = _size_sum(into.keys, entries)
 
 
 def _apply_side(
@@ -175,12 +192,15 @@ def _apply_side(
         e = entries.get(k)
         if e is not None:
             if s:
-                e[1].notional += k * (s - e[0])
+                blk = e[1]
+                blk.notional += k * (s - e[0])
+                blk.size += s - e[0]
                 e[0] = s
             elif len(keys := (blk := e[1]).keys) > _MIN and k != keys[-1]:
                 del entries[k]
                 del keys[bisect_left(keys, k)]
                 blk.notional -= k * e[0]
+                blk.size -= e[0]
             else:
                 _delete(k, entries, blocks, maxes)
         elif s:
@@ -189,6 +209,7 @@ def _apply_side(
                 insort(keys, k)
                 entries[k] = [s, blk]
                 blk.notional += k * s
+                blk.size += s
             else:
                 _insert(k, s, entries, blocks, maxes)
 
@@ -399,3 +420,5 @@ class OrderBook:
                 assert all(entries[k][0] for k in blk.keys), "zero size stored"
                 exact = _sum(blk.keys, entries)
                 assert abs(blk.notional - exact) <= 1e-9 * abs(exact), "notional drifted"
+                size = _size_sum(blk.keys, entries)
+                assert abs(blk.size - size) <= 1e-9 * size, "size sum drifted"

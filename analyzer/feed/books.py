@@ -10,11 +10,20 @@ Cross-check with the venue's top-of-book stream: a venue quote carrying update i
 the book as it was after every update ``<= b``. Our book passes through the states ``S(u_k)``
 after each change ``[U_k, u_k]``; ``S(b)`` is observable exactly when ``u_k <= b < U_{k+1}``. Those
 quotes are compared field by field; quotes whose id falls inside a change are not comparable.
+
+Snapshot depth: a venue's REST snapshot holds at most ``snapshot_levels`` levels a side (Binance
+``depth?limit=1000``) and the diffs only mention levels that change, so a level beyond a full
+side's last one that no diff has touched is never seen (Binance documents this). The book is
+exact from its top down to that last level (the side's *horizon*). A top beyond it is usually
+still right (levels near the top change all the time, so the diffs have shown them), but may
+miss such a level: a venue quote that disagrees there is a ``beyond_snapshot`` gap, not a
+``bbo_mismatch`` (which means the diffs were applied wrongly); both resync the book.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -37,6 +46,7 @@ class SymbolBook:
         "buffer",
         "early_quotes",
         "history",
+        "horizon",
         "last_exchange_ns",
         "last_id",
         "last_ns",
@@ -58,6 +68,8 @@ class SymbolBook:
         self.buffer: list[BookChange] = []
         self.snapshot_requested = False
         self.top: Top | None = None
+        # (lowest bid, highest ask) the book is exact to: a full snapshot side's last level
+        self.horizon = (-math.inf, math.inf)
         # (first id, last id, top after it) of the last applied changes, for the BBO check
         self.history: deque[tuple[int, int, Top | None]] = deque(maxlen=256)
         self.pending: list[Quote] = []
@@ -74,6 +86,7 @@ class BookStats:
     __slots__ = (
         "bbo_compared",
         "bbo_mismatched",
+        "beyond_snapshot",
         "buffer_overflows",
         "crossed",
         "gaps",
@@ -85,6 +98,7 @@ class BookStats:
     def __init__(self) -> None:
         self.gaps = 0  # sequence breaks
         self.crossed = 0
+        self.beyond_snapshot = 0  # of bbo_mismatched: the book's top beyond the snapshot's depth
         self.resyncs = 0  # snapshots requested after the first
         self.snapshots_applied = 0
         self.stale_dropped = 0  # changes already contained in the book (duplicates, overlap)
@@ -99,6 +113,8 @@ class BookKeeper:
     ``request_snapshot(symbol)`` must eventually call ``on_snapshot`` (through the venue's
     rate-limited REST queue); ``on_gap`` receives every ``Gap``; ``on_top`` receives a
     ``Quote(source="book")`` whenever the rebuilt book's best bid/ask changes.
+    ``snapshot_levels``: the most levels a side of a snapshot holds (the ``limit`` requested);
+    None if snapshots are whole books.
     """
 
     def __init__(
@@ -112,6 +128,7 @@ class BookKeeper:
         *,
         buffer_limit: int = 20_000,
         resync_on_bbo_mismatch: bool = True,
+        snapshot_levels: int | None = None,
     ) -> None:
         self.venue = venue
         self.rules = rules
@@ -121,6 +138,7 @@ class BookKeeper:
         self.on_top = on_top
         self.buffer_limit = buffer_limit
         self.resync_on_bbo_mismatch = resync_on_bbo_mismatch
+        self.snapshot_levels = snapshot_levels
         self.stats = BookStats()
 
     def start(self) -> None:
@@ -251,12 +269,21 @@ class BookKeeper:
         if top == (q.bid_price, q.bid_size, q.ask_price, q.ask_size):
             return
         self.stats.bbo_mismatched += 1
+        reason = "beyond_snapshot" if self._beyond_horizon(sb, top) else "bbo_mismatch"
+        if reason == "beyond_snapshot":
+            self.stats.beyond_snapshot += 1
         log.warning(
-            "%s %s: book top %s differs from the venue's best bid/ask %s at update %d",
-            self.venue, sb.symbol, top, q, q.update_id,
+            "%s %s: book top %s differs from the venue's best bid/ask %s at update %d (%s)",
+            self.venue, sb.symbol, top, q, q.update_id, reason,
         )
         if self.resync_on_bbo_mismatch and sb.state == LIVE:
-            self._invalidate(sb, "bbo_mismatch", q.update_id, sb.last_id)
+            self._invalidate(sb, reason, q.update_id, sb.last_id)
+
+    @staticmethod
+    def _beyond_horizon(sb: SymbolBook, top: Top | None) -> bool:
+        """The book's top lies beyond the last level of a full snapshot side."""
+        lo, hi = sb.horizon
+        return top is not None and (top[0] < lo or top[2] > hi)
 
     # -- snapshots and resyncs --
 
@@ -276,6 +303,11 @@ class BookKeeper:
         sb.history.clear()
         sb.pending.clear()
         sb.top = None
+        full = self.snapshot_levels
+        sb.horizon = (
+            min(p for p, _ in ev.bids) if full and len(ev.bids) >= full else -math.inf,
+            max(p for p, _ in ev.asks) if full and len(ev.asks) >= full else math.inf,
+        )
         sb.history.append((snapshot_id, snapshot_id, sb.book.top()))
         buffered = [e for e in sb.buffer if not self.rules.is_stale(snapshot_id, e)]
         self.stats.stale_dropped += len(sb.buffer) - len(buffered)

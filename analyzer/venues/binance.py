@@ -278,6 +278,8 @@ class Route:
 class BinanceFeed:
     """Streams, subscriptions, decoding and REST bodies of one Binance market."""
 
+    snapshot_levels = 1000  # depth?limit=: levels a side of a REST snapshot holds at most
+
     def __init__(
         self,
         market: Market,
@@ -470,8 +472,8 @@ class BinanceFeed:
 
     # -- REST --
 
-    def depth_path(self, symbol: str, limit: int = 1000) -> str:
-        return f"{self.market.rest_prefix}/depth?symbol={symbol}&limit={limit}"
+    def depth_path(self, symbol: str) -> str:
+        return f"{self.market.rest_prefix}/depth?symbol={symbol}&limit={self.snapshot_levels}"
 
     def decode_snapshot(self, body: bytes, symbol: str, ts_local: int) -> BookChange:
         try:
