@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
+
+import pytest
 
 from analyzer.collector import Collector
 
@@ -21,3 +24,13 @@ async def drained(collector: Collector, quiet: float = 0.6, timeout: float = 60)
             return
         await asyncio.sleep(0.05)
     raise TimeoutError("collector never went quiet")
+
+
+def tool(name: str) -> str:
+    """The path of a system tool the test needs (the Debian packages CI installs); a missing one
+    fails the test, it is not skipped."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager "
+                    "(.ci/run does it in CI)")
+    return path

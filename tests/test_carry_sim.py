@@ -6,7 +6,6 @@ webhook. Prometheus and Alertmanager come from the Debian packages (CI installs 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from harness import tool
 from simrun import Run, run_sim
 
 from analyzer.sim import Schedule
@@ -65,12 +65,6 @@ class Receiver:
         self.server.server_close()
 
 
-def binary(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed (apt-get install -y prometheus prometheus-alertmanager)"
-    return path
-
-
 def fast_rules(tmp: Path) -> Path:
     """The project's rules with test-sized durations (the real ones are checked by promtool)."""
     text = (ROOT / "prometheus" / "rules.yml").read_text()
@@ -109,12 +103,12 @@ scrape_configs:
     static_configs: [{{targets: ["127.0.0.1:{metrics}"]}}]
 """)
     procs = [
-        subprocess.Popen([binary("prometheus-alertmanager"),
+        subprocess.Popen([tool("prometheus-alertmanager"),
                           f"--config.file={tmp / 'alertmanager.yml'}",
                           f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{am}",
                           "--cluster.listen-address="],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([binary("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
+        subprocess.Popen([tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
                           f"--storage.tsdb.path={tmp / 'prom'}",
                           f"--web.listen-address=127.0.0.1:{prom}"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),

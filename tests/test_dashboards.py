@@ -25,6 +25,7 @@ import jsonschema
 import pytest
 import yaml
 from dashboard_queries import ROOT
+from harness import tool
 
 from analyzer import config as config_mod
 from analyzer.cli import build_parser
@@ -71,14 +72,6 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
         if src.startswith("."):
             out[os.path.normpath(src)] = dst
     return out
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager "
-                    "(.ci/run does it in CI)")
-    return path
 
 
 def all_queries() -> list[dash_mod.Query]:

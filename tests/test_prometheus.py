@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,20 +27,13 @@ from pathlib import Path
 import dashboard_queries as dq
 import pytest
 import yaml
+from harness import tool
 
 ROOT = dq.ROOT
 PROM = ROOT / "prometheus"
 SCENARIO = "calm_contango,steep_contango@0s"
 SPEED = "20"
 DEADLINE_S = 165  # the carry opportunity opens within ~2 minutes at this speed
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager "
-                    "(.ci/run does it in CI)")
-    return path
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
