@@ -151,9 +151,9 @@ def _basis(b: pl.DataFrame, tradable: pl.DataFrame, curve: pl.DataFrame, cross: 
     oi = _gauge("open_interest_usd", "Open interest in USD", keys)
     cols = ("venue", "base", "tenor", "market", "basis_spot", "basis_index", "basis_spot_ann",
             "basis_index_ann", "valid", "dte_days", "premium", "funding_rate", "funding_ann",
-            "funding_interval_hours", "oi_usd", "spot_ref", "mid")
-    for (venue, base, tenor, market, bs, bi, bs_ann, bi_ann, ok, days, p, f, f_ann, h, oi_usd,
-         spot, mid) in _rows(b, *cols):
+            "funding_interval_hours", "oi_usd")
+    for (venue, base, tenor, market, bs, bi, bs_ann, bi_ann, ok, days, p, f, f_ann, h,
+         oi_usd) in _rows(b, *cols):
         labels = [venue, base, tenor]
         valid.add_metric(labels, 1.0 if ok else 0.0)
         if oi_usd is not None:
@@ -167,8 +167,8 @@ def _basis(b: pl.DataFrame, tradable: pl.DataFrame, curve: pl.DataFrame, cross: 
             continue
         if p is not None:
             prem.add_metric([venue, base, "index"], p)
-        if ok and mid is not None and spot:
-            prem.add_metric([venue, base, "spot"], (mid - spot) / spot)
+        if ok and bs is not None:  # a perpetual's basis against spot is its premium
+            prem.add_metric([venue, base, "spot"], bs)
         if f is not None:
             fund.add_metric([venue, base], f)
         if f_ann is not None:

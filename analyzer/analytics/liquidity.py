@@ -68,6 +68,7 @@ are monotone along a run).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -142,46 +143,23 @@ def _run_sums(
     (k None) or over its first k rows. Each is one ``list.sum`` over Arrow list views of the
     column (no copy): offsets at the run starts, or interleaved start, start + k, ... so that
     every other list is a run's first k rows."""
-    ends = pl.concat([starts, pl.Series([n_rows], dtype=pl.Int64)])
-    whole = ends.to_arrow()
-    out = {}
-    for name, col, k in sums:
-        values = rows[col].rechunk().to_arrow()
-        if k is None:
-            lists = pa.LargeListArray.from_arrays(whole, values)
-            out[name] = pl.Series(name, lists).list.sum() + 0.0
-        else:
-            offsets = pl.concat([
-                pl.DataFrame({"s": starts, "e": starts + k}).select(
-                    pl.concat_arr("s", "e").arr.explode()).to_series(),
-                pl.Series([n_rows], dtype=pl.Int64),
-            ]).to_arrow()
-            lists = pa.LargeListArray.from_arrays(offsets, values)
-            out[name] = (pl.Series(name, lists).list.sum() + 0.0).gather_every(2)
-    return pl.DataFrame(out)
-
-
-def _long(
-    b: pl.DataFrame,
-    keys: list[str],
-    name: str,
-    values: list[float],
-    columns: dict[str, Callable[[int, float], pl.Expr]],
-) -> pl.DataFrame:
-    """Each row of ``b`` repeated once per value (in column ``name``, f64), with
-    ``columns[c](i, value)`` computed on ``b`` as column ``c`` of the i-th repetition."""
-    k, h = len(values), b.height
-    # (concat_arr: a fixed-size array per row, ~40x cheaper than concat_list here)
-    wide = b.select(
-        pl.concat_arr(f(i, v) for i, v in enumerate(values)).arr.explode().alias(c)
-        for c, f in columns.items()
+    prefix = [(name, k) for name, _, k in sums if k is not None]
+    offs = pl.DataFrame({"s": starts, **dict(prefix)}).select(
+        *(pl.concat_arr("s", _c("s") + _c(name)).arr.explode()
+          .append(pl.lit(n_rows, dtype=pl.Int64)).alias(name) for name, _ in prefix),
     )
-    order = pl.int_range(h * k, dtype=pl.UInt32, eager=True) // k
-    return pl.concat([
-        b.select(keys).select(pl.all().gather(order)).with_columns(
-            pl.Series(name, values * h, dtype=pl.Float64)),
-        wide,
-    ], how="horizontal")
+    whole = pl.concat([starts, pl.Series([n_rows], dtype=pl.Int64)]).to_arrow()
+    values = {col: rows[col].rechunk().to_arrow() for col in {c for _, c, _ in sums}}
+
+    def lists(name: str, col: str, o: pa.Array) -> pl.Series:
+        return pl.Series(name, pa.LargeListArray.from_arrays(o, values[col]))
+
+    whole_sums = pl.DataFrame([lists(n, c, whole) for n, c, k in sums if k is None]).select(
+        _c("*").list.sum() + 0.0)
+    part_sums = pl.DataFrame([lists(n, c, offs[n].to_arrow()) for n, c, k in sums
+                              if k is not None]).select(
+        (_c("*").list.sum() + 0.0).gather_every(2))
+    return whole_sums.hstack(part_sums)
 
 
 def liquidity(
@@ -203,7 +181,7 @@ def liquidity(
         raise ValueError("bands_bps and notionals_usd must not be empty")
     lv = _prepare(levels)
     n_rows = lv.height
-    meta = books.select(
+    meta = books.lazy().select(
         _c("book").cast(pl.UInt32),
         _c("inverse").cast(pl.Boolean),
         _c("contract_size").cast(pl.Float64),
@@ -213,33 +191,36 @@ def liquidity(
     )
 
     # runs: the rows of one (book, side), contiguous: [start, end]
-    lengths = lv.select((_c("key") // _KEY_SIDE).rle().struct.field("len")).to_series()
-    ends = lengths.cast(pl.Int64).cum_sum() - 1
-    starts = ends - lengths + 1
-    first = lv["key"].gather(starts)
-    runs = pl.DataFrame({
-        "book": (first // _KEY_BOOK).cast(pl.UInt32),
-        "ask": (first // _KEY_SIDE) % 2 == 1,
-        "levels": lengths.cast(pl.UInt32),
-        "base_key": first - first % _KEY_SIDE,
-        "best": lv["price"].gather(starts),
-        "best_size": lv["size"].gather(starts),
-        "deepest": lv["price"].gather(ends),
-    })
+    rk = _c("key") // _KEY_SIDE
+    st = (rk != rk.shift(1)).fill_null(True).arg_true().cast(pl.Int64)
+    en = st.shift(-1, fill_value=n_rows) - 1
+    fk = _c("key").gather(st)
+    runs = lv.select(
+        st.alias("start"), en.alias("end"), (en - st + 1).alias("len"),
+        (fk // _KEY_BOOK).cast(pl.UInt32).alias("book"),
+        ((fk // _KEY_SIDE) % 2 == 1).alias("ask"),
+        (en - st + 1).cast(pl.UInt32).alias("levels"),
+        (fk - fk % _KEY_SIDE).alias("base_key"),
+        _c("price").gather(st).alias("best"),
+        _c("size").gather(st).alias("best_size"),
+        _c("price").gather(en).alias("deepest"),
+    )
+    starts, ends, lengths = runs["start"], runs["end"], runs["len"]
+    runs = runs.drop("start", "end", "len")
 
     # per book: best bid / ask and the attributes, one row per row of `books`
-    def side_of(ask: bool, p: str) -> pl.DataFrame:
-        return runs.filter(_c("ask") == ask).select(
+    def side_of(ask: bool, p: str) -> pl.LazyFrame:
+        return runs.lazy().filter(_c("ask") == ask).select(
             "book", *(_c(c).alias(p + c) for c in ("best", "best_size", "levels", "deepest")))
 
-    b = books.select(
+    b = books.lazy().select(
         _c("book").cast(pl.UInt32), "ts", "venue", "symbol",
         _c("in_sync").cast(pl.Boolean).fill_null(False),
     ).join(meta, on="book", how="left", maintain_order="left").join(
         side_of(False, "b_"), on="book", how="left", maintain_order="left",
     ).join(side_of(True, "a_"), on="book", how="left", maintain_order="left").with_columns(
-        ((_c("b_best") + _c("a_best")) / 2).alias("mid"))
-    mid, rate = _c("mid"), _c("usd_rate")
+        ((_c("b_best") + _c("a_best")) / 2).alias("mid")).collect(engine="in-memory")
+    mid = _c("mid")
     # per run: the attributes its rows need, the band edges signed so that a row is in band x
     # iff its signed price (asks price, bids -price: growing with depth) <= edge x
     run_attr = runs.select("book", "ask").join(
@@ -330,6 +311,40 @@ def liquidity(
         on="book", how="left", maintain_order="left",
     )
 
+    b = b.with_columns(*_status_columns())
+    summary_x, depth_x, plain_x, extra_x, slip_x = _outputs(tuple(bands), tuple(notionals))
+    lb = b.lazy()
+    summary = lb.select(summary_x)
+    depth = lb.select(depth_x)
+    if extra is not None:
+        ex = extra.lazy().select(
+            _c("book").cast(pl.UInt32), _c("band_bps").cast(pl.Float64),
+            _c("bid_extra").cast(pl.Float64), _c("ask_extra").cast(pl.Float64),
+            pl.lit(True).alias("given"),
+        ).collect(engine="in-memory")
+        nb = len(bands)
+        if ex.height == b.height * nb and b.select(
+            ~(pl.lit(ex["book"]).ne_missing(_c("book").gather(pl.int_range(pl.len() * nb) // nb))
+              .any())
+            & ~(pl.lit(ex["band_bps"]).ne_missing(
+                pl.lit(pl.Series(bands, dtype=pl.Float64)).gather(
+                    pl.int_range(pl.len() * nb) % nb)).any())
+        ).item():
+            # row for row as in `depth` (levels.frame for the same books, in order): no join
+            depth = depth.with_columns(
+                pl.lit(ex[c]) for c in ("bid_extra", "ask_extra", "given"))
+        else:
+            depth = depth.join(ex.lazy(), on=["book", "band_bps"], how="left",
+                               maintain_order="left", validate="m:1")
+    out = pl.collect_all([summary, depth.select(plain_x if extra is None else extra_x),
+                          lb.select(slip_x)], engine="in-memory")
+    return out[0], out[1], out[2]
+
+
+_KEYS = ["book", "ts", "venue", "symbol"]
+
+
+def _status_columns() -> list[pl.Expr]:
     n_bid = _c("b_levels").fill_null(0)
     n_ask = _c("a_levels").fill_null(0)
     status = (
@@ -340,17 +355,45 @@ def liquidity(
         .otherwise(pl.lit("ok"))
         .cast(STATUS)
     )
-    b = b.with_columns(status.alias("status"), n_bid.alias("bid_levels"),
-                       n_ask.alias("ask_levels"))
+    return [status.alias("status"), n_bid.alias("bid_levels"), n_ask.alias("ask_levels")]
+
+
+def _long(
+    keys: list[str],
+    name: str,
+    values: tuple[float, ...],
+    columns: dict[str, Callable[[int, float], pl.Expr]],
+) -> list[pl.Expr]:
+    """Expressions over the per-book frame: each row repeated once per value (in column
+    ``name``, f64), with ``columns[c](i, value)`` as column ``c`` of the i-th repetition."""
+    k = len(values)
+    rep = pl.int_range(pl.len() * k, dtype=pl.UInt32)
+    # (concat_arr: a fixed-size array per row, ~40x cheaper than concat_list here)
+    return [
+        *(_c(c).gather(rep // k) for c in keys),
+        pl.lit(pl.Series(name, values, dtype=pl.Float64)).gather(rep % k).alias(name),
+        *(pl.concat_arr(f(i, v) for i, v in enumerate(values)).arr.explode().alias(c)
+          for c, f in columns.items()),
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _outputs(
+    bands: tuple[float, ...], notionals: tuple[float, ...]
+) -> tuple[list[pl.Expr], ...]:
+    """(summary, depth before the remainders, depth without / with the remainders, slippage): the
+    expressions that build the outputs from the per-book frame (built once per parameters:
+    building Polars expressions costs more than running them on a few hundred books)."""
     ok = _c("status") == "ok"
-    keys = ["book", "ts", "venue", "symbol"]
+    keys = _KEYS
+    mid, rate = _c("mid"), _c("usd_rate")
 
     def good(e: pl.Expr) -> pl.Expr:
         return pl.when(ok).then(e)
 
     bb, ba = _c("b_best"), _c("a_best")
     top_b, top_a = _c("b_top"), _c("a_top")
-    summary = b.select(
+    summary = [
         *keys,
         good(mid).alias("mid"),
         good(bb).alias("best_bid"),
@@ -360,9 +403,9 @@ def liquidity(
              / (_c("b_best_size") + _c("a_best_size"))).alias("microprice"),
         good((top_b - top_a) / (top_b + top_a)).alias("imbalance"),
         "bid_levels", "ask_levels", "status",
-    )
+    ]
 
-    depth = _long(b, keys, "band_bps", bands, {
+    depth = _long(keys, "band_bps", bands, {
         "bid_in": lambda i, x: good(_c(f"b_d{i}")),
         "ask_in": lambda i, x: good(_c(f"a_d{i}")),
         # the levels given reach the band edge: the deepest is on or beyond it
@@ -372,28 +415,18 @@ def liquidity(
     })
     bid_quote = pl.when(_c("bid_reached")).then(_c("bid_in"))
     ask_quote = pl.when(_c("ask_reached")).then(_c("ask_in"))
-    if extra is not None:
-        ex = extra.select(
-            _c("book").cast(pl.UInt32), _c("band_bps").cast(pl.Float64),
-            _c("bid_extra").cast(pl.Float64), _c("ask_extra").cast(pl.Float64),
-            pl.lit(True).alias("given"),
-        )
-        if (ex.height == depth.height and ex["book"].equals(depth["book"])
-                and ex["band_bps"].equals(depth["band_bps"])):
-            # row for row as in `depth` (levels.frame for the same books, in order): no join
-            depth = depth.with_columns(ex.select("bid_extra", "ask_extra", "given"))
-        else:
-            depth = depth.join(ex, on=["book", "band_bps"], how="left", maintain_order="left",
-                               validate="m:1")
-        bid_quote = pl.when(_c("given")).then(_c("bid_in") + _c("bid_extra")).otherwise(
-            bid_quote)
-        ask_quote = pl.when(_c("given")).then(_c("ask_in") + _c("ask_extra")).otherwise(
-            ask_quote)
-    depth = depth.with_columns(bid_quote.alias("bid_quote"), ask_quote.alias("ask_quote")
-                               ).select(
-        *keys, "band_bps", "bid_quote", "ask_quote",
-        (_c("bid_quote") * _c("usd_rate")).alias("bid_usd"),
-        (_c("ask_quote") * _c("usd_rate")).alias("ask_usd"),
+
+    def finish(bq: pl.Expr, aq: pl.Expr) -> list[pl.Expr]:
+        return [
+            *keys, "band_bps", bq.alias("bid_quote"), aq.alias("ask_quote"),
+            (bq * _c("usd_rate")).alias("bid_usd"),
+            (aq * _c("usd_rate")).alias("ask_usd"),
+        ]
+
+    plain = finish(bid_quote, ask_quote)
+    with_extra = finish(
+        pl.when(_c("given")).then(_c("bid_in") + _c("bid_extra")).otherwise(bid_quote),
+        pl.when(_c("given")).then(_c("ask_in") + _c("ask_extra")).otherwise(ask_quote),
     )
 
     def vwap(side: str, i: int, n: float) -> pl.Expr:
@@ -412,7 +445,7 @@ def liquidity(
     def bps(side: str, i: int, n: float) -> pl.Expr:
         return (vwap(side, i, n) - mid).abs() / mid * 1e4
 
-    slippage = _long(b, keys, "notional_usd", notionals, {
+    slippage = _long(keys, "notional_usd", notionals, {
         "buy_vwap": lambda i, n: vwap("a", i, n),
         "buy_bps": lambda i, n: bps("a", i, n),
         "sell_vwap": lambda i, n: vwap("b", i, n),
@@ -420,4 +453,4 @@ def liquidity(
         "buy_reason": lambda i, n: reason("a", i, n),
         "sell_reason": lambda i, n: reason("b", i, n),
     })
-    return summary, depth, slippage
+    return summary, depth, plain, with_extra, slippage
