@@ -43,43 +43,8 @@ SELECT
 FROM quotes
 QUALIFY row_number() OVER (PARTITION BY venue, symbol, source ORDER BY ts_local DESC) = 1;
 
--- One row per book snapshot: best prices, spread, and quote-currency depth within 10 and
--- 50 bps of the mid on each side (what a market order of that notional could take).
-CREATE OR REPLACE VIEW book_depth AS
-WITH levels AS (
-    SELECT
-        *,
-        (max(price) FILTER (WHERE side = 'bid' AND level = 0) OVER snap
-            + min(price) FILTER (WHERE side = 'ask' AND level = 0) OVER snap) / 2 AS mid
-    FROM book_snapshots
-    WINDOW snap AS (PARTITION BY venue, symbol, ts_local, update_id)
-)
-SELECT
-    venue,
-    symbol,
-    ts_local,
-    update_id,
-    any_value(ts_exchange) AS ts_exchange,
-    any_value(time_local) AS time_local,
-    max(price) FILTER (WHERE side = 'bid' AND level = 0) AS best_bid,
-    min(price) FILTER (WHERE side = 'ask' AND level = 0) AS best_ask,
-    any_value(mid) AS mid,
-    (best_ask - best_bid) / any_value(mid) * 1e4 AS spread_bps,
-    coalesce(sum(price * size) FILTER (WHERE side = 'bid' AND price >= mid * (1 - 10e-4)), 0)
-        AS bid_notional_10bps,
-    coalesce(sum(price * size) FILTER (WHERE side = 'ask' AND price <= mid * (1 + 10e-4)), 0)
-        AS ask_notional_10bps,
-    coalesce(sum(price * size) FILTER (WHERE side = 'bid' AND price >= mid * (1 - 50e-4)), 0)
-        AS bid_notional_50bps,
-    coalesce(sum(price * size) FILTER (WHERE side = 'ask' AND price <= mid * (1 + 50e-4)), 0)
-        AS ask_notional_50bps,
-    count(*) FILTER (WHERE side = 'bid') AS bid_levels,
-    count(*) FILTER (WHERE side = 'ask') AS ask_levels
-FROM levels
-GROUP BY venue, symbol, ts_local, update_id;
-
--- Per minute and derivative: the last mark, index and funding seen, the mark-index basis and
--- the funding rate annualised (NULL when the funding interval is unknown).
+-- Per minute and derivative: the last mark, index and funding seen. (Basis, premium and
+-- annualised funding are the analytics' own tables: basis, cross_venue; one definition each.)
 CREATE OR REPLACE VIEW derivatives_1m AS
 WITH last AS (
     SELECT
@@ -102,10 +67,8 @@ SELECT
     minute,
     mark AS mark_price,
     idx AS index_price,
-    (mark - idx) / idx * 1e4 AS basis_bps,
     funding AS funding_rate,
     interval_hours AS funding_interval_hours,
-    funding * (24 / interval_hours) * 365 AS funding_apr,
     next_funding AS next_funding_time
 FROM last;
 

@@ -254,14 +254,9 @@ def test_research_views(tmp_path: Path) -> None:
         ) == (10.0, 12.0, 9.0, 11.0, 4.0, 2.0, 4)
         q = research.query(store.db_path, "SELECT bid_price, mid FROM latest_quotes")
         assert q.rows() == [(99.5, 100.0)]
-        b = research.query(
-            store.db_path,
-            "SELECT mid, bid_notional_10bps, ask_notional_10bps, bid_levels FROM book_depth",
-        ).row(0)
-        assert b[0] == pytest.approx(100.0)
-        assert b[1:] == (pytest.approx(99.95), pytest.approx(200.1), 2)
-        d = research.query(store.db_path, "SELECT basis_bps, funding_apr FROM derivatives_1m")
-        assert d.row(0) == (pytest.approx(100.0), pytest.approx(0.0001 * 3 * 365))
+        d = research.query(store.db_path, "SELECT mark_price, index_price, funding_rate, "
+                           "funding_interval_hours FROM derivatives_1m")
+        assert d.row(0) == (101.0, 100.0, 0.0001, 8.0)
 
 
 # -- idempotency and compaction ---------------------------------------------------------------
