@@ -27,12 +27,15 @@ Cost. This module reads ``OrderBook``'s private layout (keys per side in blocks 
 last, each block with its running ``notional`` = sum of key * size and ``size`` = sum of sizes;
 see ``analyzer/feed/book.py``).
 The exact levels are whole blocks taken by their notional plus one block walked level by level
-(C-level ``accumulate`` + ``bisect``); their sizes are one C-level multi-lookup. A linear book's
+(C-level ``accumulate`` + ``bisect``), whose sizes are looked up once. A linear book's
 remainders are block notionals: per band two bisects, the partial edge block (at most half a
 block of size look-ups, by complement) and a C-level sum over the whole blocks between the
-previous (narrower) band edge and this one, so O(log n + blocks) with no per-level Python loop;
-the block totals' rounding drift (~1e-16 relative per update, see ``book.py``) is the only
-difference from an exact sum. An inverse book's notional is its sizes' sum: the same
+previous (narrower) band edge and this one, so O(log n + blocks) with look-ups only in the
+edge blocks (a comprehension each: on CPython 3.11 faster than ``itemgetter`` multi-lookups).
+At a few hundred books the cost is mostly cache misses (each look-up chases a key, the dict
+slot, the [size, block] list and the size: the books do not fit in cache). The block totals'
+rounding drift (~1e-16 relative per update, see ``book.py``) is the only difference from an
+exact sum. An inverse book's notional is its sizes' sum: the same
 arithmetic on the blocks' size sums.
 """
 
@@ -40,8 +43,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, chain
-from operator import attrgetter, itemgetter, mul, neg
+from itertools import accumulate
+from operator import attrgetter, mul, neg
 from typing import Any
 
 import polars as pl
@@ -58,13 +61,13 @@ Window = tuple[
 _keys = attrgetter("keys")
 _notional = attrgetter("notional")
 _block_size = attrgetter("size")
-_size = itemgetter(0)
+# (a small plan, written as it should run: the optimizer's passes cost more than they save)
+_PLAIN = pl.QueryOptFlags.none()
 
 
 def _sizes(entries: dict[float, list[Any]], keys: Sequence[float]) -> list[float]:
-    """Sizes of ``keys`` (one C-level multi-lookup; itemgetter of one key returns no tuple)."""
-    if len(keys) > 1:
-        return list(map(_size, itemgetter(*keys)(entries)))
+    """Sizes of ``keys`` (a comprehension: faster than an ``itemgetter`` multi-lookup on
+    CPython 3.11 at every block length)."""
     return [entries[k][0] for k in keys]
 
 
@@ -76,17 +79,21 @@ def _exact(
     cover: float,
     least: int,
     max_levels: int,
-) -> tuple[list[float], list[float], int, int]:
-    """(keys best first, sizes, i, j) of one side's exact levels: from the best while the
-    cumulative notional (key * size, made positive for asks; inverse: size) is below ``cover``,
-    then one more; at least ``least`` levels, at most ``max_levels``. The last key taken is
-    ``blocks[i].keys[j]``."""
+) -> tuple[list[float], list[float], int, int, int, list[float]]:
+    """(keys best first, sizes, i, j, c, sizes of ``blocks[c]`` best first) of one side's exact
+    levels: from the best while the cumulative notional (key * size, made positive for asks;
+    inverse: size) is below ``cover``, then one more; at least ``least`` levels, at most
+    ``max_levels``. The last key taken is ``blocks[i].keys[j]``; ``blocks[c]`` is the block
+    walked level by level (c = -1: none), whose sizes are not looked up twice."""
     # how many: whole blocks by their notional, then the covering block level by level
     sign = -1.0 if ask else 1.0
     n = 0
     cum = 0.0
     want = -1
-    for blk in reversed(blocks):
+    c = -1
+    c_sizes: list[float] = []
+    for c in range(len(blocks) - 1, -1, -1):
+        blk = blocks[c]
         keys = blk.keys
         total = blk.size if inverse else sign * blk.notional
         if cum + total < cover:
@@ -96,26 +103,29 @@ def _exact(
                 break
             continue
         rev = keys[::-1]
-        sizes = _sizes(entries, rev)
+        c_sizes = _sizes(entries, rev)
         if inverse:
-            acc = list(accumulate(sizes, initial=cum))
+            acc = list(accumulate(c_sizes, initial=cum))
             k = bisect_left(acc, cover)
         elif ask:  # key * size < 0: the prefix sums fall, neg() makes them rise
-            acc = list(accumulate(map(mul, rev, sizes), initial=-cum))
+            acc = list(accumulate(map(mul, rev, c_sizes), initial=-cum))
             k = bisect_left(acc, cover, key=neg)
         else:
-            acc = list(accumulate(map(mul, rev, sizes), initial=cum))
+            acc = list(accumulate(map(mul, rev, c_sizes), initial=cum))
             k = bisect_left(acc, cover)
         if k < len(acc):  # acc[k], the notional through rev[k - 1], reaches cover
             want = n + k + 1
             break
         n += len(keys)  # rounding: the block total said yes, its levels say no
         cum = -acc[-1] if ask and not inverse else acc[-1]
+    if not c_sizes:
+        c = -1
     if want < 0:
         want = n  # not covered (or cut): everything walked, max_levels cuts below
     want = min(max(want, least), max_levels)
     # the first `want` keys, best first
-    taken: list[list[float]] = []
+    out: list[float] = []
+    sizes: list[float] = []
     n = 0
     i = len(blocks) - 1
     j = 0
@@ -123,15 +133,16 @@ def _exact(
         keys = blocks[i].keys
         m = min(len(keys), want - n)
         j = len(keys) - m
-        taken.append(keys[j:][::-1])
+        part = keys[j:][::-1]
+        out += part
+        sizes += c_sizes[:m] if i == c else _sizes(entries, part)
         n += m
         if n >= want:
             break
         i -= 1
     else:
         i = 0
-    out = list(chain.from_iterable(taken))
-    return out, _sizes(entries, out), i, j
+    return out, sizes, i, j, c, c_sizes
 
 
 def _remainders(
@@ -142,10 +153,12 @@ def _remainders(
     ci: int,
     cj: int,
     inverse: bool,
+    tail_c: float,
 ) -> list[float | None]:
     """Per band edge (as a key; ``edges`` narrowest band first, so descending): the key-space
     notional (inverse books: the summed size) of the keys >= edge that lie deeper than the last
-    exact key ``blocks[ci].keys[cj]``; None when the deepest key is > edge.
+    exact key ``blocks[ci].keys[cj]``; None when the deepest key is > edge. ``tail_c`` =
+    tail(ci, cj).
 
     With tail(i, j) = the total of ``blocks[i].keys[j:]``: the keys from (ei, ej) up to,
     excluding, (ci, cj) hold the whole blocks ei + 1 .. ci (summed incrementally, band over
@@ -153,47 +166,65 @@ def _remainders(
     total = _block_size if inverse else _notional
     out: list[float | None] = []
     deepest = blocks[0].keys[0]
-    tail_c = _tail(entries, blocks[ci], cj, inverse)
     whole = 0.0  # total of the blocks lo + 1 .. ci
     lo = ci
+    hi = ci + 1  # edges descend: each edge's block is at or before the previous one's
     for edge in edges:
         if deepest > edge:
             out.append(None)
             continue
-        ei = bisect_left(maxes, edge)  # the first key >= edge is blocks[ei].keys[ej]
-        if ei >= len(maxes) or ei > ci:
+        # the first key >= edge is blocks[ei].keys[ej]; ei = ci + 1: beyond the exact keys
+        ei = hi = bisect_left(maxes, edge, 0, hi)
+        if ei > ci:
             out.append(0.0)
             continue
-        ej = bisect_left(blocks[ei].keys, edge)
+        hi += 1
+        blk = blocks[ei]
+        ej = bisect_left(blk.keys, edge)
         if ei == ci and ej >= cj:
             out.append(0.0)
             continue
         if ei < lo:
             whole += sum(map(total, blocks[ei + 1 : lo + 1]))
             lo = ei
-        out.append(whole + _tail(entries, blocks[ei], ej, inverse) - tail_c)
+        out.append(whole + _tail(entries, blk, ej, inverse, None) - tail_c)
     return out
 
 
 def _size_sum(entries: dict[float, list[Any]], keys: list[float]) -> float:
-    if len(keys) > 1:
-        return sum(map(_size, itemgetter(*keys)(entries)))
-    return sum(entries[k][0] for k in keys)
+    return sum([entries[k][0] for k in keys])
 
 
-def _tail(entries: dict[float, list[Any]], blk: Any, j: int, inverse: bool) -> float:
+def _key_sum(entries: dict[float, list[Any]], keys: list[float]) -> float:
+    """Sum of key * size over ``keys``."""
+    return sum([k * entries[k][0] for k in keys])
+
+
+def _tail(
+    entries: dict[float, list[Any]], blk: Any, j: int, inverse: bool,
+    known: list[float] | None,
+) -> float:
     """Key-space notional (inverse: summed size) of ``blk.keys[j:]``: the block's running total
-    minus the head when the head is shorter."""
+    minus the head when the head is shorter. ``known``: the block's sizes, best (last) first,
+    when already looked up."""
     keys = blk.keys
     if j * 2 < len(keys):
         part = keys[:j]
+        if known is not None:
+            ps = known[: len(keys) - j - 1 : -1] if j else []
+            if inverse:
+                return blk.size - sum(ps)
+            return blk.notional - sum(map(mul, part, ps))
         if inverse:
             return blk.size - _size_sum(entries, part)
-        return blk.notional - sum(map(mul, part, _sizes(entries, part)))
+        return blk.notional - _key_sum(entries, part)
     part = keys[j:]
+    if known is None:
+        return _size_sum(entries, part) if inverse else _key_sum(entries, part)
+    ps = known[len(keys) - j - 1 :: -1] if part else []
     if inverse:
-        return _size_sum(entries, part)
-    return sum(map(mul, part, _sizes(entries, part)))
+        return sum(ps)
+    return sum(map(mul, part, ps))
 
 
 def window(
@@ -225,16 +256,20 @@ def window(
     mid = (bid_maxes[-1] - ask_maxes[-1]) / 2
     cover = cover_notional / contract_size
     least = min(top_n, max_levels)
-    bk, bs, bi, bj = _exact(book._bid, book._bid_blocks, False, inverse, cover, least,
-                            max_levels)
-    ak, asz, ai, aj = _exact(book._ask, book._ask_blocks, True, inverse, cover, least,
-                             max_levels)
+    bid_entries, bid_blocks = book._bid, book._bid_blocks
+    ask_entries, ask_blocks = book._ask, book._ask_blocks
+    bk, bs, bi, bj, bc, bcs = _exact(bid_entries, bid_blocks, False, inverse, cover, least,
+                                     max_levels)
+    ak, asz, ai, aj, ac, acs = _exact(ask_entries, ask_blocks, True, inverse, cover, least,
+                                      max_levels)
     # narrowest band first (its edge is the largest key on both sides)
     order = sorted(range(len(bands_bps)), key=lambda b: bands_bps[b])
     bid_edges = [mid * (1 - bands_bps[b] / 1e4) for b in order]
     ask_edges = [-(mid * (1 + bands_bps[b] / 1e4)) for b in order]
-    bid_r = _remainders(book._bid, book._bid_blocks, bid_maxes, bid_edges, bi, bj, inverse)
-    ask_r = _remainders(book._ask, book._ask_blocks, ask_maxes, ask_edges, ai, aj, inverse)
+    bid_r = _remainders(bid_entries, bid_blocks, bid_maxes, bid_edges, bi, bj, inverse,
+                        _tail(bid_entries, bid_blocks[bi], bj, inverse, bcs if bc == bi else None))
+    ask_r = _remainders(ask_entries, ask_blocks, ask_maxes, ask_edges, ai, aj, inverse,
+                        _tail(ask_entries, ask_blocks[ai], aj, inverse, acs if ac == ai else None))
     bid_rem: list[float | None] = [None] * len(order)
     ask_rem: list[float | None] = [None] * len(order)
     for b, rb, ra in zip(order, bid_r, ask_r, strict=True):
@@ -282,7 +317,7 @@ def frame(
         "n_bid": pl.Series(lengths[0::2], dtype=pl.Int64),
         "n_ask": pl.Series(lengths[1::2], dtype=pl.Int64),
     })
-    levels = runs.select(
+    levels = runs.lazy().select(
         pl.col("book").repeat_by(pl.col("n_bid") + pl.col("n_ask")).explode(empty_as_null=False),
         pl.concat_list(
             pl.lit("bid", dtype=SIDE).repeat_by("n_bid"),
@@ -291,12 +326,12 @@ def frame(
         pl.concat_list(
             pl.int_ranges(0, "n_bid", dtype=pl.Int16), pl.int_ranges(0, "n_ask", dtype=pl.Int16)
         ).explode(empty_as_null=False).alias("level"),
-    ).with_columns(
-        price=pl.Series(prices, dtype=pl.Float64), size=pl.Series(sizes, dtype=pl.Float64)
-    )
+    ).collect(engine="in-memory", optimizations=_PLAIN).hstack([
+        pl.Series("price", prices, dtype=pl.Float64), pl.Series("size", sizes, dtype=pl.Float64),
+    ])
     k = len(bands)
     extra = pl.DataFrame({
-        "book": book_ids.gather(pl.int_range(n * k, eager=True) // k) if k else book_ids[:0],
+        "book": pl.Series([i for i in ids for _ in range(k)], dtype=pl.UInt32),
         "band_bps": pl.Series(bands * n, dtype=pl.Float64),
         "bid_extra": pl.Series(bid_extra, dtype=pl.Float64),
         "ask_extra": pl.Series(ask_extra, dtype=pl.Float64),

@@ -64,13 +64,21 @@ first row whose USD cumulated along the run reaches N, found by one binary searc
 of a global integer prefix sum (see ``_units``), so a run's figures never depend on the other
 books of the frame. Band sums mask each row by its band membership (no assumption that prices
 are monotone along a run).
+
+Cost on a live tick (a few hundred books, ~100 rows each) is almost all fixed: per Polars call
+and per expression node, not per row. So the work is a handful of collects (the frame and its
+checks; runs; books; run attributes; rows; the notional walk; offsets; List sums; the per-book
+frame; the three outputs), each run with the optimizer off (``_PLAIN``: on these plans its
+passes cost more than they save, and they change no value); a book's run figures are gathered
+by run index, not joined; and the per-value outputs (bands, notionals) first lay the per-book
+columns out long, so that each formula is one expression, not one per value.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 import pyarrow as pa
@@ -83,6 +91,8 @@ _KEY_BOOK = 1 << 17  # sort key = book * 2^17 + is_ask * 2^16 + level (< 2^49: I
 _KEY_SIDE = 1 << 16
 
 _c = pl.col
+# the plans here are written as they should run: the optimizer's passes cost more than they save
+_PLAIN = pl.QueryOptFlags.none()
 
 
 def _prepare(levels: pl.DataFrame) -> pl.DataFrame:
@@ -99,13 +109,14 @@ def _prepare(levels: pl.DataFrame) -> pl.DataFrame:
         _c("level").cast(pl.Int32),
         _c("price").cast(pl.Float64),
         _c("size").cast(pl.Float64),
-    ).with_columns(key.alias("key")).collect(engine="in-memory")
+    ).with_columns(key.alias("key")).with_columns(
+        # (scalars, broadcast without a copy: one collect for the frame and its checks)
+        _c("level").min().alias("_lo"), _c("level").max().alias("_hi"),
+        (_c("key").diff() > 0).all().alias("_ordered"),
+    ).collect(engine="in-memory", optimizations=_PLAIN)
     if lv.height == 0:
         return lv
-    lo, hi, ordered = lv.select(
-        _c("level").min().alias("lo"), _c("level").max().alias("hi"),
-        (_c("key").diff() > 0).all().alias("ordered"),
-    ).row(0)
+    lo, hi, ordered = lv["_lo"][0], lv["_hi"][0], lv["_ordered"][0]
     if lo < 0 or hi >= _KEY_SIDE:
         raise ValueError(f"level must be in 0..{_KEY_SIDE - 1}, got {lo}..{hi}")
     if ordered:
@@ -134,32 +145,18 @@ def _units(rows: int, cap: float) -> tuple[float, pl.DataType]:
 
 
 def _run_sums(
-    rows: pl.DataFrame,
-    starts: pl.Series,
-    n_rows: int,
-    sums: list[tuple[str, str, pl.Series | None]],
+    rows: pl.DataFrame, offsets: pl.DataFrame, sums: list[tuple[str, str, str]]
 ) -> pl.DataFrame:
-    """One row per run: for each (name, column, k) the sum of ``column`` over the run
-    (k None) or over its first k rows. Each is one ``list.sum`` over Arrow list views of the
-    column (no copy): offsets at the run starts, or interleaved start, start + k, ... so that
-    every other list is a run's first k rows."""
-    prefix = [(name, k) for name, _, k in sums if k is not None]
-    offs = pl.DataFrame({"s": starts, **dict(prefix)}).select(
-        *(pl.concat_arr("s", _c("s") + _c(name)).arr.explode()
-          .append(pl.lit(n_rows, dtype=pl.Int64)).alias(name) for name, _ in prefix),
-    )
-    whole = pl.concat([starts, pl.Series([n_rows], dtype=pl.Int64)]).to_arrow()
+    """One row per run: for each (name, column, offsets) the sum of ``column`` over every other
+    list of the Arrow list view of the column (no copy) with those offsets (a column of
+    ``offsets``: interleaved start, start + k, ..., then the row count)."""
     values = {col: rows[col].rechunk().to_arrow() for col in {c for _, c, _ in sums}}
-
-    def lists(name: str, col: str, o: pa.Array) -> pl.Series:
-        return pl.Series(name, pa.LargeListArray.from_arrays(o, values[col]))
-
-    whole_sums = pl.DataFrame([lists(n, c, whole) for n, c, k in sums if k is None]).select(
-        _c("*").list.sum() + 0.0)
-    part_sums = pl.DataFrame([lists(n, c, offs[n].to_arrow()) for n, c, k in sums
-                              if k is not None]).select(
-        (_c("*").list.sum() + 0.0).gather_every(2))
-    return whole_sums.hstack(part_sums)
+    offs = {o: offsets[o].to_arrow() for o in {o for _, _, o in sums}}
+    return pl.DataFrame([
+        pl.Series(name, pa.LargeListArray.from_arrays(offs[o], values[col]))
+        for name, col, o in sums
+    ]).lazy().select((_c("*").list.sum() + 0.0).gather_every(2)).collect(
+        engine="in-memory", optimizations=_PLAIN)
 
 
 def liquidity(
@@ -190,28 +187,31 @@ def liquidity(
         .alias("usd_rate"),
     )
 
-    # runs: the rows of one (book, side), contiguous: [start, end]
-    rk = _c("key") // _KEY_SIDE
-    st = (rk != rk.shift(1)).fill_null(True).arg_true().cast(pl.Int64)
-    en = st.shift(-1, fill_value=n_rows) - 1
-    fk = _c("key").gather(st)
-    runs = lv.select(
-        st.alias("start"), en.alias("end"), (en - st + 1).alias("len"),
-        (fk // _KEY_BOOK).cast(pl.UInt32).alias("book"),
-        ((fk // _KEY_SIDE) % 2 == 1).alias("ask"),
-        (en - st + 1).cast(pl.UInt32).alias("levels"),
-        (fk - fk % _KEY_SIDE).alias("base_key"),
-        _c("price").gather(st).alias("best"),
-        _c("size").gather(st).alias("best_size"),
-        _c("price").gather(en).alias("deepest"),
-    )
-    starts, ends, lengths = runs["start"], runs["end"], runs["len"]
-    runs = runs.drop("start", "end", "len")
+    # runs: the rows of one (book, side), contiguous: [start, end]; `run` = their index
+    ln = _c("len").cast(pl.Int64)
+    st = ln.cum_sum() - ln
+    en = st + ln - 1
+    runs = lv.lazy().select((_c("key") // _KEY_SIDE).rle().alias("r")).unnest("r").select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("run"),
+        st.alias("start"), en.alias("end"), ln.alias("len"),
+        (_c("value") // 2).cast(pl.UInt32).alias("book"),
+        (_c("value") % 2 == 1).alias("ask"),
+        ln.cast(pl.UInt32).alias("levels"),
+        (_c("value") * _KEY_SIDE).alias("base_key"),
+        pl.lit(lv["price"]).gather(st).alias("best"),
+        pl.lit(lv["size"]).gather(st).alias("best_size"),
+        pl.lit(lv["price"]).gather(en).alias("deepest"),
+        # levels 0..n-1 in every run (the usual case): the top_n rows are the first ones
+        ((pl.lit(lv["key"]).gather(en) % _KEY_SIDE + 1) == ln).all().alias("dense"),
+    ).collect(engine="in-memory", optimizations=_PLAIN)
+    n_runs = runs.height
 
-    # per book: best bid / ask and the attributes, one row per row of `books`
+    # per book: best bid / ask, the attributes, the index of each side's run; one row per row
+    # of `books`
     def side_of(ask: bool, p: str) -> pl.LazyFrame:
         return runs.lazy().filter(_c("ask") == ask).select(
-            "book", *(_c(c).alias(p + c) for c in ("best", "best_size", "levels", "deepest")))
+            "book", *(_c(c).alias(p + c) for c in ("run", "best", "best_size", "levels",
+                                                   "deepest")))
 
     b = books.lazy().select(
         _c("book").cast(pl.UInt32), "ts", "venue", "symbol",
@@ -219,29 +219,34 @@ def liquidity(
     ).join(meta, on="book", how="left", maintain_order="left").join(
         side_of(False, "b_"), on="book", how="left", maintain_order="left",
     ).join(side_of(True, "a_"), on="book", how="left", maintain_order="left").with_columns(
-        ((_c("b_best") + _c("a_best")) / 2).alias("mid")).collect(engine="in-memory")
+        ((_c("b_best") + _c("a_best")) / 2).alias("mid")).collect(
+        engine="in-memory", optimizations=_PLAIN)
     mid = _c("mid")
     # per run: the attributes its rows need, the band edges signed so that a row is in band x
-    # iff its signed price (asks price, bids -price: growing with depth) <= edge x
-    run_attr = runs.select("book", "ask").join(
-        b.select("book", "mid", "inverse", "contract_size", "usd_rate"),
+    # iff its signed price (asks price, bids -price: growing with depth) <= edge x; and which
+    # of them differ from the plain case (no inverse book, unit contract sizes, USD quotes)
+    run_attr = runs.lazy().select("book", "ask").join(
+        b.lazy().select("book", "mid", "inverse", "contract_size", "usd_rate"),
         on="book", how="left", maintain_order="left",
     ).select(
         "inverse", "contract_size", "usd_rate",
         *(pl.when(_c("ask")).then(mid * (1 + x / 1e4)).otherwise(-(mid * (1 - x / 1e4)))
           .alias(f"e{i}") for i, x in enumerate(bands)),
-    )
+    ).with_columns(
+        _c("inverse").any().alias("any_inverse"),
+        (_c("contract_size") == 1.0).all().alias("unit_cs"),
+        (_c("usd_rate") == 1.0).all().alias("usd_quote"),
+    ).collect(engine="in-memory", optimizations=_PLAIN)
 
     # per row: notional, base quantity, USD, band masks, and the integer prefix of USD units.
-    # The plan is specialised on what the books need (no inverse book, unit contract sizes,
-    # USD quotes: fewer passes over the rows).
+    # The plan is specialised on what the books need (fewer passes over the rows).
     cap = max(notionals) * 2 + 1
     unit, itype = _units(n_rows, cap)
     price, size = _c("price"), _c("size")
     per_row: list[str] = ["inverse", "contract_size", "usd_rate"]
-    any_inverse = bool(run_attr["inverse"].any())
-    unit_cs = bool((run_attr["contract_size"] == 1.0).all())
-    usd_quote = bool((run_attr["usd_rate"] == 1.0).all())
+    any_inverse, unit_cs, usd_quote = (
+        (bool(run_attr["any_inverse"][0]), bool(run_attr["unit_cs"][0]),
+         bool(run_attr["usd_quote"][0])) if n_runs else (False, True, True))
     if not any_inverse:
         per_row.remove("inverse")
         base = size if unit_cs else size * _c("contract_size")
@@ -271,65 +276,75 @@ def liquidity(
         size,
         usd.clip(upper_bound=cap).mul(unit).round().cast(itype, strict=False).fill_null(0)
         .cum_sum().alias("cum"),
-    ).collect(engine="in-memory")
+    ).collect(engine="in-memory", optimizations=_PLAIN)
 
-    # per run: sums over the run, or over its first k rows (List views, no copy)
+    # per run: where each notional is filled (the first row whose USD cumulated along the run
+    # reaches it) and how many rows the imbalance takes; then the List-view offsets of every
+    # per-run sum: interleaved (start, start + k) so that every other list is a run's first k
+    # rows, (start, end + 1) for whole runs
     k = len(notionals)
-    cum = rows["cum"]
-    before_run = pl.concat([pl.Series([0], dtype=itype), cum]).gather(starts)
-    fill: dict[str, pl.Series] = {}
-    for i, n in enumerate(notionals):
-        # the first row whose USD cumulated along the run reaches n: it fills n
-        at = cum.search_sorted(before_run + round(n * unit), side="left").cast(pl.Int64)
-        filled = at <= ends
-        fill[f"k{i}"] = (at - starts).clip(upper_bound=lengths.cast(pl.Int64))
-        fill[f"p{i}"] = lv["price"].gather(at.clip(upper_bound=max(n_rows - 1, 0))).zip_with(
-            filled, pl.Series([None], dtype=pl.Float64)) if n_rows else pl.Series(
-            [], dtype=pl.Float64)
-    last_level = lv["key"].gather(ends) % _KEY_SIDE
-    if ((last_level + 1) == lengths.cast(pl.Int64)).all():  # levels 0..n-1, the usual case
-        n_top = lengths.cast(pl.Int64).clip(upper_bound=max(top_n, 0))
-    else:
-        n_top = lv["key"].search_sorted(runs["base_key"] + max(top_n, 0), side="left").cast(
-            pl.Int64) - starts
-        n_top = n_top.clip(upper_bound=lengths.cast(pl.Int64))
-    sums = _run_sums(rows, starts, n_rows, [
-        *((f"d{i}", f"d{i}", None) for i in range(len(bands))),
-        *((f"u{i}", "usd", fill[f"k{i}"]) for i in range(k)),
-        *((f"q{i}", "base", fill[f"k{i}"]) for i in range(k)),
-        ("top", "size", n_top),
-    ])
-    per_run = sums.with_columns(
-        *(fill[f"p{i}"].alias(f"p{i}") for i in range(k)), runs["book"], runs["ask"])
-    run_cols = ["top"] + [f"d{i}" for i in range(len(bands))] + [
-        f"{c}{i}" for c in "puq" for i in range(k)]
-    b = b.join(
-        per_run.filter(~_c("ask")).select("book", *(_c(c).alias("b_" + c) for c in run_cols)),
-        on="book", how="left", maintain_order="left",
-    ).join(
-        per_run.filter("ask").select("book", *(_c(c).alias("a_" + c) for c in run_cols)),
-        on="book", how="left", maintain_order="left",
-    )
+    cum = pl.lit(rows["cum"])
+    s, e = _c("start"), _c("end")
+    top = max(top_n, 0)
+    dense = bool(runs["dense"][0]) if n_runs else True
+    walk = runs.lazy().select(
+        s, e, ln,
+        pl.lit(pl.concat([pl.Series([0], dtype=itype), rows["cum"]])).gather(s).alias("before"),
+        (ln.clip(upper_bound=top) if dense else
+         (pl.lit(lv["key"]).search_sorted(_c("base_key") + top, side="left").cast(pl.Int64)
+          - s).clip(upper_bound=ln)).alias("n_top"),
+    ).with_columns(
+        cum.search_sorted(_c("before") + round(n * unit), side="left").cast(pl.Int64)
+        .alias(f"at{i}") for i, n in enumerate(notionals)
+    ).select(
+        "start", "end", "n_top",
+        *((_c(f"at{i}") - s).clip(upper_bound=ln).alias(f"k{i}") for i in range(k)),
+        *(pl.when(_c(f"at{i}") <= e).then(
+            pl.lit(lv["price"]).gather(_c(f"at{i}").clip(upper_bound=max(n_rows - 1, 0))))
+          .alias(f"p{i}") for i in range(k)),
+    ).collect(engine="in-memory", optimizations=_PLAIN)
+    parts = {"top": "n_top", **{f"u{i}": f"k{i}" for i in range(k)},
+             **{f"q{i}": f"k{i}" for i in range(k)}}
+    offsets = walk.lazy().select(
+        pl.concat_arr(s, e + 1).arr.explode().append(pl.lit(n_rows, dtype=pl.Int64))
+        .alias("whole"),
+        *(pl.concat_arr(s, s + _c(f"k{i}")).arr.explode()
+          .append(pl.lit(n_rows, dtype=pl.Int64)).alias(f"k{i}") for i in range(k)),
+        pl.concat_arr(s, s + _c("n_top")).arr.explode()
+        .append(pl.lit(n_rows, dtype=pl.Int64)).alias("n_top"),
+    ).collect(engine="in-memory", optimizations=_PLAIN)
+    sums = _run_sums(rows, offsets, [
+        *((f"d{i}", f"d{i}", "whole") for i in range(len(bands))),
+        *((f"u{i}", "usd", parts[f"u{i}"]) for i in range(k)),
+        *((f"q{i}", "base", parts[f"q{i}"]) for i in range(k)),
+        ("top", "size", "n_top"),
+    ]).hstack([walk[f"p{i}"] for i in range(k)])
 
-    b = b.with_columns(*_status_columns())
-    summary_x, depth_x, plain_x, extra_x, slip_x = _outputs(tuple(bands), tuple(notionals))
+    # per book: its runs' figures (by run index), its status, then the three outputs
+    summary_x, depth_long_x, depth_x, plain_x, extra_x, slip_long_x, slip_x, book_x = (
+        _outputs(tuple(bands), tuple(notionals)))
+    b = pl.concat([b, *(
+        sums.lazy().select(pl.all().gather(pl.lit(b[p + "run"])).name.prefix(p))
+        .collect(engine="in-memory", optimizations=_PLAIN) for p in ("b_", "a_"))],
+        how="horizontal").lazy().with_columns(book_x).collect(
+        engine="in-memory", optimizations=_PLAIN)
     lb = b.lazy()
     summary = lb.select(summary_x)
-    depth = lb.select(depth_x)
+    depth = lb.select(depth_long_x).select(depth_x)
     if extra is not None:
         ex = extra.lazy().select(
             _c("book").cast(pl.UInt32), _c("band_bps").cast(pl.Float64),
             _c("bid_extra").cast(pl.Float64), _c("ask_extra").cast(pl.Float64),
             pl.lit(True).alias("given"),
-        ).collect(engine="in-memory")
+        ).collect(engine="in-memory", optimizations=_PLAIN)
         nb = len(bands)
-        if ex.height == b.height * nb and b.select(
+        if ex.height == b.height * nb and b.lazy().select(
             ~(pl.lit(ex["book"]).ne_missing(_c("book").gather(pl.int_range(pl.len() * nb) // nb))
               .any())
             & ~(pl.lit(ex["band_bps"]).ne_missing(
                 pl.lit(pl.Series(bands, dtype=pl.Float64)).gather(
                     pl.int_range(pl.len() * nb) % nb)).any())
-        ).item():
+        ).collect(engine="in-memory", optimizations=_PLAIN).item():
             # row for row as in `depth` (levels.frame for the same books, in order): no join
             depth = depth.with_columns(
                 pl.lit(ex[c]) for c in ("bid_extra", "ask_extra", "given"))
@@ -337,7 +352,8 @@ def liquidity(
             depth = depth.join(ex.lazy(), on=["book", "band_bps"], how="left",
                                maintain_order="left", validate="m:1")
     out = pl.collect_all([summary, depth.select(plain_x if extra is None else extra_x),
-                          lb.select(slip_x)], engine="in-memory")
+                          lb.select(slip_long_x).select(slip_x)],
+                         engine="in-memory", optimizations=_PLAIN)
     return out[0], out[1], out[2]
 
 
@@ -359,21 +375,24 @@ def _status_columns() -> list[pl.Expr]:
 
 
 def _long(
-    keys: list[str],
     name: str,
-    values: tuple[float, ...],
-    columns: dict[str, Callable[[int, float], pl.Expr]],
+    values: dict[str, list[float]],
+    per_book: list[str],
+    per_value: dict[str, list[str]],
 ) -> list[pl.Expr]:
-    """Expressions over the per-book frame: each row repeated once per value (in column
-    ``name``, f64), with ``columns[c](i, value)`` as column ``c`` of the i-th repetition."""
-    k = len(values)
+    """Expressions over the per-book frame: each row repeated once per value; ``values``: the
+    columns that vary with the value only (the first, ``name``, is the value), ``per_book``
+    the columns repeated as they are, ``per_value[c]``: the i-th repetition takes column
+    ``per_value[c][i]`` as ``c``. No arithmetic: the formulas then run once on the long frame,
+    not once per value."""
+    k = len(values[name])
     rep = pl.int_range(pl.len() * k, dtype=pl.UInt32)
     # (concat_arr: a fixed-size array per row, ~40x cheaper than concat_list here)
     return [
-        *(_c(c).gather(rep // k) for c in keys),
-        pl.lit(pl.Series(name, values, dtype=pl.Float64)).gather(rep % k).alias(name),
-        *(pl.concat_arr(f(i, v) for i, v in enumerate(values)).arr.explode().alias(c)
-          for c, f in columns.items()),
+        *(_c(c).gather(rep // k) for c in per_book),
+        *(pl.lit(pl.Series(c, v, dtype=pl.Float64)).gather(rep % k).alias(c)
+          for c, v in values.items()),
+        *(pl.concat_arr(*cols).arr.explode().alias(c) for c, cols in per_value.items()),
     ]
 
 
@@ -381,9 +400,10 @@ def _long(
 def _outputs(
     bands: tuple[float, ...], notionals: tuple[float, ...]
 ) -> tuple[list[pl.Expr], ...]:
-    """(summary, depth before the remainders, depth without / with the remainders, slippage): the
-    expressions that build the outputs from the per-book frame (built once per parameters:
-    building Polars expressions costs more than running them on a few hundred books)."""
+    """(summary, depth as long rows, depth before the remainders, depth without / with the
+    remainders, slippage as long rows, slippage, per-book status): the expressions that build
+    the outputs from the per-book frame (built once per parameters: building Polars
+    expressions costs more than running them on a few hundred books)."""
     ok = _c("status") == "ok"
     keys = _KEYS
     mid, rate = _c("mid"), _c("usd_rate")
@@ -405,14 +425,23 @@ def _outputs(
         "bid_levels", "ask_levels", "status",
     ]
 
-    depth = _long(keys, "band_bps", bands, {
-        "bid_in": lambda i, x: good(_c(f"b_d{i}")),
-        "ask_in": lambda i, x: good(_c(f"a_d{i}")),
+    nb = range(len(bands))
+    depth_long = _long(
+        "band_bps",
+        {"band_bps": list(bands), "lo": [1 - x / 1e4 for x in bands],
+         "hi": [1 + x / 1e4 for x in bands]},
+        [*keys, "status", "mid", "usd_rate", "b_deepest", "a_deepest"],
+        {"b_d": [f"b_d{i}" for i in nb], "a_d": [f"a_d{i}" for i in nb]},
+    )
+    depth = [
+        *keys, "band_bps",
+        good(_c("b_d")).alias("bid_in"),
+        good(_c("a_d")).alias("ask_in"),
         # the levels given reach the band edge: the deepest is on or beyond it
-        "bid_reached": lambda i, x: _c("b_deepest") <= mid * (1 - x / 1e4),
-        "ask_reached": lambda i, x: _c("a_deepest") >= mid * (1 + x / 1e4),
-        "usd_rate": lambda i, x: rate,
-    })
+        (_c("b_deepest") <= mid * _c("lo")).alias("bid_reached"),
+        (_c("a_deepest") >= mid * _c("hi")).alias("ask_reached"),
+        "usd_rate",
+    ]
     bid_quote = pl.when(_c("bid_reached")).then(_c("bid_in"))
     ask_quote = pl.when(_c("ask_reached")).then(_c("ask_in"))
 
@@ -429,28 +458,35 @@ def _outputs(
         pl.when(_c("given")).then(_c("ask_in") + _c("ask_extra")).otherwise(ask_quote),
     )
 
-    def vwap(side: str, i: int, n: float) -> pl.Expr:
+    nn = range(len(notionals))
+    slip_long = _long(
+        "notional_usd", {"notional_usd": list(notionals)},
+        [*keys, "status", "mid", "usd_rate"],
+        {f"{s}_{c}": [f"{s}_{c}{i}" for i in nn] for s in "ab" for c in "pqu"},
+    )
+    n = _c("notional_usd")
+
+    def vwap(side: str) -> pl.Expr:
         # the filled base quantity: the levels before the last one, plus (n - USD before it)
         # converted to its quote currency and divided by its price
-        filled = _c(f"{side}_q{i}") + (n - _c(f"{side}_u{i}")) / (rate * _c(f"{side}_p{i}"))
+        filled = _c(f"{side}_q") + (n - _c(f"{side}_u")) / (rate * _c(f"{side}_p"))
         return good(n / rate / filled)
 
-    def reason(side: str, i: int, n: float) -> pl.Expr:
+    def reason(side: str) -> pl.Expr:
         return (
             pl.when(~ok).then(_c("status").cast(pl.String))
-            .when(_c(f"{side}_p{i}").is_null()).then(pl.lit("insufficient_depth"))
+            .when(_c(f"{side}_p").is_null()).then(pl.lit("insufficient_depth"))
             .cast(REASON)
         )
 
-    def bps(side: str, i: int, n: float) -> pl.Expr:
-        return (vwap(side, i, n) - mid).abs() / mid * 1e4
+    def bps(side: str) -> pl.Expr:
+        return (vwap(side) - mid).abs() / mid * 1e4
 
-    slippage = _long(keys, "notional_usd", notionals, {
-        "buy_vwap": lambda i, n: vwap("a", i, n),
-        "buy_bps": lambda i, n: bps("a", i, n),
-        "sell_vwap": lambda i, n: vwap("b", i, n),
-        "sell_bps": lambda i, n: bps("b", i, n),
-        "buy_reason": lambda i, n: reason("a", i, n),
-        "sell_reason": lambda i, n: reason("b", i, n),
-    })
-    return summary, depth, plain, with_extra, slippage
+    slippage = [
+        *keys, "notional_usd",
+        vwap("a").alias("buy_vwap"), bps("a").alias("buy_bps"),
+        vwap("b").alias("sell_vwap"), bps("b").alias("sell_bps"),
+        reason("a").alias("buy_reason"), reason("b").alias("sell_reason"),
+    ]
+    return (summary, depth_long, depth, plain, with_extra, slip_long, slippage,
+            _status_columns())

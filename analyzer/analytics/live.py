@@ -95,18 +95,21 @@ class LiveAnalytics:
         t0 = time.perf_counter()
         try:
             levels, extra, books = self.windows(now)
-            if now >= self.next_snapshot_ns:
+            snapshot = now >= self.next_snapshot_ns
+            if snapshot:
                 # half a tick of slack: ticks come every interval, give or take loop jitter
                 self.next_snapshot_ns = now + self.snapshot_ns - self.half_tick_ns
-                snap, bands = snapshot_rows(levels, extra, books)
-                self.store.add_rows("book_snapshots", snap.to_arrow())
-                self.store.add_rows("book_snapshot_bands", bands.to_arrow())
             if self.cfg.enabled:
                 results = await asyncio.to_thread(
                     evaluate, self.cfg, self.carry, levels, extra, books, self._tickers(now),
                     self._open_interest(now), self._instruments(),
                     anomaly_state=self.anomaly_state, funding_mean=self._funding_mean(now))
                 self._publish(results, now)
+            # stored with (after) the tick's results: a snapshot always has its live rows
+            if snapshot:
+                snap, bands = snapshot_rows(levels, extra, books)
+                self.store.add_rows("book_snapshots", snap.to_arrow())
+                self.store.add_rows("book_snapshot_bands", bands.to_arrow())
         except Exception:  # a bug in one tick must not stop collection
             self.errors += 1
             log.exception("analytics tick failed")
