@@ -310,8 +310,10 @@ class FeedRunner:
             except DecodeError as exc:
                 log.error("%s: bad depth snapshot for %s: %s", self.venue, symbol, exc)
                 self.decode_errors["depth"] = self.decode_errors.get("depth", 0) + 1
-                self.books.books[symbol].snapshot_requested = False
-                self.books.invalidate(symbol, "bad_snapshot")
+                sb = self.books.books.get(symbol)
+                if sb is not None:  # (None: retired at an expiry meanwhile)
+                    sb.snapshot_requested = False
+                    self.books.invalidate(symbol, "bad_snapshot")
 
         self.rest.submit(path, self.market.depth_weight, done, key=f"depth:{symbol}")
 

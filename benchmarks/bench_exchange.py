@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import sys
 import time
@@ -31,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from wsframes import scan  # noqa: E402
+from wsframes import handshake, scan  # noqa: E402
 
 from analyzer.exchange import LocalExchange, Recording, Replay  # noqa: E402  (path set up above)
 
@@ -47,18 +45,7 @@ def _pin(core: int) -> None:
 def raw_client(host: str, port: int, path: str, expected: int, out: mp.Queue) -> None:
     """Count websocket frames straight off the socket (unmasked server frames)."""
     _pin(1)
-    sock = socket.create_connection((host, port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(4096)
-    head, _, buf = buf.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
+    sock, buf = handshake(host, port, path)
     frames = 0
     nbytes = 0
     first = 0.0

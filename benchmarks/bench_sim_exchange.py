@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import multiprocessing as mp
 import os
 import selectors
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # path set up above
-from wsframes import scan  # noqa: E402
+from wsframes import handshake, scan  # noqa: E402
 
 from analyzer.events import BookChange  # noqa: E402
 from analyzer.exchange import LocalExchange, Simulation  # noqa: E402
@@ -52,22 +51,6 @@ def _pin(core: int) -> None:
         os.sched_setaffinity(0, {core % (os.cpu_count() or 1)})
 
 
-def _handshake(host: str, port: int, path: str) -> tuple[socket.socket, bytes]:
-    sock = socket.create_connection((host, port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(4096)
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock, rest
-
-
 def counting_client(host: str, port: int, paths: list[str], out: mp.Queue) -> None:
     """Count text frames on several connections until the server closes them all. (It signals
     nothing when it is ready: the simulation's clock starts once all three are subscribed, and
@@ -76,7 +59,7 @@ def counting_client(host: str, port: int, paths: list[str], out: mp.Queue) -> No
     sel = selectors.DefaultSelector()
     bufs: dict[socket.socket, bytearray] = {}
     for path in paths:
-        sock, rest = _handshake(host, port, path)
+        sock, rest = handshake(host, port, path)
         sock.setblocking(False)
         bufs[sock] = bytearray(rest)
         sel.register(sock, selectors.EVENT_READ)

@@ -107,7 +107,8 @@ def _ann(b: pl.Expr, dte: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     )
 
 
-def _label(notional: float) -> str:
+def notional_label(notional: float) -> str:
+    """A notional as a column suffix: 100000, 2p5."""
     return f"{notional:.0f}" if float(notional).is_integer() else f"{notional:g}".replace(".", "p")
 
 
@@ -201,7 +202,7 @@ def basis(
             v = vwaps.filter(pl.col("notional_usd") == n)
             sell = v.select("ts", "venue", "symbol", _fsell="sell_vwap")
             buy = v.select("ts", spot_venue="venue", spot_symbol="symbol", _sbuy="buy_vwap")
-            name, ann = f"tradable_{_label(n)}", f"tradable_ann_{_label(n)}"
+            name, ann = f"tradable_{notional_label(n)}", f"tradable_ann_{notional_label(n)}"
             out = (
                 out.join(sell, on=["ts", "venue", "symbol"], how="left")
                 .join(buy, on=["ts", "spot_venue", "spot_symbol"], how="left")

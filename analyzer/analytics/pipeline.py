@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from analyzer.analytics import anomalies as anomaly_mod
-from analyzer.analytics.basis import _label, basis, constant_maturity, cross_venue
+from analyzer.analytics.basis import basis, constant_maturity, cross_venue, notional_label
 from analyzer.analytics.carry import candidates
 from analyzer.analytics.liquidity import liquidity
 from analyzer.analytics.state import market_state
@@ -64,8 +64,8 @@ def tradable_long(basis_df: pl.DataFrame, notionals: list[float]) -> pl.DataFram
     parts = [
         basis_df.select("ts", "venue", "symbol", "base", "tenor",
                         notional_usd=pl.lit(float(n)),
-                        tradable=pl.col(f"tradable_{_label(n)}"),
-                        tradable_ann=pl.col(f"tradable_ann_{_label(n)}"))
+                        tradable=pl.col(f"tradable_{notional_label(n)}"),
+                        tradable_ann=pl.col(f"tradable_ann_{notional_label(n)}"))
         for n in notionals
     ]
     return pl.concat(parts)
