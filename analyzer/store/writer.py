@@ -322,8 +322,10 @@ class Store:
                     return
             except Exception:  # a bug here must not stop the writer; the batch is counted
                 log.exception("store writer: unexpected error on %s job", job[0])
-                if job[0] in ("batch", "rows"):
+                if job[0] == "batch":
                     self.stats["rows_dropped"] += len(job[2])
+                elif job[0] == "rows":  # Arrow tables of rows
+                    self.stats["rows_dropped"] += sum(t.num_rows for t in job[2])
                 elif job[0] == "barrier":
                     job[1].set()
 
@@ -356,7 +358,7 @@ class Store:
                 convert([e])
                 good.append(e)
             except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError) as exc:
-                self.stats["rows_dropped"] += 1
+                self.stats["rows_dropped"] += e.num_rows if isinstance(e, pa.Table) else 1
                 log.error("store: dropping unconvertible %s event %r: %s", table, e, exc)
         return convert(good) if good else None
 
