@@ -5,14 +5,17 @@ analysis window (``analyzer.analytics.levels``).
 
 Live: one tick = ``window`` for every book + ``frame`` + one ``liquidity`` call over all of
 them, with the collector's defaults (bands 10-200 bps, notionals 10k / 100k / 1M USD, so the
-window covers 1M USD; max_levels 5,000; top_n 10). Two markets of ``--books`` books each:
+window covers 1M USD; max_levels 5,000; top_n 10). Between two ticks every book takes one
+second of its market's real traffic (not timed), so each tick finds the books changed and out
+of the CPU caches, as a live one does. Two markets of ``--books`` books each:
 
 - BTCUSDT density: clones of the real USDⓈ-M BTCUSDT book rebuilt from the recording (~5,000
   bids and ~4,600 asks, ~3,600 + 3,350 levels within ±200 bps: the densest book a collector
-  holds), prices shifted a little per clone;
+  holds), prices shifted a little per clone; between ticks, the recording's next 19 diffs (its
+  mean rate: 6,547 diffs in 345 s);
 - simulated density: the books of ``analyzer.sim`` (its default world after a few simulated
   seconds: spot, USDⓈ-M and COIN-M books, the inverse ones with their contract sizes), cycled
-  and shifted the same way.
+  and shifted the same way; between ticks, one simulated second of each book's diffs.
 
 Figures per book per tick, median of ``--ticks`` ticks: wall µs for the window (Python), the
 Polars part (frame + liquidity) and the total, the CPU µs of the whole tick (all threads; what
@@ -42,27 +45,49 @@ NOTIONALS = (10_000, 100_000, 1_000_000)
 MAX_LEVELS = 5_000
 
 Levels = list[tuple[float, float]]
+Diff = tuple[Levels, Levels]
+# (bids, asks, inverse, contract_size) of a book and, per tick, the diffs it takes before it
+Shape = tuple[Levels, Levels, bool, float, list[list[Diff]]]
+DIFFS_A_SECOND = 19
 
 
-def real_levels() -> tuple[Levels, Levels]:
+def real_levels(skip: int = 0) -> tuple[Levels, Levels, list[Diff]]:
+    """The real BTCUSDT book after all its diffs but the last ``skip``, and those."""
     snap, diffs = load()
     book = OrderBook()
     book.apply_snapshot(snap.bids, snap.asks)
-    for d in diffs:
+    cut = len(diffs) - skip
+    for d in diffs[:cut]:
         book.apply(d.b, d.a)
-    return book.bids(10**9), book.asks(10**9)
+    return book.bids(10**9), book.asks(10**9), [(d.b, d.a) for d in diffs[cut:]]
 
 
-def sim_books() -> list[tuple[Levels, Levels, bool, float]]:
-    """(bids, asks, inverse, contract_size) of every book of the simulated default world."""
+def real_shape(ticks: int) -> Shape:
+    bids, asks, rest = real_levels(ticks * DIFFS_A_SECOND)
+    per_tick = [rest[t * DIFFS_A_SECOND:(t + 1) * DIFFS_A_SECOND] for t in range(ticks)]
+    return bids, asks, False, 1.0, per_tick
+
+
+def sim_shapes(ticks: int) -> list[Shape]:
+    """Every book of the simulated default world, and one simulated second of its diffs per
+    tick."""
+    from analyzer.events import BookChange
     from analyzer.sim import MarketModel, default_world
 
     model = MarketModel(default_world())
     model.advance(model.now_ns + 5 * 10**9)
-    out = []
-    for inst in model.instruments():
+    insts = model.instruments()
+    index = {(i.venue, i.symbol): n for n, i in enumerate(insts)}
+    out: list[Shape] = []
+    for inst in insts:
         snap = model.snapshot(inst.venue, inst.symbol)
-        out.append((list(snap.bids), list(snap.asks), inst.inverse, inst.contract_size))
+        out.append((list(snap.bids), list(snap.asks), inst.inverse, inst.contract_size, []))
+    for _ in range(ticks):
+        for shape in out:
+            shape[4].append([])
+        for ev in model.advance(model.now_ns + 10**9):
+            if isinstance(ev, BookChange) and not ev.is_snapshot:
+                out[index[ev.venue, ev.symbol]][4][-1].append((ev.bids, ev.asks))
     return out
 
 
@@ -78,22 +103,30 @@ def books_frame(n: int, inverse: list[bool] | None = None,
     )
 
 
-def live(name: str, shapes: list[tuple[Levels, Levels, bool, float]], n_books: int,
-         ticks: int) -> None:
+def scaled(levels: Levels, f: float) -> Levels:
+    return [(p * f, s) for p, s in levels]
+
+
+def live(name: str, shapes: list[Shape], n_books: int, ticks: int) -> None:
     books, inverse, sizes = [], [], []
     for i in range(n_books):
-        bids, asks, inv, cs = shapes[i % len(shapes)]
+        bids, asks, inv, cs, _ = shapes[i % len(shapes)]
         f = 1 + i * 1e-6  # a different price grid per clone, same shape
         b = OrderBook()
-        b.apply_snapshot([(p * f, s) for p, s in bids], [(p * f, s) for p, s in asks])
+        b.apply_snapshot(scaled(bids, f), scaled(asks, f))
         books.append(b)
         inverse.append(inv)
         sizes.append(cs)
     meta = books_frame(n_books, inverse, sizes)
     ids = list(range(n_books))
     cover = max(NOTIONALS)
-    win, pol, tot, cpu, rows = [], [], [], [], 0
-    for _ in range(ticks):
+    win, pol, tot, cpu, rows, diffs = [], [], [], [], 0, 0
+    for t in range(ticks):
+        for i, b in enumerate(books):  # a second of traffic, not timed
+            f = 1 + i * 1e-6
+            for bids, asks in shapes[i % len(shapes)][4][t]:
+                b.apply(scaled(bids, f), scaled(asks, f))
+                diffs += 1
         c0 = time.process_time()
         t0 = time.perf_counter()
         wins: list[Window] = [
@@ -112,13 +145,14 @@ def live(name: str, shapes: list[tuple[Levels, Levels, bool, float]], n_books: i
     levels_per_side = statistics.mean(b.bid_count + b.ask_count for b in books) / 2
     med = statistics.median
     per = 1e6 / n_books
-    print(f"  {name:<22}{levels_per_side:>8,.0f}{rows / n_books:>8,.0f}{med(win) * per:>9.1f}"
+    print(f"  {name:<22}{levels_per_side:>8,.0f}{rows / n_books:>8,.0f}"
+          f"{diffs / n_books / ticks:>8.1f}{med(win) * per:>9.1f}"
           f"{med(pol) * per:>9.1f}{med(tot) * per:>9.1f}{med(cpu) * per:>9.1f}"
           f"{med(cpu) * 100:>9.1f}%")
 
 
 def batch(total_rows: int, runs: int) -> None:
-    bids, asks = real_levels()
+    bids, asks, _ = real_levels()
     book = OrderBook()
     book.apply_snapshot(bids, asks)
     w = window(book, BANDS, max(NOTIONALS), False, 1.0, MAX_LEVELS)
@@ -166,11 +200,10 @@ def main() -> None:
           f"{pl.thread_pool_size()} Polars threads")
     print(f"live: {args.books} books a tick, {args.ticks} ticks; µs per book per tick "
           "(median tick); core = CPU of a tick at 1 Hz")
-    print(f"  {'books':<22}{'lv/side':>8}{'rows':>8}{'window':>9}{'polars':>9}{'total':>9}"
-          f"{'cpu':>9}{'core':>10}")
-    bids, asks = real_levels()
-    live("BTCUSDT density", [(bids, asks, False, 1.0)], args.books, args.ticks)
-    live("simulated density", sim_books(), args.books, args.ticks)
+    print(f"  {'books':<22}{'lv/side':>8}{'rows':>8}{'diffs/s':>8}{'window':>9}{'polars':>9}"
+          f"{'total':>9}{'cpu':>9}{'core':>10}")
+    live("BTCUSDT density", [real_shape(args.ticks)], args.books, args.ticks)
+    live("simulated density", sim_shapes(args.ticks), args.books, args.ticks)
     batch(args.batch_rows, args.runs)
 
 

@@ -3,9 +3,11 @@ and a replay of a real Binance USDⓈ-M recording checked against the venue's ow
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import random
+import weakref
 from bisect import bisect_right
 from itertools import pairwise
 from pathlib import Path
@@ -227,6 +229,35 @@ def test_random_updates_match_a_plain_dict_model() -> None:
             for n in (1e3, 1e5, 1e6):
                 assert book.walk("buy", n) == pytest.approx(naive_walk(sorted(asks.items()), n))
     assert len(book) == len(bids) + len(asks)
+
+
+def test_dropped_levels_are_freed_without_the_garbage_collector() -> None:
+    """Levels are not tracked by the cyclic collector (module doc); the block -> level -> block
+    cycles are cut whenever blocks are dropped, so reference counting alone frees them: blocks
+    merged away, a side replaced by a snapshot, a book let go."""
+    rng = random.Random(3)
+    gc.disable()
+    try:
+        book = OrderBook()
+        book.apply_snapshot([(float(p), 1.0) for p in range(1, 2001)],
+                            [(float(p), 1.0) for p in range(3001, 5001)])
+        first = [weakref.ref(b) for b in book._bid_blocks + book._ask_blocks]
+        for _ in range(300):  # deletes and inserts: blocks merge and split
+            book.apply([(float(rng.randint(1, 2000)), rng.choice([0.0, 2.0])) for _ in range(40)],
+                       [(float(rng.randint(3001, 5000)), rng.choice([0.0, 2.0]))
+                        for _ in range(40)])
+        book._check()
+        live = {id(b) for b in book._bid_blocks + book._ask_blocks}
+        merged = [r for r in first if r() is None or id(r()) not in live]
+        assert merged and all(r() is None for r in merged)
+        before = [weakref.ref(b) for b in book._bid_blocks + book._ask_blocks]
+        book.apply_snapshot([(1.0, 1.0)], [(2.0, 1.0)])
+        assert all(r() is None for r in before)
+        last = [weakref.ref(b) for b in book._bid_blocks + book._ask_blocks]
+        del book
+        assert all(r() is None for r in last)
+    finally:
+        gc.enable()
 
 
 # -- a real recording -----------------------------------------------------------------------------

@@ -209,10 +209,8 @@ def test_repeated_level_is_an_error() -> None:
 # -- a real book ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_book() -> OrderBook:
-    """The USDⓈ-M BTCUSDT book at the end of the recording, rebuilt by the real feed and
-    BookKeeper (snapshot + every depth diff)."""
+def recording_keeper() -> tuple[BookKeeper, BinanceFeed]:
+    """The real USDⓈ-M feed and BookKeeper for BTCUSDT, the feed's diffs going to the keeper."""
 
     class Sink:
         def on_book(self, ev: BookChange) -> None:
@@ -229,6 +227,14 @@ def real_book() -> OrderBook:
     keeper = BookKeeper(venue, ["BTCUSDT"], feed.rules, lambda s: None, lambda g: None,
                         lambda q: None)
     keeper.start()
+    return keeper, feed
+
+
+@pytest.fixture(scope="module")
+def real_book() -> OrderBook:
+    """The USDⓈ-M BTCUSDT book at the end of the recording, rebuilt by the real feed and
+    BookKeeper (snapshot + every depth diff)."""
+    keeper, feed = recording_keeper()
     for _, f in read_recording(FIXTURES / "usdm_2024/btcusdt_20240808.gz"):
         if f.startswith(b'{"lastUpdateId"'):
             keeper.on_snapshot(feed.decode_snapshot(f, "BTCUSDT", 0))
@@ -367,6 +373,80 @@ def test_window_cut_by_max_levels_reports_what_it_cannot_show(real_book: OrderBo
     r = one(slip, notional_usd=1e7)
     assert r["buy_vwap"] is None and r["buy_reason"] == "insufficient_depth"
     assert close(one(slip, notional_usd=1e4)["buy_vwap"], plain_vwap(asks, 1e4) or 0.0, 1e-9)
+
+
+def window_depths(book: OrderBook, cover: float, inverse: bool = False) -> list[tuple]:
+    """Every band's (bid, ask) depth read from the window alone: its exact levels inside the
+    band plus the remainder; None where the book does not reach the edge."""
+    bp, bs, ap, asz, br, ar = window(book, BANDS, cover, inverse, 1.0, 100_000)
+    mid = book.mid()
+    assert mid is not None
+    out = []
+    for i, x in enumerate(BANDS):
+        lo, hi = mid * (1 - x / 1e4), mid * (1 + x / 1e4)
+        b = sum(s if inverse else p * s for p, s in zip(bp, bs, strict=True) if p >= lo)
+        a = sum(s if inverse else p * s for p, s in zip(ap, asz, strict=True) if p <= hi)
+        out.append((None if br[i] is None else b + br[i], None if ar[i] is None else a + ar[i]))
+    return out
+
+
+def full_depths(book: OrderBook, inverse: bool = False) -> list[tuple]:
+    bids, asks = book.bids(10**9), book.asks(10**9)
+    mid = book.mid()
+    assert mid is not None
+    out = []
+    for x in BANDS:
+        lo, hi = mid * (1 - x / 1e4), mid * (1 + x / 1e4)
+        out.append((
+            None if bids[-1][0] > lo else sum(s if inverse else p * s for p, s in bids if p >= lo),
+            None if asks[-1][0] < hi else sum(s if inverse else p * s for p, s in asks if p <= hi),
+        ))
+    return out
+
+
+def same_depths(got: list[tuple], want: list[tuple]) -> bool:
+    return all((g is None) == (w is None) and (g is None or abs(g - w) <= 1e-9 * max(w, 1.0))
+               for gs, ws in zip(got, want, strict=True) for g, w in zip(gs, ws, strict=True))
+
+
+def test_windows_cut_while_the_real_book_changes() -> None:
+    """A window every 10 diffs of the recording: blocks unchanged between two cuts keep prefix
+    sums for the next one (``book.prefix``), changed ones must not. Every band's depth from the
+    window equals the full book's, linear and read as inverse, at every cut."""
+    keeper, feed = recording_keeper()
+    sb = keeper.books["BTCUSDT"]
+    cuts = 0
+    for _, f in read_recording(FIXTURES / "usdm_2024/btcusdt_20240808.gz"):
+        if f.startswith(b'{"lastUpdateId"'):
+            keeper.on_snapshot(feed.decode_snapshot(f, "BTCUSDT", 0))
+        elif b"@depth" in f[:40]:
+            feed.decode(f, 0)
+            if sb.in_sync:
+                cuts += 1
+                if cuts % 10 == 0:
+                    inverse = cuts % 30 == 0
+                    assert same_depths(window_depths(sb.book, 1e6, inverse),
+                                       full_depths(sb.book, inverse))
+                if cuts % 500 == 0:
+                    sb.book._check()  # every prefix sum kept is still exact
+    assert cuts > 6_000
+
+
+def test_windows_cut_while_a_random_book_changes() -> None:
+    """Few prices and many changes: blocks split, merge and change between two cuts."""
+    rng = random.Random(11)
+    book = OrderBook()
+    book.apply_snapshot([(round(rng.uniform(900, 999), 1), 1.0) for _ in range(600)],
+                        [(round(rng.uniform(1001, 1100), 1), 1.0) for _ in range(600)])
+    for step in range(600):
+        book.apply([(round(rng.uniform(900, 999), 1), rng.choice([0.0, 0.5, 2.0]))
+                    for _ in range(rng.randint(1, 30))],
+                   [(round(rng.uniform(1001, 1100), 1), rng.choice([0.0, 0.5, 2.0]))
+                    for _ in range(rng.randint(1, 30))])
+        cover = rng.choice([1e2, 1e4, 1e6])
+        assert same_depths(window_depths(book, cover), full_depths(book)), step
+        if step % 50 == 0:
+            book._check()
 
 
 def test_window_remainders_by_hand() -> None:

@@ -41,6 +41,7 @@ arithmetic on the blocks' size sums.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
@@ -50,7 +51,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.analytics.liquidity import SIDE
-from analyzer.feed.book import OrderBook
+from analyzer.feed.book import OrderBook, prefix
 
 # (bid prices best first, bid sizes, ask prices best first, ask sizes,
 #  bid remainder per band, ask remainder per band)
@@ -58,173 +59,130 @@ Window = tuple[
     list[float], list[float], list[float], list[float], list[float | None], list[float | None]
 ]
 
-_keys = attrgetter("keys")
+_size = attrgetter("size")  # of a level's cell
 _notional = attrgetter("notional")
 _block_size = attrgetter("size")
 # (a small plan, written as it should run: the optimizer's passes cost more than they save)
 _PLAIN = pl.QueryOptFlags.none()
 
 
-def _sizes(entries: dict[float, list[Any]], keys: Sequence[float]) -> list[float]:
-    """Sizes of ``keys`` (a comprehension: faster than an ``itemgetter`` multi-lookup on
-    CPython 3.11 at every block length)."""
-    return [entries[k][0] for k in keys]
+@functools.lru_cache(maxsize=32)
+def _bands(bands: tuple[float, ...]) -> tuple[tuple[int, ...], tuple[float, ...],
+                                               tuple[float, ...]]:
+    """(band indices narrowest first, their bid edge factors 1 - x/1e4, ask edge factors
+    1 + x/1e4): a band's edge is mid * factor, the narrowest band's edge the largest key."""
+    order = tuple(sorted(range(len(bands)), key=bands.__getitem__))
+    return (order, tuple(1 - bands[b] / 1e4 for b in order),
+            tuple(1 + bands[b] / 1e4 for b in order))
 
 
 def _exact(
-    entries: dict[float, list[Any]],
-    blocks: list[Any],
-    ask: bool,
-    inverse: bool,
-    cover: float,
-    least: int,
-    max_levels: int,
-) -> tuple[list[float], list[float], int, int, int, list[float]]:
-    """(keys best first, sizes, i, j, c, sizes of ``blocks[c]`` best first) of one side's exact
-    levels: from the best while the cumulative notional (key * size, made positive for asks;
-    inverse: size) is below ``cover``, then one more; at least ``least`` levels, at most
-    ``max_levels``. The last key taken is ``blocks[i].keys[j]``; ``blocks[c]`` is the block
-    walked level by level (c = -1: none), whose sizes are not looked up twice."""
-    # how many: whole blocks by their notional, then the covering block level by level
+    blocks: list[Any], ask: bool, inverse: bool, cover: float, least: int, max_levels: int
+) -> tuple[list[float], list[float], int, int]:
+    """(keys best first, sizes, i, j) of one side's exact levels: from the best while the
+    cumulative notional (key * size, made positive for asks; inverse: size) is below ``cover``,
+    then one more; at least ``least`` levels, at most ``max_levels``. The last key taken is
+    ``blocks[i].keys[j]``. Whole blocks are taken by their running totals; only the block that
+    reaches ``cover`` is summed level by level."""
     sign = -1.0 if ask else 1.0
-    n = 0
-    cum = 0.0
-    want = -1
-    c = -1
-    c_sizes: list[float] = []
-    for c in range(len(blocks) - 1, -1, -1):
-        blk = blocks[c]
-        keys = blk.keys
-        total = blk.size if inverse else sign * blk.notional
-        if cum + total < cover:
-            n += len(keys)
-            cum += total
-            if n >= max_levels:
-                break
-            continue
-        rev = keys[::-1]
-        c_sizes = _sizes(entries, rev)
-        if inverse:
-            acc = list(accumulate(c_sizes, initial=cum))
-            k = bisect_left(acc, cover)
-        elif ask:  # key * size < 0: the prefix sums fall, neg() makes them rise
-            acc = list(accumulate(map(mul, rev, c_sizes), initial=-cum))
-            k = bisect_left(acc, cover, key=neg)
-        else:
-            acc = list(accumulate(map(mul, rev, c_sizes), initial=cum))
-            k = bisect_left(acc, cover)
-        if k < len(acc):  # acc[k], the notional through rev[k - 1], reaches cover
-            want = n + k + 1
-            break
-        n += len(keys)  # rounding: the block total said yes, its levels say no
-        cum = -acc[-1] if ask and not inverse else acc[-1]
-    if not c_sizes:
-        c = -1
-    if want < 0:
-        want = n  # not covered (or cut): everything walked, max_levels cuts below
-    want = min(max(want, least), max_levels)
-    # the first `want` keys, best first
-    out: list[float] = []
-    sizes: list[float] = []
-    n = 0
+    keys: list[float] = []
+    cells: list[Any] = []
+    cum = 0.0  # notional of the keys taken, while below cover
+    want = 0  # how many keys, once known
     i = len(blocks) - 1
-    j = 0
-    while i >= 0:
-        keys = blocks[i].keys
-        m = min(len(keys), want - n)
-        j = len(keys) - m
-        part = keys[j:][::-1]
-        out += part
-        sizes += c_sizes[:m] if i == c else _sizes(entries, part)
-        n += m
-        if n >= want:
+    while True:
+        blk = blocks[i]
+        n = len(keys)
+        keys += blk.keys[::-1]
+        cells += blk.cells[::-1]
+        if not want:
+            total = blk.size if inverse else sign * blk.notional
+            if cum + total < cover:
+                cum += total
+            else:  # this block reaches cover: find the level, by exact prefix sums
+                sizes = map(_size, cells[n:])
+                if inverse:
+                    acc = list(accumulate(sizes, initial=cum))
+                    k = bisect_left(acc, cover)
+                elif ask:  # key * size < 0: the prefix sums fall, neg() makes them rise
+                    acc = list(accumulate(map(mul, keys[n:], sizes), initial=-cum))
+                    k = bisect_left(acc, cover, key=neg)
+                else:
+                    acc = list(accumulate(map(mul, keys[n:], sizes), initial=cum))
+                    k = bisect_left(acc, cover)
+                if k < len(acc):  # acc[k], the notional through keys[n + k - 1], reaches it
+                    want = min(max(n + k + 1, least), max_levels)
+                else:  # rounding: the block total said yes, its levels say no
+                    cum = -acc[-1] if ask and not inverse else acc[-1]
+        if len(keys) >= (want or max_levels) or i == 0:
             break
         i -= 1
-    else:
-        i = 0
-    return out, sizes, i, j, c, c_sizes
+    # not covered: everything walked (or cut at max_levels); a book shorter than `want`
+    want = min(want or max_levels, len(keys))
+    del keys[want:], cells[want:]
+    return keys, list(map(_size, cells)), i, len(blk.keys) - (want - n)
+
+
+def _sum(keys: list[float], cells: list[Any], inverse: bool) -> float:
+    """Key-space notional (inverse: summed size) of these levels."""
+    if inverse:
+        return sum(map(_size, cells))
+    return sum(map(mul, keys, map(_size, cells)))
+
+
+def _part(blk: Any, a: int, b: int, inverse: bool) -> float:
+    """Key-space notional (inverse: summed size) of ``blk.keys[a:b]``: from the block's prefix
+    sums when it has not changed since the last tick, else from the levels of the part or of
+    its complement (the block's running total minus the rest), whichever is shorter."""
+    p = prefix(blk, inverse)
+    if p is not None:
+        return p[b] - p[a]
+    keys, cells = blk.keys, blk.cells
+    if 2 * (b - a) <= len(keys):
+        return _sum(keys[a:b], cells[a:b], inverse)
+    return ((blk.size if inverse else blk.notional) - _sum(keys[:a], cells[:a], inverse)
+            - _sum(keys[b:], cells[b:], inverse))
 
 
 def _remainders(
-    entries: dict[float, list[Any]],
-    blocks: list[Any],
-    maxes: list[float],
-    edges: list[float],
-    ci: int,
-    cj: int,
-    inverse: bool,
-    tail_c: float,
+    blocks: list[Any], maxes: list[float], edges: list[float], ci: int, cj: int, inverse: bool
 ) -> list[float | None]:
     """Per band edge (as a key; ``edges`` narrowest band first, so descending): the key-space
     notional (inverse books: the summed size) of the keys >= edge that lie deeper than the last
-    exact key ``blocks[ci].keys[cj]``; None when the deepest key is > edge. ``tail_c`` =
-    tail(ci, cj).
+    exact key ``blocks[ci].keys[cj]``; None when the deepest key is > edge.
 
-    With tail(i, j) = the total of ``blocks[i].keys[j:]``: the keys from (ei, ej) up to,
-    excluding, (ci, cj) hold the whole blocks ei + 1 .. ci (summed incrementally, band over
-    band, from the blocks' running totals) + tail(ei, ej) - tail(ci, cj)."""
+    The first key >= edge is ``blocks[ei].keys[ej]``. The keys from there up to, excluding,
+    (ci, cj) are block ei from ej, the whole blocks ei + 1 .. ci - 1 (their running totals,
+    summed incrementally, band over band) and block ci up to cj; or, when ei = ci, block ci
+    from ej to cj."""
     total = _block_size if inverse else _notional
     out: list[float | None] = []
     deepest = blocks[0].keys[0]
-    whole = 0.0  # total of the blocks lo + 1 .. ci
-    lo = ci
+    head = None  # block ci up to cj, once needed
+    whole = 0.0  # total of the blocks lo + 1 .. ci - 1
+    lo = ci - 1
     hi = ci + 1  # edges descend: each edge's block is at or before the previous one's
     for edge in edges:
         if deepest > edge:
             out.append(None)
             continue
-        # the first key >= edge is blocks[ei].keys[ej]; ei = ci + 1: beyond the exact keys
         ei = hi = bisect_left(maxes, edge, 0, hi)
-        if ei > ci:
+        if ei > ci:  # the edge lies beyond the last block's keys: none >= edge is deeper
             out.append(0.0)
             continue
         hi += 1
         blk = blocks[ei]
         ej = bisect_left(blk.keys, edge)
-        if ei == ci and ej >= cj:
-            out.append(0.0)
+        if ei == ci:
+            out.append(_part(blk, ej, cj, inverse) if ej < cj else 0.0)
             continue
+        if head is None:
+            head = _part(blocks[ci], 0, cj, inverse)
         if ei < lo:
             whole += sum(map(total, blocks[ei + 1 : lo + 1]))
             lo = ei
-        out.append(whole + _tail(entries, blk, ej, inverse, None) - tail_c)
+        out.append(_part(blk, ej, len(blk.keys), inverse) + whole + head)
     return out
-
-
-def _size_sum(entries: dict[float, list[Any]], keys: list[float]) -> float:
-    return sum([entries[k][0] for k in keys])
-
-
-def _key_sum(entries: dict[float, list[Any]], keys: list[float]) -> float:
-    """Sum of key * size over ``keys``."""
-    return sum([k * entries[k][0] for k in keys])
-
-
-def _tail(
-    entries: dict[float, list[Any]], blk: Any, j: int, inverse: bool,
-    known: list[float] | None,
-) -> float:
-    """Key-space notional (inverse: summed size) of ``blk.keys[j:]``: the block's running total
-    minus the head when the head is shorter. ``known``: the block's sizes, best (last) first,
-    when already looked up."""
-    keys = blk.keys
-    if j * 2 < len(keys):
-        part = keys[:j]
-        if known is not None:
-            ps = known[: len(keys) - j - 1 : -1] if j else []
-            if inverse:
-                return blk.size - sum(ps)
-            return blk.notional - sum(map(mul, part, ps))
-        if inverse:
-            return blk.size - _size_sum(entries, part)
-        return blk.notional - _key_sum(entries, part)
-    part = keys[j:]
-    if known is None:
-        return _size_sum(entries, part) if inverse else _key_sum(entries, part)
-    ps = known[len(keys) - j - 1 :: -1] if part else []
-    if inverse:
-        return sum(ps)
-    return sum(map(mul, part, ps))
 
 
 def window(
@@ -256,20 +214,12 @@ def window(
     mid = (bid_maxes[-1] - ask_maxes[-1]) / 2
     cover = cover_notional / contract_size
     least = min(top_n, max_levels)
-    bid_entries, bid_blocks = book._bid, book._bid_blocks
-    ask_entries, ask_blocks = book._ask, book._ask_blocks
-    bk, bs, bi, bj, bc, bcs = _exact(bid_entries, bid_blocks, False, inverse, cover, least,
-                                     max_levels)
-    ak, asz, ai, aj, ac, acs = _exact(ask_entries, ask_blocks, True, inverse, cover, least,
-                                      max_levels)
-    # narrowest band first (its edge is the largest key on both sides)
-    order = sorted(range(len(bands_bps)), key=lambda b: bands_bps[b])
-    bid_edges = [mid * (1 - bands_bps[b] / 1e4) for b in order]
-    ask_edges = [-(mid * (1 + bands_bps[b] / 1e4)) for b in order]
-    bid_r = _remainders(bid_entries, bid_blocks, bid_maxes, bid_edges, bi, bj, inverse,
-                        _tail(bid_entries, bid_blocks[bi], bj, inverse, bcs if bc == bi else None))
-    ask_r = _remainders(ask_entries, ask_blocks, ask_maxes, ask_edges, ai, aj, inverse,
-                        _tail(ask_entries, ask_blocks[ai], aj, inverse, acs if ac == ai else None))
+    bid_blocks, ask_blocks = book._bid_blocks, book._ask_blocks
+    bk, bs, bi, bj = _exact(bid_blocks, False, inverse, cover, least, max_levels)
+    ak, asz, ai, aj = _exact(ask_blocks, True, inverse, cover, least, max_levels)
+    order, bid_f, ask_f = _bands(tuple(bands_bps))
+    bid_r = _remainders(bid_blocks, bid_maxes, [mid * f for f in bid_f], bi, bj, inverse)
+    ask_r = _remainders(ask_blocks, ask_maxes, [-(mid * f) for f in ask_f], ai, aj, inverse)
     bid_rem: list[float | None] = [None] * len(order)
     ask_rem: list[float | None] = [None] * len(order)
     for b, rb, ra in zip(order, bid_r, ask_r, strict=True):
@@ -278,7 +228,7 @@ def window(
             bid_rem[b] = max(rb, 0.0) * contract_size
         if ra is not None:
             ask_rem[b] = max(ra if inverse else 0.0 - ra, 0.0) * contract_size
-    return bk, bs, [-k for k in ak], asz, bid_rem, ask_rem
+    return bk, bs, list(map(neg, ak)), asz, bid_rem, ask_rem
 
 
 def frame(

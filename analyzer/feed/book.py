@@ -8,11 +8,18 @@ venue's decimal strings, so the same string always gives the same float.
 
 Layout per side:
 
-    entries  dict key -> [size, block]      one hash lookup per update; a mutable pair, so a
-                                            size update allocates nothing
-    blocks   list of _Block in key order    each a sorted list of 8-64 consecutive keys plus
+    entries  dict key -> _Cell(size, block) one hash lookup per update; mutable, so a size
+                                            update allocates nothing
+    blocks   list of _Block in key order    each a sorted list of 8-64 consecutive keys, the
+                                            same keys' cells in the same order (``cells``) and
                                             ``notional`` = sum of key * size over them
     maxes    each block's last key          maxes[-1] is the best key: top() is O(1)
+
+Cells are not tracked by the cyclic garbage collector. A book holds one per level, and 500 books
+of BTCUSDT's density hold ~5 M: as lists, every full collection walked them all (~0.8 s, a stall
+of the event loop every few seconds of such traffic) and every young collection the new ones.
+The only reference cycles they close (block -> cells -> cell -> block) are cut by hand when a
+side's blocks are dropped (``_drop``); a merge or a deleted level leaves no cycle behind.
 
 Why blocks, not one flat sorted list of prices per side (the simpler design, prototyped and
 measured against this one on the machine that produced the ``benchmarks/bench_book.py`` figures):
@@ -35,11 +42,13 @@ For inverse (COIN-M) contracts, where a size is a count of fixed-USD contracts, 
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import pairwise
-from operator import attrgetter, itemgetter
+from itertools import accumulate, pairwise
+from operator import attrgetter, mul, neg
 from typing import Any
+
+import msgspec
 
 from analyzer.events import Level, Side
 
@@ -47,42 +56,62 @@ _LOAD = 32  # keys per block after a split or a rebuild
 _MAX = 2 * _LOAD  # split a block above this
 _MIN = _LOAD // 4  # merge a block into a neighbour below this
 
-_size = itemgetter(0)
+_size = attrgetter("size")
 _notional = attrgetter("notional")
-
-# key -> [size, block]
-_Entries = dict[float, list[Any]]
 
 
 class _Block:
-    """Consecutive keys of one side, ascending, ``notional`` = sum of key * size over them and
-    ``size`` = sum of their sizes (an inverse contract's notional is its size: ``depth`` of an
-    inverse book, analyzer/analytics/levels.py, reads it).
-    (Not a list subclass: bisect, insort and del are ~2x slower on one than on a plain list.)"""
+    """Consecutive keys of one side, ascending; ``cells``: their entries' [size, block] pairs
+    (the same list objects as in the entries dict, so a size update writes once and readers
+    scanning a block reach its sizes without a hash lookup each); ``notional`` = sum of key *
+    size over them and ``size`` = sum of their sizes (an inverse contract's notional is its
+    size: ``depth`` of an inverse book, analyzer/analytics/levels.py, reads it); ``memo``: what
+    ``prefix`` keeps, reset to None by every change to the block's levels.
+    (Not a list subclass: bisect and del are ~2x slower on one than on a plain list.)"""
 
-    __slots__ = ("keys", "notional", "size")
+    __slots__ = ("__weakref__", "cells", "keys", "memo", "notional", "size")
 
-    def __init__(self, keys: list[float], notional: float = 0.0, size: float = 0.0) -> None:
+    def __init__(self, keys: list[float], cells: list[_Cell]) -> None:
         self.keys = keys
-        self.notional = notional
-        self.size = size
+        self.cells = cells
+        self.notional = 0.0
+        self.size = 0.0
+        self.memo: Any = None
 
 
-def _sum(keys: list[float], entries: _Entries) -> float:
-    """Sum of key * size over ``keys``, from the entries (a plain loop is the fastest way at
-    block lengths)."""
-    total = 0.0
-    for k in keys:
-        total += k * entries[k][0]
-    return total
+class _Cell(msgspec.Struct, gc=False):
+    """One level: its size and its block (see the module doc on the garbage collector)."""
+
+    size: float
+    block: _Block
 
 
-def _size_sum(keys: list[float], entries: _Entries) -> float:
-    """Sum of the sizes of ``keys``."""
-    total = 0.0
-    for k in keys:
-        total += entries[k][0]
-    return total
+# key -> its cell
+_Entries = dict[float, _Cell]
+
+
+def _drop(blocks: list[_Block]) -> None:
+    """Cut the block -> cell -> block cycles of blocks being dropped, so that reference
+    counting frees them (the collector does not see the cells' references)."""
+    for blk in blocks:
+        blk.cells.clear()
+
+
+def _sum(keys: list[float], cells: list[_Cell]) -> float:
+    """Sum of key * size over ``keys`` and their ``cells``."""
+    return sum(map(mul, keys, map(_size, cells)))
+
+
+def _size_sum(cells: list[_Cell]) -> float:
+    """Sum of the sizes of ``cells``."""
+    return sum(map(_size, cells))
+
+
+def _total(blk: _Block) -> None:
+    """Recompute a block's running totals exactly."""
+    blk.notional = _sum(blk.keys, blk.cells)
+    blk.size = _size_sum(blk.cells)
+    blk.memo = None
 
 
 def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block], list[float]]:
@@ -94,11 +123,10 @@ def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block
     entries: _Entries = {}
     blocks = []
     for j, end in pairwise([*starts, len(keys)]):
-        blk = _Block(keys[j:end])
-        for k in blk.keys:
-            entries[k] = [sizes[k], blk]
-        blk.notional = _sum(blk.keys, entries)
-        blk.size = _size_sum(blk.keys, entries)
+        blk = _Block(keys[j:end], [])
+        blk.cells = [_Cell(sizes[k], blk) for k in blk.keys]
+        entries.update(zip(blk.keys, blk.cells, strict=True))
+        _total(blk)
         blocks.append(blk)
     return entries, blocks, [blk.keys[-1] for blk in blocks]
 
@@ -106,14 +134,13 @@ def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block
 def _split(i: int, entries: _Entries, blocks: list[_Block], maxes: list[float]) -> None:
     blk = blocks[i]
     keys = blk.keys
-    new = _Block(keys[_LOAD:])
+    new = _Block(keys[_LOAD:], blk.cells[_LOAD:])
     del keys[_LOAD:]
-    for k in new.keys:
-        entries[k][1] = new
-    blk.notional = _sum(keys, entries)
-    new.notional = _sum(new.keys, entries)
-    blk.size = _size_sum(keys, entries)
-    new.size = _size_sum(new.keys, entries)
+    del blk.cells[_LOAD:]
+    for cell in new.cells:
+        cell.block = new
+    _total(blk)
+    _total(new)
     blocks.insert(i + 1, new)
     maxes[i] = keys[-1]
     maxes.insert(i + 1, new.keys[-1])
@@ -126,31 +153,40 @@ def _insert(
     i = bisect_left(maxes, k)
     if i < len(maxes):
         blk = blocks[i]
-        insort(blk.keys, k)
+        j = bisect_left(blk.keys, k)
     elif blocks:  # beyond the current best: becomes the last key of the last block
         i -= 1
         blk = blocks[i]
-        blk.keys.append(k)
+        j = len(blk.keys)
         maxes[i] = k
     else:
-        blk = _Block([k])
+        blk = _Block([], [])
+        j = 0
         blocks.append(blk)
         maxes.append(k)
-    entries[k] = [s, blk]
+    blk.keys.insert(j, k)
+    blk.cells.insert(j, cell := _Cell(s, blk))
+    entries[k] = cell
     blk.notional += k * s
     blk.size += s
+    blk.memo = None
     if len(blk.keys) > _MAX:
         _split(i, entries, blocks, maxes)
 
 
 def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float]) -> None:
     """Remove a present key: the general case (last key of its block, block gets small)."""
-    s, blk = entries.pop(k)
+    cell = entries.pop(k)
+    s, blk = cell.size, cell.block
     keys = blk.keys
+    cells = blk.cells
     i = bisect_left(maxes, keys[-1])  # maxes[i] is still this block's old last key
-    del keys[bisect_left(keys, k)]
+    j = bisect_left(keys, k)
+    del keys[j]
+    del cells[j]
     blk.notional -= k * s
     blk.size -= s
+    blk.memo = None
     if len(keys) >= _MIN or len(blocks) == 1:
         if keys:
             maxes[i] = keys[-1]
@@ -165,17 +201,18 @@ def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float
         i -= 1
         into = blocks[i]
         into.keys.extend(keys)
+        into.cells.extend(cells)
     else:
         into = blocks[i]
         into.keys[:0] = keys
-    for key in keys:
-        entries[key][1] = into
+        into.cells[:0] = cells
+    for cell in cells:
+        cell.block = into
     maxes[i] = into.keys[-1]
     if len(into.keys) > _MAX:
         _split(i, entries, blocks, maxes)
     else:
-        into.notional = _sum(into.keys, entries)
-        into.size = _size_sum(into.keys, entries)
+        _total(into)
 
 
 def _apply_side(
@@ -192,29 +229,36 @@ def _apply_side(
         e = entries.get(k)
         if e is not None:
             if s:
-                blk = e[1]
-                blk.notional += k * (s - e[0])
-                blk.size += s - e[0]
-                e[0] = s
-            elif len(keys := (blk := e[1]).keys) > _MIN and k != keys[-1]:
+                blk = e.block
+                blk.notional += k * (s - e.size)
+                blk.size += s - e.size
+                blk.memo = None
+                e.size = s
+            elif len(keys := (blk := e.block).keys) > _MIN and k != keys[-1]:
                 del entries[k]
-                del keys[bisect_left(keys, k)]
-                blk.notional -= k * e[0]
-                blk.size -= e[0]
+                j = bisect_left(keys, k)
+                del keys[j]
+                del blk.cells[j]
+                blk.notional -= k * e.size
+                blk.size -= e.size
+                blk.memo = None
             else:
                 _delete(k, entries, blocks, maxes)
         elif s:
             i = bisect_left(maxes, k)
             if i < len(maxes) and len(keys := (blk := blocks[i]).keys) < _MAX:
-                insort(keys, k)
-                entries[k] = [s, blk]
+                j = bisect_left(keys, k)
+                keys.insert(j, k)
+                blk.cells.insert(j, cell := _Cell(s, blk))
+                entries[k] = cell
                 blk.notional += k * s
                 blk.size += s
+                blk.memo = None
             else:
                 _insert(k, s, entries, blocks, maxes)
 
 
-def _band(entries: _Entries, blocks: list[_Block], maxes: list[float], edge: float) -> float:
+def _band(blocks: list[_Block], maxes: list[float], edge: float) -> float:
     """Sum of key * size over the keys >= ``edge``."""
     i = bisect_left(maxes, edge)
     if i == len(maxes):
@@ -225,21 +269,45 @@ def _band(entries: _Entries, blocks: list[_Block], maxes: list[float], edge: flo
     rest = sum(map(_notional, blocks[i + 1 :]))
     # of the edge block, scan whichever part is smaller
     if j * 2 <= len(keys):
-        return rest + blk.notional - _sum(keys[:j], entries)
-    return rest + _sum(keys[j:], entries)
+        return rest + blk.notional - _sum(keys[:j], blk.cells[:j])
+    return rest + _sum(keys[j:], blk.cells[j:])
 
 
-def _top_keys(blocks: list[_Block], n: int) -> list[float]:
-    """The last ``n`` keys of a side, best first."""
-    out: list[float] = []
+_ASKED = object()  # a block's memo: prefix() was asked for once since the block last changed
+
+
+def prefix(blk: _Block, inverse: bool) -> list[float] | None:
+    """[0, t0, t0 + t1, ...]: the running totals of key * size (``inverse``: of size) along the
+    block's keys, exact (not the drifting running ``notional``); kept in ``memo`` until the
+    block changes. None the first time it is asked for after a change: a reader cutting every
+    book each second should then read the few levels it needs itself, since a block that keeps
+    changing between two readings costs a whole sum each time; one unchanged since the last
+    reading (most deep blocks of a quiet book) gets its sums, read in O(1) from then on."""
+    memo = blk.memo
+    if memo is None:
+        blk.memo = _ASKED
+        return None
+    if memo is not _ASKED and memo[0] == inverse:
+        return memo[1]
+    sizes = map(_size, blk.cells)
+    sums = list(accumulate(sizes if inverse else map(mul, blk.keys, sizes), initial=0.0))
+    blk.memo = (inverse, sums)
+    return sums
+
+
+def _top(blocks: list[_Block], n: int) -> tuple[list[float], list[float]]:
+    """(keys, sizes) of the last ``n`` keys of a side, best first."""
+    keys: list[float] = []
+    cells: list[_Cell] = []
     for blk in reversed(blocks):
-        keys = blk.keys
-        need = n - len(out)
-        if len(keys) >= need:
-            out += keys[-need:][::-1]
+        need = n - len(keys)
+        if len(blk.keys) >= need:
+            keys += blk.keys[: -need - 1 : -1]
+            cells += blk.cells[: -need - 1 : -1]
             break
-        out += keys[::-1]
-    return out
+        keys += blk.keys[::-1]
+        cells += blk.cells[::-1]
+    return keys, list(map(_size, cells))
 
 
 class OrderBook:
@@ -253,11 +321,20 @@ class OrderBook:
     def clear(self) -> None:
         self.apply_snapshot((), ())
 
+    def __del__(self) -> None:
+        # a dropped book frees its levels at once (the cells' cycles: see the module doc)
+        if hasattr(self, "_bid_blocks"):
+            _drop(self._bid_blocks)
+            _drop(self._ask_blocks)
+
     # -- updates -------------------------------------------------------------------------------
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book with these levels (zero sizes skipped; a repeated price keeps
         its last size)."""
+        if hasattr(self, "_bid_blocks"):
+            _drop(self._bid_blocks)
+            _drop(self._ask_blocks)
         self._bid, self._bid_blocks, self._bid_maxes = _build(bids, negate=False)
         self._ask, self._ask_blocks, self._ask_maxes = _build(asks, negate=True)
 
@@ -276,21 +353,21 @@ class OrderBook:
             k = self._ask_maxes[-1]
         except IndexError:
             return None
-        return (b, self._bid[b][0], -k, self._ask[k][0])
+        return (b, self._bid[b].size, -k, self._ask[k].size)
 
     def best_bid(self) -> Level | None:
         maxes = self._bid_maxes
         if not maxes:
             return None
         b = maxes[-1]
-        return (b, self._bid[b][0])
+        return (b, self._bid[b].size)
 
     def best_ask(self) -> Level | None:
         maxes = self._ask_maxes
         if not maxes:
             return None
         k = maxes[-1]
-        return (-k, self._ask[k][0])
+        return (-k, self._ask[k].size)
 
     def is_crossed(self) -> bool:
         """Best bid >= best ask (a locked book counts as crossed). False if a side is empty."""
@@ -317,15 +394,14 @@ class OrderBook:
         """The top ``n`` bid levels, best (highest) first."""
         if n <= 0:
             return []
-        entries = self._bid
-        return [(p, entries[p][0]) for p in _top_keys(self._bid_blocks, n)]
+        return list(zip(*_top(self._bid_blocks, n), strict=True))
 
     def asks(self, n: int) -> list[Level]:
         """The top ``n`` ask levels, best (lowest) first."""
         if n <= 0:
             return []
-        entries = self._ask
-        return [(-k, entries[k][0]) for k in _top_keys(self._ask_blocks, n)]
+        keys, sizes = _top(self._ask_blocks, n)
+        return list(zip(map(neg, keys), sizes, strict=True))
 
     @property
     def bid_count(self) -> int:
@@ -349,10 +425,10 @@ class OrderBook:
         if not (bm and am):
             return (0.0, 0.0)
         mid = (bm[-1] - am[-1]) / 2
-        bid = _band(self._bid, self._bid_blocks, bm, mid * (1 - bps / 1e4))
+        bid = _band(self._bid_blocks, bm, mid * (1 - bps / 1e4))
         # ask keys are -price: price <= hi  <=>  key >= -hi, and key * size sums negated
         # (0.0 - x rather than -x: an empty band gives 0.0, not -0.0)
-        ask = 0.0 - _band(self._ask, self._ask_blocks, am, -(mid * (1 + bps / 1e4)))
+        ask = 0.0 - _band(self._ask_blocks, am, -(mid * (1 + bps / 1e4)))
         return (bid, ask)
 
     def walk(self, side: Side, notional: float) -> float | None:
@@ -363,17 +439,17 @@ class OrderBook:
         if not notional > 0:
             raise ValueError(f"notional must be > 0, got {notional!r}")
         if side == "buy":
-            entries, blocks, sign = self._ask, self._ask_blocks, -1.0
+            blocks, sign = self._ask_blocks, -1.0
         elif side == "sell":
-            entries, blocks, sign = self._bid, self._bid_blocks, 1.0
+            blocks, sign = self._bid_blocks, 1.0
         else:
             raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
         left = notional
         qty = 0.0
         for blk in reversed(blocks):
-            for k in reversed(blk.keys):
+            for k, cell in zip(reversed(blk.keys), reversed(blk.cells), strict=True):
                 p = sign * k
-                s = entries[k][0]
+                s = cell.size
                 cost = p * s
                 if cost >= left:
                     return notional / (qty + left / p)
@@ -397,8 +473,8 @@ class OrderBook:
         None when both are empty (or n <= 0). One empty side gives +1 or -1."""
         if n <= 0:
             return None
-        b = sum(map(_size, map(self._bid.__getitem__, _top_keys(self._bid_blocks, n))))
-        a = sum(map(_size, map(self._ask.__getitem__, _top_keys(self._ask_blocks, n))))
+        b = sum(_top(self._bid_blocks, n)[1])
+        a = sum(_top(self._ask_blocks, n)[1])
         total = b + a
         if not total:
             return None
@@ -416,9 +492,17 @@ class OrderBook:
             assert all(blk.keys for blk in blocks), "empty block"
             assert len(blocks) == 1 or all(_MIN <= len(blk.keys) <= _MAX for blk in blocks)
             for blk in blocks:
-                assert all(entries[k][1] is blk for k in blk.keys), "entry in the wrong block"
-                assert all(entries[k][0] for k in blk.keys), "zero size stored"
-                exact = _sum(blk.keys, entries)
+                assert len(blk.cells) == len(blk.keys), "cells out of step with keys"
+                pairs = zip(blk.keys, blk.cells, strict=True)
+                assert all(entries[k] is c for k, c in pairs), "stray cell"
+                assert all(c.block is blk for c in blk.cells), "entry in the wrong block"
+                assert all(c.size for c in blk.cells), "zero size stored"
+                exact = _sum(blk.keys, blk.cells)
                 assert abs(blk.notional - exact) <= 1e-9 * abs(exact), "notional drifted"
-                size = _size_sum(blk.keys, entries)
+                size = _size_sum(blk.cells)
                 assert abs(blk.size - size) <= 1e-9 * size, "size sum drifted"
+                memo = blk.memo
+                if memo is not None and memo is not _ASKED:
+                    blk.memo = _ASKED
+                    assert prefix(blk, memo[0]) == memo[1], "stale prefix sums"
+                    blk.memo = memo
