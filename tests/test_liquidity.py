@@ -410,9 +410,9 @@ def same_depths(got: list[tuple], want: list[tuple]) -> bool:
 
 
 def test_windows_cut_while_the_real_book_changes() -> None:
-    """A window every 10 diffs of the recording: blocks unchanged between two cuts keep prefix
-    sums for the next one (``book.prefix``), changed ones must not. Every band's depth from the
-    window equals the full book's, linear and read as inverse, at every cut."""
+    """A window every 10 diffs of the recording, as the live tick cuts them from a book that
+    keeps changing: every band's depth from the window equals the full book's, linear and read
+    as inverse, at every cut."""
     keeper, feed = recording_keeper()
     sb = keeper.books["BTCUSDT"]
     cuts = 0
@@ -428,7 +428,7 @@ def test_windows_cut_while_the_real_book_changes() -> None:
                     assert same_depths(window_depths(sb.book, 1e6, inverse),
                                        full_depths(sb.book, inverse))
                 if cuts % 500 == 0:
-                    sb.book._check()  # every prefix sum kept is still exact
+                    sb.book._check()
     assert cuts > 6_000
 
 

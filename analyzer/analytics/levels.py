@@ -24,19 +24,18 @@ remainders are in those units: a caller configured in USD divides by the quote's
 linear book.
 
 Cost. This module reads ``OrderBook``'s private layout (keys per side in blocks of 8-64, best key
-last, each block with its running ``notional`` = sum of key * size and ``size`` = sum of sizes;
-see ``analyzer/feed/book.py``).
-The exact levels are whole blocks taken by their notional plus one block walked level by level
-(C-level ``accumulate`` + ``bisect``), whose sizes are looked up once. A linear book's
-remainders are block notionals: per band two bisects, the partial edge block (at most half a
-block of size look-ups, by complement) and a C-level sum over the whole blocks between the
-previous (narrower) band edge and this one, so O(log n + blocks) with look-ups only in the
-edge blocks (a comprehension each: on CPython 3.11 faster than ``itemgetter`` multi-lookups).
-At a few hundred books the cost is mostly cache misses (each look-up chases a key, the dict
-slot, the [size, block] list and the size: the books do not fit in cache). The block totals'
-rounding drift (~1e-16 relative per update, see ``book.py``) is the only difference from an
-exact sum. An inverse book's notional is its sizes' sum: the same
-arithmetic on the blocks' size sums.
+last, each block with its levels' cells in the same order, its running ``notional`` = sum of key
+* size and ``size`` = sum of sizes; see ``analyzer/feed/book.py``). The exact levels are whole
+blocks taken by their totals plus the block that reaches the cover, summed level by level
+(C-level ``accumulate`` + ``bisect``); keys and sizes are sliced from the blocks, not looked up.
+A remainder is, per band, two bisects, the part of the edge block beyond the edge (or its
+complement, whichever is shorter: at most half a block) and a C-level sum over the whole blocks
+between the previous (narrower) band's edge and this one: O(log n + blocks), reading levels only
+in the edge blocks. At a few hundred books that change between two cuts, the cost is mostly
+cache misses (a level read touches its key, its cell and its size; a block its object and
+total): ``benchmarks/bench_liquidity.py``. The block totals' rounding drift (~1e-16 relative per
+update, see ``book.py``) is the only difference from an exact sum. An inverse book's notional is
+its sizes' sum: the same arithmetic on the blocks' size sums.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.analytics.liquidity import SIDE
-from analyzer.feed.book import OrderBook, prefix
+from analyzer.feed.book import OrderBook
 
 # (bid prices best first, bid sizes, ask prices best first, ask sizes,
 #  bid remainder per band, ask remainder per band)
@@ -131,12 +130,9 @@ def _sum(keys: list[float], cells: list[Any], inverse: bool) -> float:
 
 
 def _part(blk: Any, a: int, b: int, inverse: bool) -> float:
-    """Key-space notional (inverse: summed size) of ``blk.keys[a:b]``: from the block's prefix
-    sums when it has not changed since the last tick, else from the levels of the part or of
-    its complement (the block's running total minus the rest), whichever is shorter."""
-    p = prefix(blk, inverse)
-    if p is not None:
-        return p[b] - p[a]
+    """Key-space notional (inverse: summed size) of ``blk.keys[a:b]``: from the levels of the
+    part or of its complement (the block's running total minus the rest), whichever is
+    shorter."""
     keys, cells = blk.keys, blk.cells
     if 2 * (b - a) <= len(keys):
         return _sum(keys[a:b], cells[a:b], inverse)
@@ -154,7 +150,10 @@ def _remainders(
     The first key >= edge is ``blocks[ei].keys[ej]``. The keys from there up to, excluding,
     (ci, cj) are block ei from ej, the whole blocks ei + 1 .. ci - 1 (their running totals,
     summed incrementally, band over band) and block ci up to cj; or, when ei = ci, block ci
-    from ej to cj."""
+    from ej to cj.
+
+    (Exact prefix sums kept per block while it does not change were tried: under a second of
+    real traffic between two cuts, too few deep blocks stay unchanged for them to pay.)"""
     total = _block_size if inverse else _notional
     out: list[float | None] = []
     deepest = blocks[0].keys[0]

@@ -44,9 +44,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import accumulate, pairwise
+from itertools import pairwise
 from operator import attrgetter, mul, neg
-from typing import Any
 
 import msgspec
 
@@ -61,22 +60,21 @@ _notional = attrgetter("notional")
 
 
 class _Block:
-    """Consecutive keys of one side, ascending; ``cells``: their entries' [size, block] pairs
-    (the same list objects as in the entries dict, so a size update writes once and readers
-    scanning a block reach its sizes without a hash lookup each); ``notional`` = sum of key *
+    """Consecutive keys of one side, ascending; ``cells``: their entries' cells (the same
+    objects as in the entries dict, so a size update writes once and readers scanning a block
+    reach its sizes without a hash lookup each); ``notional`` = sum of key *
     size over them and ``size`` = sum of their sizes (an inverse contract's notional is its
-    size: ``depth`` of an inverse book, analyzer/analytics/levels.py, reads it); ``memo``: what
-    ``prefix`` keeps, reset to None by every change to the block's levels.
-    (Not a list subclass: bisect and del are ~2x slower on one than on a plain list.)"""
+    size: ``depth`` of an inverse book, analyzer/analytics/levels.py, reads it).
+    (Not a list subclass: bisect and del are ~2x slower on one than on a plain list. Weak
+    references: for the test that dropped blocks are freed.)"""
 
-    __slots__ = ("__weakref__", "cells", "keys", "memo", "notional", "size")
+    __slots__ = ("__weakref__", "cells", "keys", "notional", "size")
 
     def __init__(self, keys: list[float], cells: list[_Cell]) -> None:
         self.keys = keys
         self.cells = cells
         self.notional = 0.0
         self.size = 0.0
-        self.memo: Any = None
 
 
 class _Cell(msgspec.Struct, gc=False):
@@ -111,7 +109,6 @@ def _total(blk: _Block) -> None:
     """Recompute a block's running totals exactly."""
     blk.notional = _sum(blk.keys, blk.cells)
     blk.size = _size_sum(blk.cells)
-    blk.memo = None
 
 
 def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block], list[float]]:
@@ -169,7 +166,6 @@ def _insert(
     entries[k] = cell
     blk.notional += k * s
     blk.size += s
-    blk.memo = None
     if len(blk.keys) > _MAX:
         _split(i, entries, blocks, maxes)
 
@@ -186,7 +182,6 @@ def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float
     del cells[j]
     blk.notional -= k * s
     blk.size -= s
-    blk.memo = None
     if len(keys) >= _MIN or len(blocks) == 1:
         if keys:
             maxes[i] = keys[-1]
@@ -232,7 +227,6 @@ def _apply_side(
                 blk = e.block
                 blk.notional += k * (s - e.size)
                 blk.size += s - e.size
-                blk.memo = None
                 e.size = s
             elif len(keys := (blk := e.block).keys) > _MIN and k != keys[-1]:
                 del entries[k]
@@ -241,7 +235,6 @@ def _apply_side(
                 del blk.cells[j]
                 blk.notional -= k * e.size
                 blk.size -= e.size
-                blk.memo = None
             else:
                 _delete(k, entries, blocks, maxes)
         elif s:
@@ -253,7 +246,6 @@ def _apply_side(
                 entries[k] = cell
                 blk.notional += k * s
                 blk.size += s
-                blk.memo = None
             else:
                 _insert(k, s, entries, blocks, maxes)
 
@@ -271,28 +263,6 @@ def _band(blocks: list[_Block], maxes: list[float], edge: float) -> float:
     if j * 2 <= len(keys):
         return rest + blk.notional - _sum(keys[:j], blk.cells[:j])
     return rest + _sum(keys[j:], blk.cells[j:])
-
-
-_ASKED = object()  # a block's memo: prefix() was asked for once since the block last changed
-
-
-def prefix(blk: _Block, inverse: bool) -> list[float] | None:
-    """[0, t0, t0 + t1, ...]: the running totals of key * size (``inverse``: of size) along the
-    block's keys, exact (not the drifting running ``notional``); kept in ``memo`` until the
-    block changes. None the first time it is asked for after a change: a reader cutting every
-    book each second should then read the few levels it needs itself, since a block that keeps
-    changing between two readings costs a whole sum each time; one unchanged since the last
-    reading (most deep blocks of a quiet book) gets its sums, read in O(1) from then on."""
-    memo = blk.memo
-    if memo is None:
-        blk.memo = _ASKED
-        return None
-    if memo is not _ASKED and memo[0] == inverse:
-        return memo[1]
-    sizes = map(_size, blk.cells)
-    sums = list(accumulate(sizes if inverse else map(mul, blk.keys, sizes), initial=0.0))
-    blk.memo = (inverse, sums)
-    return sums
 
 
 def _top(blocks: list[_Block], n: int) -> tuple[list[float], list[float]]:
@@ -501,8 +471,3 @@ class OrderBook:
                 assert abs(blk.notional - exact) <= 1e-9 * abs(exact), "notional drifted"
                 size = _size_sum(blk.cells)
                 assert abs(blk.size - size) <= 1e-9 * size, "size sum drifted"
-                memo = blk.memo
-                if memo is not None and memo is not _ASKED:
-                    blk.memo = _ASKED
-                    assert prefix(blk, memo[0]) == memo[1], "stale prefix sums"
-                    blk.memo = memo
