@@ -15,11 +15,16 @@ of the CPU caches, as a live one does. Two markets of ``--books`` books each:
   mean rate: 6,547 diffs in 345 s);
 - simulated density: the books of ``analyzer.sim`` (its default world after a few simulated
   seconds: spot, USDⓈ-M and COIN-M books, the inverse ones with their contract sizes), cycled
-  and shifted the same way; between ticks, one simulated second of each book's diffs.
+  and shifted the same way; between ticks, one simulated second of each book's diffs;
+- BTCUSDT, 500 a side: the first market with each book cut to its best 500 levels a side after
+  every second of traffic, as the deepest streams of Bybit (``orderbook.500``) and OKX
+  (``books``, 400) keep them.
 
 Figures per book per tick, median of ``--ticks`` ticks: wall µs for the window (Python), the
 Polars part (frame + liquidity) and the total, the CPU µs of the whole tick (all threads; what
-"share of a core" means), and that CPU time at one tick per second as a share of one core.
+"share of a core" means), and that CPU time at one tick per second as a share of one core. Last,
+the time of one full garbage collection with these books in memory (a pause the whole process
+takes every so often: what the order book's untracked levels keep short).
 
 Batch: ``liquidity`` over stored-like frames (Enum side, sorted as stored), best of
 ``--runs`` runs, for whole analysis windows of the real book (its ~100 window rows per
@@ -29,6 +34,7 @@ snapshot, with and without their band remainders ``extra``) and for top-20 snaps
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -107,13 +113,20 @@ def scaled(levels: Levels, f: float) -> Levels:
     return [(p * f, s) for p, s in levels]
 
 
-def live(name: str, shapes: list[Shape], n_books: int, ticks: int) -> None:
+def trim(book: OrderBook, cap: int) -> None:
+    """Drop the levels beyond the best ``cap`` of each side, as a venue's depth-capped stream
+    does."""
+    book.apply([(p, 0.0) for p, _ in book.bids(book.bid_count)[cap:]],
+               [(p, 0.0) for p, _ in book.asks(book.ask_count)[cap:]])
+
+
+def live(name: str, shapes: list[Shape], n_books: int, ticks: int, cap: int = 0) -> None:
     books, inverse, sizes = [], [], []
     for i in range(n_books):
         bids, asks, inv, cs, _ = shapes[i % len(shapes)]
         f = 1 + i * 1e-6  # a different price grid per clone, same shape
         b = OrderBook()
-        b.apply_snapshot(scaled(bids, f), scaled(asks, f))
+        b.apply_snapshot(scaled(bids[:cap or None], f), scaled(asks[:cap or None], f))
         books.append(b)
         inverse.append(inv)
         sizes.append(cs)
@@ -127,6 +140,8 @@ def live(name: str, shapes: list[Shape], n_books: int, ticks: int) -> None:
             for bids, asks in shapes[i % len(shapes)][4][t]:
                 b.apply(scaled(bids, f), scaled(asks, f))
                 diffs += 1
+            if cap:
+                trim(b, cap)
         c0 = time.process_time()
         t0 = time.perf_counter()
         wins: list[Window] = [
@@ -143,12 +158,15 @@ def live(name: str, shapes: list[Shape], n_books: int, ticks: int) -> None:
         tot.append(t2 - t0)
         rows = levels.height
     levels_per_side = statistics.mean(b.bid_count + b.ask_count for b in books) / 2
+    t0 = time.perf_counter()
+    gc.collect()
+    full_gc = time.perf_counter() - t0
     med = statistics.median
     per = 1e6 / n_books
     print(f"  {name:<22}{levels_per_side:>8,.0f}{rows / n_books:>8,.0f}"
           f"{diffs / n_books / ticks:>8.1f}{med(win) * per:>9.1f}"
           f"{med(pol) * per:>9.1f}{med(tot) * per:>9.1f}{med(cpu) * per:>9.1f}"
-          f"{med(cpu) * 100:>9.1f}%")
+          f"{med(cpu) * 100:>9.1f}%{full_gc * 1e3:>9.0f}")
 
 
 def batch(total_rows: int, runs: int) -> None:
@@ -201,9 +219,10 @@ def main() -> None:
     print(f"live: {args.books} books a tick, {args.ticks} ticks; µs per book per tick "
           "(median tick); core = CPU of a tick at 1 Hz")
     print(f"  {'books':<22}{'lv/side':>8}{'rows':>8}{'diffs/s':>8}{'window':>9}{'polars':>9}"
-          f"{'total':>9}{'cpu':>9}{'core':>10}")
+          f"{'total':>9}{'cpu':>9}{'core':>10}{'gc ms':>9}")
     live("BTCUSDT density", [real_shape(args.ticks)], args.books, args.ticks)
     live("simulated density", sim_shapes(args.ticks), args.books, args.ticks)
+    live("BTCUSDT, 500 a side", [real_shape(args.ticks)], args.books, args.ticks, cap=500)
     batch(args.batch_rows, args.runs)
 
 

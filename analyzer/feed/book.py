@@ -224,17 +224,19 @@ def _apply_side(
         e = entries.get(k)
         if e is not None:
             if s:
+                d = s - e.size
                 blk = e.block
-                blk.notional += k * (s - e.size)
-                blk.size += s - e.size
+                blk.notional += k * d
+                blk.size += d
                 e.size = s
             elif len(keys := (blk := e.block).keys) > _MIN and k != keys[-1]:
                 del entries[k]
                 j = bisect_left(keys, k)
                 del keys[j]
                 del blk.cells[j]
-                blk.notional -= k * e.size
-                blk.size -= e.size
+                d = e.size
+                blk.notional -= k * d
+                blk.size -= d
             else:
                 _delete(k, entries, blocks, maxes)
         elif s:
