@@ -419,9 +419,10 @@ class OrderBook:
         left = notional
         qty = 0.0
         for blk in reversed(blocks):
-            for k, cell in zip(reversed(blk.keys), reversed(blk.cells), strict=True):
-                p = sign * k
-                s = cell.size
+            keys, cells = blk.keys, blk.cells
+            for i in range(len(keys) - 1, -1, -1):  # (an index: zip() costs more to set up)
+                p = sign * keys[i]
+                s = cells[i].size
                 cost = p * s
                 if cost >= left:
                     return notional / (qty + left / p)
