@@ -98,6 +98,8 @@ SELECT
     band_bps::DOUBLE AS band_bps,
     bid_extra::DOUBLE AS bid_extra,             -- quote currency (USD for inverse contracts)
     ask_extra::DOUBLE AS ask_extra,
+    bid_exact::BOOLEAN AS bid_exact,            -- the band's edge within what the book knows
+    ask_exact::BOOLEAN AS ask_exact,            -- complete (see the depth table)
     make_timestamp(ts_local // 1000) AS time_local
 FROM read_parquet('{segments}/book_snapshot_bands/*/*.parquet', union_by_name = true);
 
@@ -182,7 +184,10 @@ SELECT
 FROM read_parquet('{segments}/liquidity/*/*.parquet', union_by_name = true);
 
 -- Notional resting within band_bps of the MID, per side; NULL when the window does not reach
--- the band's edge (a band it cannot show complete).
+-- the band's edge (a band it cannot show complete). bid_exact / ask_exact false: the band
+-- reaches past the last level of a REST snapshot cut at the venue's limit (Binance: 1,000
+-- levels, ~25 bps on BTCUSDT futures), where a level no diff has touched since is missing, so
+-- the figure is a lower bound.
 CREATE OR REPLACE VIEW depth AS
 SELECT
     ts::BIGINT AS ts,
@@ -193,6 +198,8 @@ SELECT
     ask_quote::DOUBLE AS ask_quote,
     bid_usd::DOUBLE AS bid_usd,
     ask_usd::DOUBLE AS ask_usd,
+    bid_exact::BOOLEAN AS bid_exact,            -- false: a lower bound, the band reaching past
+    ask_exact::BOOLEAN AS ask_exact,            -- the last level of a depth-limited snapshot
     source::VARCHAR AS source,
     make_timestamp(ts // 1000) AS time
 FROM read_parquet('{segments}/depth/*/*.parquet', union_by_name = true);

@@ -90,6 +90,7 @@ WITH last AS (
 )
 SELECT l.venue, l.symbol, l.time, l.status, l.mid, l.spread_bps, l.microprice, l.imbalance,
        d.bid_usd AS bid_usd_50bps, d.ask_usd AS ask_usd_50bps,
+       d.bid_exact AND d.ask_exact AS exact_50bps,  -- false: a lower bound (see depth)
        s.buy_bps AS buy_bps_100k, s.sell_bps AS sell_bps_100k,
        coalesce(s.buy_reason, s.sell_reason) AS slippage_note
 FROM last l

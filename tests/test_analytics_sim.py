@@ -77,6 +77,12 @@ def test_liquidity_rows_and_gauges(calm: Run) -> None:
     # depth grows with the band
     wide = depth.pivot(on="band_bps", index=["ts", "venue", "symbol"], values="bid_usd")
     assert (wide["10.0"] <= wide["50.0"]).all() and (wide["50.0"] <= wide["200.0"]).all()
+    # the venue's 1,000-level snapshots reach ~120-145 bps of these ~2,500-level books: past
+    # that, a band is a lower bound
+    exact = depth.group_by("band_bps").agg(pl.col("bid_exact").mean(), pl.col("ask_exact").mean())
+    exact = {r["band_bps"]: (r["bid_exact"], r["ask_exact"]) for r in exact.to_dicts()}
+    assert exact[10.0] == exact[50.0] == (1.0, 1.0)
+    assert exact[200.0][0] < 0.5 and exact[200.0][1] < 0.5
     slip = live(calm, "slippage")
     grows = slip.pivot(on="notional_usd", index=["ts", "venue", "symbol"], values="buy_bps")
     assert (grows["10000.0"] <= grows["1000000.0"]).all()
@@ -90,6 +96,8 @@ def test_liquidity_rows_and_gauges(calm: Run) -> None:
     assert btc == row["basis_spot_ann"][0]
     assert calm.metric("analyzer_book_depth_usd", venue="binance_spot", symbol="BTCUSDT",
                        band_bps="50", side="bid") > 0
+    assert calm.metric("analyzer_book_depth_exact", venue="binance_spot", symbol="BTCUSDT",
+                       band_bps="10", side="ask") == 1
     assert calm.metric("analyzer_slippage_bps", venue="binance_usdm", symbol="BTCUSDT",
                        notional_usd="100000", side="buy") >= 0
     assert calm.metric("analyzer_analytics_errors_total") == 0

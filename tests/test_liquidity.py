@@ -280,7 +280,7 @@ def test_real_book_against_the_full_book(real_book: OrderBook) -> None:
     bids, asks = book.bids(10**9), book.asks(10**9)
     mid = book.mid()
     assert mid is not None
-    bp, _, ap, _, _, _ = window(book, BANDS, max(NOTIONALS), False, 1.0, 100_000)
+    bp, _, ap, *_ = window(book, BANDS, max(NOTIONALS), False, 1.0, 100_000)
     in_widest = sum(p >= mid * 0.98 for p, _ in bids) + sum(p <= mid * 1.02 for p, _ in asks)
     assert len(bp) + len(ap) < in_widest / 5  # far fewer levels than the bands hold
     summary, depth, slip = run(book, max(NOTIONALS), notionals_usd=NOTIONALS)
@@ -335,7 +335,7 @@ def test_window_is_the_top_of_the_full_book(real_book: OrderBook) -> None:
     mid = real_book.mid()
     assert mid is not None
     for cover in (0.0, 1.0, 1e5, 1e6, 5e7, 1e12):
-        bp, bs, ap, asz, brem, _ = window(real_book, BANDS, cover, False, 1.0, 100_000)
+        bp, bs, ap, asz, brem, *_ = window(real_book, BANDS, cover, False, 1.0, 100_000)
         assert list(zip(bp, bs, strict=True)) == bids[: len(bp)]
         assert list(zip(ap, asz, strict=True)) == asks[: len(ap)]
         for side, got in ((bids, len(bp)), (asks, len(ap))):
@@ -355,7 +355,7 @@ def test_window_is_the_top_of_the_full_book(real_book: OrderBook) -> None:
                 assert brem[i] is not None and abs(brem[i] - sum(rest)) <= 1e-9 * max(
                     sum(rest), 1.0)
                 assert (brem[i] == 0.0) == (not rest)
-    bp, _, ap, _, _, _ = window(real_book, BANDS, 1e9, False, 1.0, 300)
+    bp, _, ap, *_ = window(real_book, BANDS, 1e9, False, 1.0, 300)
     assert len(bp) == len(ap) == 300
 
 
@@ -378,7 +378,7 @@ def test_window_cut_by_max_levels_reports_what_it_cannot_show(real_book: OrderBo
 def window_depths(book: OrderBook, cover: float, inverse: bool = False) -> list[tuple]:
     """Every band's (bid, ask) depth read from the window alone: its exact levels inside the
     band plus the remainder; None where the book does not reach the edge."""
-    bp, bs, ap, asz, br, ar = window(book, BANDS, cover, inverse, 1.0, 100_000)
+    bp, bs, ap, asz, br, ar, *_ = window(book, BANDS, cover, inverse, 1.0, 100_000)
     mid = book.mid()
     assert mid is not None
     out = []
@@ -463,15 +463,44 @@ def test_window_remainders_by_hand() -> None:
     # asks: 200 bps edge 102 = last exact level -> 0.0; 300 bps (103.0): 103 x 1
     assert w[5] == [0.0, 0.0, 0.0, 103.0, None]
     levels, extra = frame([5], [w], bands)
-    assert extra.rows() == [(5, float(x), b, a) for x, b, a in zip(bands, w[4], w[5],
-                                                                       strict=True)]
+    assert extra.rows() == [(5, float(x), b, a, True, True)
+                            for x, b, a in zip(bands, w[4], w[5], strict=True)]
     assert extra.schema == pl.Schema({"book": pl.UInt32, "band_bps": pl.Float64,
-                                      "bid_extra": pl.Float64, "ask_extra": pl.Float64})
+                                      "bid_extra": pl.Float64, "ask_extra": pl.Float64,
+                                      "bid_exact": pl.Boolean, "ask_exact": pl.Boolean})
     _, depth, _ = liquidity(levels, books_of([5], quote_usd=0.5), bands_bps=bands, extra=extra)
     _, full, _ = liquidity(levels_of({5: (BIDS, ASKS)}), books_of([5], quote_usd=0.5),
                            bands_bps=bands)
-    assert_frame_equal(depth, full)  # the full book, levels given (500 bps: null both ways)
+    flags = ["bid_exact", "ask_exact"]
+    # the full book, levels given (500 bps: null both ways); exactness known only from a window
+    assert_frame_equal(depth.drop(flags), full.drop(flags))
+    assert depth.select(flags).to_series().all() and full["bid_exact"].null_count() == 5
     assert one(depth, band_bps=500.0)["bid_quote"] is None
+
+
+def test_bands_past_the_books_horizon_are_flagged() -> None:
+    """A book known complete only down to bid 98.5 and up to ask 101.5 (a REST snapshot cut at
+    the venue's limit): bands whose edge lies past that are still summed from what the book
+    holds, flagged inexact (a lower bound); the others exact. Mid 100."""
+    book = OrderBook()
+    book.apply_snapshot(BIDS, ASKS)
+    bands = (50, 100, 150, 200)  # edges 99.5 / 99 / 98.5 / 98 and 100.5 / 101 / 101.5 / 102
+    w = window(book, bands, 250.0, False, 1.0, 1_000, top_n=1, horizon=(98.5, 101.5))
+    assert w[6] == [True, True, True, False] and w[7] == [True, True, True, False]
+    w = window(book, bands, 250.0, False, 1.0, 1_000, top_n=1, horizon=(99.0, 102.5))
+    assert w[6] == [True, True, False, False] and w[7] == [True, True, True, True]
+    levels, extra = frame([1], [w], bands)
+    _, depth, _ = liquidity(levels, books_of([1]), bands_bps=bands, extra=extra)
+    d = one(depth, band_bps=200.0)
+    assert d["bid_exact"] is False and d["ask_exact"] is True
+    assert close(d["bid_quote"], 99.9 * 3 + 99.0 * 2 + 98.0 * 3)  # still the levels it holds
+    # in any row order (joined, not aligned), and absent from an old extra: unknown
+    again = liquidity(levels, books_of([1]), bands_bps=bands, extra=extra.reverse())[1]
+    assert_frame_equal(again, depth)
+    old = liquidity(levels, books_of([1]), bands_bps=bands,
+                    extra=extra.drop("bid_exact", "ask_exact"))[1]
+    assert old["bid_exact"].null_count() == 4
+    assert_frame_equal(old.drop("bid_exact", "ask_exact"), depth.drop("bid_exact", "ask_exact"))
 
 
 def test_window_remainders_of_an_inverse_book() -> None:
@@ -508,9 +537,10 @@ def test_window_of_a_one_sided_book() -> None:
     book = OrderBook()
     book.apply_snapshot(BIDS, [])
     w = window(book, BANDS, 1e6, False, 1.0, 1_000)
-    assert w == ([99.9], [3.0], [], [], [None] * 5, [None] * 5)
+    assert w == ([99.9], [3.0], [], [], [None] * 5, [None] * 5, [None] * 5, [None] * 5)
     none: list[float | None] = [None] * 5
-    levels, extra = frame([9, 4], [w, ([], [], [], [], none, none)], BANDS)  # 4: out of sync
+    levels, extra = frame([9, 4], [w, ([], [], [], [], none, none, none, none)],
+                          BANDS)  # 4: out of sync
     assert levels.height == 1 and extra.height == 10
     summary, depth, slip = liquidity(
         levels, pl.concat([books_of([9]), books_of([4], in_sync=False)]), extra=extra)

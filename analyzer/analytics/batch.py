@@ -73,11 +73,13 @@ def evaluate_range(con: duckdb.DuckDBPyConnection, cfg: AnalyticsConfig, carry: 
         on=["ts_local", "venue", "symbol"], how="inner",
     ).select("book", pl.col("side").cast(SIDE), "level", "price", "size").sort(
         "book", "side", "level")
-    extra = frame(con, "SELECT venue, symbol, ts_local, band_bps, bid_extra, ask_extra FROM "
+    extra = frame(con, "SELECT venue, symbol, ts_local, band_bps, bid_extra, ask_extra, "
+                  "bid_exact, ask_exact FROM "
                   "book_snapshot_bands WHERE ts_local >= ? AND ts_local < ?", [start, end]
                   ).join(books.select("book", ts_local="ts", venue="venue", symbol="symbol"),
                          on=["ts_local", "venue", "symbol"], how="inner"
-                  ).select("book", "band_bps", "bid_extra", "ask_extra")
+                  ).select("book", "band_bps", "bid_extra", "ask_extra", "bid_exact",
+                           "ask_exact")
     grid = books.select("ts", "venue", "symbol")
     pairs = grid.with_columns(pl.col("symbol").str.split("_").list.first()).unique()
     grid_all = pl.concat([grid, pairs]).unique()

@@ -68,7 +68,8 @@ def _connect(database: Path) -> duckdb.DuckDBPyConnection:
 LIQUIDITY_SQL = """
 SELECT l.venue, l.symbol, l.status, round(l.mid, 6) AS mid, round(l.spread_bps, 3) AS spread_bps,
        round(l.imbalance, 3) AS imbalance, round(l.bid_usd_50bps / 1e6, 3) AS bid_musd_50bps,
-       round(l.ask_usd_50bps / 1e6, 3) AS ask_musd_50bps, round(l.buy_bps_100k, 3) AS buy_bps_100k,
+       round(l.ask_usd_50bps / 1e6, 3) AS ask_musd_50bps, l.exact_50bps,
+       round(l.buy_bps_100k, 3) AS buy_bps_100k,
        round(l.sell_bps_100k, 3) AS sell_bps_100k, l.slippage_note, l.time
 FROM latest_liquidity l
 JOIN (SELECT DISTINCT venue, symbol, base FROM instruments) i USING (venue, symbol)

@@ -117,11 +117,16 @@ def _liquidity(summary: pl.DataFrame, depth: pl.DataFrame, slip: pl.DataFrame
             imb.add_metric([venue, symbol], i)
     dep = _gauge("book_depth_usd", "USD resting within band_bps of the mid, per side",
                  ["venue", "symbol", "band_bps", "side"])
-    for venue, symbol, band, bid, ask in _rows(depth, "venue", "symbol", "band_bps", "bid_usd",
-                                               "ask_usd"):
-        for side, v in (("bid", bid), ("ask", ask)):
+    exact = _gauge("book_depth_exact", "1 if book_depth_usd is exact, 0 if a lower bound (the "
+                   "band reaches past a depth-limited snapshot)",
+                   ["venue", "symbol", "band_bps", "side"])
+    for venue, symbol, band, bid, ask, b_ok, a_ok in _rows(
+            depth, "venue", "symbol", "band_bps", "bid_usd", "ask_usd", "bid_exact", "ask_exact"):
+        for side, v, ok in (("bid", bid, b_ok), ("ask", ask, a_ok)):
             if v is not None:
                 dep.add_metric([venue, symbol, _num(band), side], v)
+                if ok is not None:
+                    exact.add_metric([venue, symbol, _num(band), side], float(ok))
     sl = _gauge("slippage_bps", "Distance of a market order's VWAP from the mid, for a USD "
                 "notional (buy walks the asks)", ["venue", "symbol", "notional_usd", "side"])
     for venue, symbol, n, buy, sell in _rows(slip, "venue", "symbol", "notional_usd", "buy_bps",
@@ -129,7 +134,7 @@ def _liquidity(summary: pl.DataFrame, depth: pl.DataFrame, slip: pl.DataFrame
         for side, v in (("buy", buy), ("sell", sell)):
             if v is not None:
                 sl.add_metric([venue, symbol, _num(n), side], v)
-    yield from (micro, imb, dep, sl)
+    yield from (micro, imb, dep, exact, sl)
 
 
 def _basis(b: pl.DataFrame, tradable: pl.DataFrame, curve: pl.DataFrame, cross: pl.DataFrame

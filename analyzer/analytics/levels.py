@@ -16,7 +16,10 @@ The window of one side (reference point for the bands: the mid) is
    exact levels (the last exact level is on or beyond it); None when the book does not reach the
    edge (its deepest level lies strictly inside the band: the visible book cannot show the band
    complete). So depth(band) = exact levels inside the band + remainder, exactly the full
-   book's depth, whatever ``max_levels`` is.
+   book's depth, whatever ``max_levels`` is;
+3. per band, whether it is *exact*: its edge lies within the book's ``horizon``, the part known
+   complete (a REST snapshot cut at the venue's limit misses, beyond its last level, every
+   level no diff has touched since); otherwise the full book's depth is a lower bound.
 
 Notional, in the book's own units: linear (spot, USDⓈ-M) ``price * size * contract_size`` in the
 quote currency; inverse (COIN-M) ``size * contract_size`` in USD. ``cover_notional`` and the
@@ -41,6 +44,7 @@ its sizes' sum: the same arithmetic on the blocks' size sums.
 from __future__ import annotations
 
 import functools
+import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
@@ -53,9 +57,10 @@ from analyzer.analytics.liquidity import SIDE
 from analyzer.feed.book import OrderBook
 
 # (bid prices best first, bid sizes, ask prices best first, ask sizes,
-#  bid remainder per band, ask remainder per band)
+#  bid remainder per band, ask remainder per band, bid exact per band, ask exact per band)
 Window = tuple[
-    list[float], list[float], list[float], list[float], list[float | None], list[float | None]
+    list[float], list[float], list[float], list[float], list[float | None], list[float | None],
+    list[bool | None], list[bool | None],
 ]
 
 _size = attrgetter("size")  # of a level's cell
@@ -193,23 +198,30 @@ def window(
     max_levels: int,
     *,
     top_n: int = 10,
+    horizon: tuple[float, float] = (-math.inf, math.inf),
 ) -> Window:
     """(bid prices best first, bid sizes, ask prices best first, ask sizes, bid remainder per
-    band, ask remainder per band): the analysis window of ``book`` (see the module doc).
+    band, ask remainder per band, bid exact per band, ask exact per band): the analysis window of
+    ``book`` (see the module doc).
     ``cover_notional`` and the remainders are in the book's notional units (quote currency for
     linear books, USD for inverse ones); bands are measured from the mid, remainders are in the
     order of ``bands_bps``. ``top_n``: at least this many levels per side (when the book has
     them and ``max_levels`` allows), so that the imbalance over the top ``top_n`` levels is the
-    full book's. A book with an empty side has no mid: the window is then just the best level of
-    the other side, which is all ``liquidity`` needs to report it as one-sided, and every
-    remainder is None."""
+    full book's. ``horizon``: (lowest bid, highest ask) down to which the book is known
+    complete (``BookKeeper``'s ``SymbolBook.horizon``: the last level of a REST snapshot side
+    that was cut at the venue's limit; a level beyond it that no diff has touched is missing); a
+    band is *exact* when its edge lies within it, otherwise its depth is a lower bound. A book
+    with an empty side has no mid: the window is then just the best level of the other side,
+    which is all ``liquidity`` needs to report it as one-sided, and every remainder and flag is
+    None."""
     bid_maxes = book._bid_maxes
     ask_maxes = book._ask_maxes
     if not (bid_maxes and ask_maxes):
         top = book.bids(1), book.asks(1)
-        none: list[float | None] = [None] * len(bands_bps)
+        none: list[Any] = [None] * len(bands_bps)
         return ([p for p, _ in top[0]], [s for _, s in top[0]],
-                [p for p, _ in top[1]], [s for _, s in top[1]], none, list(none))
+                [p for p, _ in top[1]], [s for _, s in top[1]], none, list(none), list(none),
+                list(none))
     mid = (bid_maxes[-1] - ask_maxes[-1]) / 2
     cover = cover_notional / contract_size
     least = min(top_n, max_levels)
@@ -221,13 +233,18 @@ def window(
     ask_r = _remainders(ask_blocks, ask_maxes, [-(mid * f) for f in ask_f], ai, aj, inverse)
     bid_rem: list[float | None] = [None] * len(order)
     ask_rem: list[float | None] = [None] * len(order)
-    for b, rb, ra in zip(order, bid_r, ask_r, strict=True):
+    bid_ok: list[bool | None] = [None] * len(order)
+    ask_ok: list[bool | None] = [None] * len(order)
+    lo, hi = horizon
+    for b, rb, ra, bf, af in zip(order, bid_r, ask_r, bid_f, ask_f, strict=True):
         # to notional units; asks sum negative keys (0.0 - x: no -0.0), drift clamped at 0
         if rb is not None:
             bid_rem[b] = max(rb, 0.0) * contract_size
         if ra is not None:
             ask_rem[b] = max(ra if inverse else 0.0 - ra, 0.0) * contract_size
-    return bk, bs, list(map(neg, ak)), asz, bid_rem, ask_rem
+        bid_ok[b] = mid * bf >= lo
+        ask_ok[b] = mid * af <= hi
+    return bk, bs, list(map(neg, ak)), asz, bid_rem, ask_rem, bid_ok, ask_ok
 
 
 def frame(
@@ -239,15 +256,18 @@ def frame(
     levels  ``book`` UInt32, ``side`` Enum('bid', 'ask'), ``level`` Int16 (0 = best),
             ``price``, ``size`` f64; sorted by (book order, side, level) as ``liquidity`` wants.
     extra   one row per (book, band): ``book`` UInt32, ``band_bps`` f64, ``bid_extra``,
-            ``ask_extra`` f64 (null where the book does not reach the band's edge)."""
+            ``ask_extra`` f64 (null where the book does not reach the band's edge),
+            ``bid_exact``, ``ask_exact`` bool (the band's edge within the book's horizon)."""
     bands = [float(x) for x in bands_bps]
     prices: list[float] = []
     sizes: list[float] = []
     lengths: list[int] = []
     bid_extra: list[float | None] = []
     ask_extra: list[float | None] = []
+    bid_exact: list[bool | None] = []
+    ask_exact: list[bool | None] = []
     n = 0
-    for bp, bs, ap, asz, br, ar in windows:
+    for bp, bs, ap, asz, br, ar, be, ae in windows:
         prices += bp
         prices += ap
         sizes += bs
@@ -255,6 +275,8 @@ def frame(
         lengths += (len(bp), len(ap))
         bid_extra += br
         ask_extra += ar
+        bid_exact += be
+        ask_exact += ae
         n += 1
     if n != len(ids):
         raise ValueError(f"{len(ids)} ids for {n} windows")
@@ -284,5 +306,7 @@ def frame(
         "band_bps": pl.Series(bands * n, dtype=pl.Float64),
         "bid_extra": pl.Series(bid_extra, dtype=pl.Float64),
         "ask_extra": pl.Series(ask_extra, dtype=pl.Float64),
+        "bid_exact": pl.Series(bid_exact, dtype=pl.Boolean),
+        "ask_exact": pl.Series(ask_exact, dtype=pl.Boolean),
     })
     return levels, extra

@@ -19,8 +19,9 @@ Inputs
     extra   optional, one row per (book, band): ``book``, ``band_bps`` f64 (as in
             ``bands_bps``), ``bid_extra`` / ``ask_extra`` f64: the notional (book units: quote
             currency for linear books, USD for inverse ones) resting inside the band at levels
-            deeper than the deepest level given, null when the book does not reach the band edge
-            (``levels.window`` computes them).
+            deeper than the deepest level given, null when the book does not reach the band edge;
+            optionally ``bid_exact`` / ``ask_exact`` bool: whether the band's edge lies within
+            the part of the book known complete (``levels.window`` computes them all).
 
 Conventions (``notes/analytics.md``, "Book liquidity"). Reference point: the MID for depth bands
 and slippage. A level's notional is ``price * size * contract_size`` quote units for linear
@@ -51,7 +52,9 @@ Its base quantity is ``size * contract_size`` (linear) or ``size * contract_size
 Outputs (``STATUS`` / ``REASON`` are Enums)
     summary   book, ts, venue, symbol, mid, best_bid, best_ask, spread_bps, microprice,
               imbalance, bid_levels, ask_levels (UInt32), status
-    depth     book, ts, venue, symbol, band_bps (f64), bid_quote, ask_quote, bid_usd, ask_usd
+    depth     book, ts, venue, symbol, band_bps (f64), bid_quote, ask_quote, bid_usd, ask_usd,
+              bid_exact, ask_exact (bool, from ``extra``; null without it: false means the
+              depth is a lower bound, the band reaching past what the book knows complete)
     slippage  book, ts, venue, symbol, notional_usd (f64), buy_vwap, buy_bps, sell_vwap,
               sell_bps, buy_reason, sell_reason
 
@@ -335,6 +338,8 @@ def liquidity(
         ex = extra.lazy().select(
             _c("book").cast(pl.UInt32), _c("band_bps").cast(pl.Float64),
             _c("bid_extra").cast(pl.Float64), _c("ask_extra").cast(pl.Float64),
+            *(_c(c).cast(pl.Boolean) if c in extra.columns else pl.lit(None, pl.Boolean).alias(c)
+              for c in ("bid_exact", "ask_exact")),
             pl.lit(True).alias("given"),
         ).collect(engine="in-memory", optimizations=_PLAIN)
         nb = len(bands)
@@ -347,7 +352,8 @@ def liquidity(
         ).collect(engine="in-memory", optimizations=_PLAIN).item():
             # row for row as in `depth` (levels.frame for the same books, in order): no join
             depth = depth.with_columns(
-                pl.lit(ex[c]) for c in ("bid_extra", "ask_extra", "given"))
+                pl.lit(ex[c]) for c in ("bid_extra", "ask_extra", "bid_exact", "ask_exact",
+                                        "given"))
         else:
             depth = depth.join(ex.lazy(), on=["book", "band_bps"], how="left",
                                maintain_order="left", validate="m:1")
@@ -445,17 +451,20 @@ def _outputs(
     bid_quote = pl.when(_c("bid_reached")).then(_c("bid_in"))
     ask_quote = pl.when(_c("ask_reached")).then(_c("ask_in"))
 
-    def finish(bq: pl.Expr, aq: pl.Expr) -> list[pl.Expr]:
+    def finish(bq: pl.Expr, aq: pl.Expr, be: pl.Expr, ae: pl.Expr) -> list[pl.Expr]:
         return [
             *keys, "band_bps", bq.alias("bid_quote"), aq.alias("ask_quote"),
             (bq * _c("usd_rate")).alias("bid_usd"),
             (aq * _c("usd_rate")).alias("ask_usd"),
+            be.alias("bid_exact"), ae.alias("ask_exact"),
         ]
 
-    plain = finish(bid_quote, ask_quote)
+    unknown = pl.lit(None, pl.Boolean)
+    plain = finish(bid_quote, ask_quote, unknown, unknown)
     with_extra = finish(
         pl.when(_c("given")).then(_c("bid_in") + _c("bid_extra")).otherwise(bid_quote),
         pl.when(_c("given")).then(_c("ask_in") + _c("ask_extra")).otherwise(ask_quote),
+        _c("bid_exact"), _c("ask_exact"),
     )
 
     nn = range(len(notionals))

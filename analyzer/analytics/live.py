@@ -173,9 +173,10 @@ class LiveAnalytics:
                     cover = self.cover if inst.inverse else self.cover / rate
                     wins.append(window(sb.book, self.cfg.bands_bps, cover, inst.inverse,
                                        inst.contract_size, self.cfg.max_levels,
-                                       top_n=self.cfg.imbalance_levels))
+                                       top_n=self.cfg.imbalance_levels, horizon=sb.horizon))
                 else:
-                    wins.append(([], [], [], [], self.no_bands, self.no_bands))
+                    none = self.no_bands
+                    wins.append(([], [], [], [], none, none, none, none))
                 book = len(ids)
                 ids.append(book)
                 for k, v in (("book", book), ("ts", now), ("venue", r.venue),
@@ -232,5 +233,6 @@ def snapshot_rows(levels: pl.DataFrame, extra: pl.DataFrame, books: pl.DataFrame
         "venue", "symbol", "ts_exchange", "ts_local", "update_id",
         pl.col("side").cast(pl.String), "level", "price", "size", "ts_changed")
     bands = extra.join(ids, on="book", how="inner").select(
-        "venue", "symbol", "ts_local", "band_bps", "bid_extra", "ask_extra")
+        "venue", "symbol", "ts_local", "band_bps", "bid_extra", "ask_extra", "bid_exact",
+        "ask_exact")
     return snap, bands
