@@ -62,9 +62,9 @@ _notional = attrgetter("notional")
 class _Block:
     """Consecutive keys of one side, ascending; ``cells``: their entries' cells (the same
     objects as in the entries dict, so a size update writes once and readers scanning a block
-    reach its sizes without a hash lookup each); ``notional`` = sum of key *
-    size over them and ``size`` = sum of their sizes (an inverse contract's notional is its
-    size: ``depth`` of an inverse book, analyzer/analytics/levels.py, reads it).
+    reach its sizes without a hash lookup each); ``notional`` = sum of key * size over them and
+    ``size`` = sum of their sizes (an inverse contract's notional is its size: ``depth`` of an
+    inverse book, analyzer/analytics/levels.py, reads it).
     (Not a list subclass: bisect and del are ~2x slower on one than on a plain list. Weak
     references: for the test that dropped blocks are freed.)"""
 
