@@ -63,7 +63,6 @@ Window = tuple[
     list[bool | None], list[bool | None],
 ]
 
-_size = attrgetter("size")  # of a level's cell
 _notional = attrgetter("notional")
 _block_size = attrgetter("size")
 # (a small plan, written as it should run: the optimizer's passes cost more than they save)
@@ -104,7 +103,7 @@ def _exact(
             if cum + total < cover:
                 cum += total
             else:  # this block reaches cover: find the level, by exact prefix sums
-                sizes = map(_size, cells[n:])
+                sizes = [c.size for c in cells[n:]]
                 if inverse:
                     acc = list(accumulate(sizes, initial=cum))
                     k = bisect_left(acc, cover)
@@ -124,14 +123,15 @@ def _exact(
     # not covered: everything walked (or cut at max_levels); a book shorter than `want`
     want = min(want or max_levels, len(keys))
     del keys[want:], cells[want:]
-    return keys, list(map(_size, cells)), i, len(blk.keys) - (want - n)
+    return keys, [c.size for c in cells], i, len(blk.keys) - (want - n)
 
 
 def _sum(keys: list[float], cells: list[Any], inverse: bool) -> float:
-    """Key-space notional (inverse: summed size) of these levels."""
+    """Key-space notional (inverse: summed size) of these levels. (Sizes by a comprehension:
+    attribute loads there are specialised, ~2x faster than ``map(attrgetter(...))``.)"""
     if inverse:
-        return sum(map(_size, cells))
-    return sum(map(mul, keys, map(_size, cells)))
+        return sum([c.size for c in cells])
+    return sum(map(mul, keys, [c.size for c in cells]))
 
 
 def _part(blk: Any, a: int, b: int, inverse: bool) -> float:

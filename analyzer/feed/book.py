@@ -55,7 +55,6 @@ _LOAD = 32  # keys per block after a split or a rebuild
 _MAX = 2 * _LOAD  # split a block above this
 _MIN = _LOAD // 4  # merge a block into a neighbour below this
 
-_size = attrgetter("size")
 _notional = attrgetter("notional")
 
 
@@ -96,13 +95,14 @@ def _drop(blocks: list[_Block]) -> None:
 
 
 def _sum(keys: list[float], cells: list[_Cell]) -> float:
-    """Sum of key * size over ``keys`` and their ``cells``."""
-    return sum(map(mul, keys, map(_size, cells)))
+    """Sum of key * size over ``keys`` and their ``cells`` (sizes by a comprehension: its
+    attribute loads are specialised, ~2x faster than ``map(attrgetter("size"), ...)``)."""
+    return sum(map(mul, keys, [c.size for c in cells]))
 
 
 def _size_sum(cells: list[_Cell]) -> float:
     """Sum of the sizes of ``cells``."""
-    return sum(map(_size, cells))
+    return sum([c.size for c in cells])
 
 
 def _total(blk: _Block) -> None:
@@ -279,7 +279,7 @@ def _top(blocks: list[_Block], n: int) -> tuple[list[float], list[float]]:
             break
         keys += blk.keys[::-1]
         cells += blk.cells[::-1]
-    return keys, list(map(_size, cells))
+    return keys, [c.size for c in cells]
 
 
 class OrderBook:
