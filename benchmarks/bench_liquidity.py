@@ -7,7 +7,7 @@ Live: one tick = ``window`` for every book + ``frame`` + one ``liquidity`` call 
 them, with the collector's defaults (bands 10-200 bps, notionals 10k / 100k / 1M USD, so the
 window covers 1M USD; max_levels 5,000; top_n 10). Between two ticks every book takes one
 second of its market's real traffic (not timed), so each tick finds the books changed and out
-of the CPU caches, as a live one does. Two markets of ``--books`` books each:
+of the CPU caches, as a live one does. Three markets of ``--books`` books each:
 
 - BTCUSDT density: clones of the real USDⓈ-M BTCUSDT book rebuilt from the recording (~5,000
   bids and ~4,600 asks, ~3,600 + 3,350 levels within ±200 bps: the densest book a collector
