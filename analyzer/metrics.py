@@ -132,6 +132,9 @@ class CollectorMetrics(_PromCollector):
         gaps = _counter("book_gaps", "Book sequence gaps, crossed books and best bid/ask "
                         "disagreements, each followed by a resync", ["venue", "reason"])
         resyncs = _counter("book_resyncs", "Depth snapshots requested to resync a book", ["venue"])
+        refreshes = _counter("book_refreshes", "Live books rebuilt from a fresh snapshot as the "
+                             "price neared the last level the previous one showed", ["venue",
+                                                                                    "result"])
         bbo = _counter("bbo_checks", "Venue best bid/ask compared with the rebuilt book",
                        ["venue", "result"])
         in_sync = _gauge("book_in_sync", "1 if the book is in sync with the venue",
@@ -148,6 +151,8 @@ class CollectorMetrics(_PromCollector):
             gaps.add_metric([r.venue, "bbo_mismatch"], s.bbo_mismatched - s.beyond_snapshot)
             gaps.add_metric([r.venue, "beyond_snapshot"], s.beyond_snapshot)
             resyncs.add_metric([r.venue], s.resyncs)
+            refreshes.add_metric([r.venue, "done"], s.refreshes)
+            refreshes.add_metric([r.venue, "abandoned"], s.refreshes_abandoned)
             bbo.add_metric([r.venue, "match"], s.bbo_compared - s.bbo_mismatched)
             bbo.add_metric([r.venue, "mismatch"], s.bbo_mismatched)
             for sb in r.books.books.values():
@@ -159,7 +164,7 @@ class CollectorMetrics(_PromCollector):
                     m = (top[0] + top[2]) / 2
                     mid.add_metric(labels, m)
                     spread.add_metric(labels, (top[2] - top[0]) / m * 1e4)
-        yield from (gaps, resyncs, bbo, in_sync, levels, mid, spread)
+        yield from (gaps, resyncs, refreshes, bbo, in_sync, levels, mid, spread)
 
     def _store(self) -> Iterator[Metric]:
         stats = self.c.store.stats

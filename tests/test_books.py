@@ -171,19 +171,89 @@ def test_a_top_beyond_the_snapshot_depth_is_told_apart_from_a_bbo_mismatch() -> 
     assert h.gaps[-1].reason == "bbo_mismatch" and k.stats.beyond_snapshot == 1
 
 
-@pytest.mark.parametrize("levels", [None, 1000])
+def refreshing() -> tuple[Harness, BookKeeper]:
+    """Snapshots of 3 levels a side; the venue's asks are 11, 12, 12.5, 13: the first snapshot
+    shows the book exact down to 8 and up to 12.5 (mid 10.5), so a best ask above 11.5 (half
+    way to 12.5) asks for a refresh."""
+    h = Harness(SpotRules(), snapshot_levels=3, refresh_seconds=0)
+    k = h.keeper
+    k.start()
+    k.on_snapshot(snapshot(100, [(10.0, 1.0), (9.0, 1.0), (8.0, 1.0)],
+                           [(11.0, 1.0), (12.0, 1.0), (12.5, 1.0)]))
+    assert k.books["S"].horizon == (8.0, 12.5)
+    k.on_change(change(101, 101, asks=[(11.0, 0.0)]))  # best ask 12: a refresh is asked for
+    assert h.requests == ["S", "S"] and k.books["S"].refresh is not None
+    return h, k
+
+
+def test_a_live_book_is_refreshed_from_a_fresh_snapshot_without_leaving_sync() -> None:
+    h, k = refreshing()
+    sb = k.books["S"]
+    k.on_change(change(102, 102, bids=[(10.0, 2.0)]))  # logged for the second book
+    assert sb.book.asks(10) == [(12.0, 1.0), (12.5, 1.0)]  # 13: never shown, never changed
+    k.on_snapshot(snapshot(101, [(10.0, 1.0), (9.0, 1.0), (8.0, 1.0)],
+                           [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]))
+    # 101 is in the snapshot, 102 bridges it: the second book is current and replaces the first
+    assert sb.in_sync and sb.refresh is None and k.stats.refreshes == 1
+    assert sb.book.asks(10) == [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]
+    assert sb.book.top() == (10.0, 2.0, 12.0, 1.0) and sb.horizon == (8.0, 13.0)
+    assert h.gaps == [] and k.stats.resyncs == 0 and k.stats.snapshots_applied == 1
+    k.on_change(change(103, 103, asks=[(13.0, 2.0)]))
+    assert sb.book.asks(10)[-1] == (13.0, 2.0) and sb.last_id == 103
+
+
+def test_a_refresh_snapshot_ahead_of_the_stream_waits_for_it() -> None:
+    h, k = refreshing()
+    sb = k.books["S"]
+    k.on_snapshot(snapshot(103, [(10.0, 2.0), (9.0, 1.0), (8.0, 1.0)],
+                           [(12.0, 1.0), (12.5, 3.0), (13.0, 1.0)]))
+    assert sb.refresh is not None and k.stats.refreshes == 0  # the live book is at 101
+    k.on_change(change(102, 102, bids=[(10.0, 2.0)]))
+    assert sb.refresh is not None and sb.book.asks(10)[-1] == (12.5, 1.0)
+    k.on_change(change(103, 103, asks=[(12.5, 3.0)]))
+    assert k.stats.refreshes == 1 and sb.book.asks(10)[-1] == (13.0, 1.0)
+    assert sb.in_sync and h.gaps == []
+
+
+def test_a_refresh_snapshot_the_log_cannot_bridge_is_abandoned() -> None:
+    h, k = refreshing()
+    sb = k.books["S"]
+    k.on_change(change(102, 102, bids=[(10.0, 2.0)]))
+    k.on_snapshot(snapshot(99, [(10.0, 1.0)], [(11.0, 1.0)]))  # older than the log
+    assert sb.refresh is None and k.stats.refreshes_abandoned == 1 and k.stats.refreshes == 0
+    assert sb.in_sync and sb.book.top() == (10.0, 2.0, 12.0, 1.0) and h.gaps == []
+    k.on_change(change(103, 103, asks=[(12.0, 2.0)]))  # still past the trigger: asked again
+    assert h.requests == ["S", "S", "S"] and sb.refresh is not None
+
+
+def test_a_gap_during_a_refresh_resyncs_from_its_snapshot() -> None:
+    h, k = refreshing()
+    sb = k.books["S"]
+    k.on_change(change(105, 105))  # a gap
+    assert not sb.in_sync and sb.refresh is None and k.stats.refreshes_abandoned == 1
+    assert h.requests == ["S", "S"]  # the refresh's snapshot is already on its way
+    k.on_snapshot(snapshot(105, [(10.0, 1.0), (9.0, 1.0), (8.0, 1.0)],
+                           [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]))
+    k.on_change(change(106, 106))
+    assert sb.in_sync and sb.last_id == 106 and k.stats.snapshots_applied == 2
+
+
+@pytest.mark.parametrize(("levels", "refresh"), [(None, 0.5), (1000, 0.0), (1000, 0.5)])
 def test_steep_contango_runs_the_quarterlies_beyond_a_1000_level_snapshot(
-        levels: int | None) -> None:
+        levels: int | None, refresh: float) -> None:
     """The simulated steep contango moves the BTC quarterlies ~1 % in 20 s, through every level
-    a 1000-level snapshot shows, onto levels no diff has mentioned: their top then differs from
-    the venue's. With whole-book snapshots it never does (the venue's quotes and diffs agree)."""
+    a 1000-level snapshot shows, onto levels no diff has mentioned: without refreshes their top
+    then differs from the venue's. With whole-book snapshots it never does (the venue's quotes
+    and diffs agree); with refreshes, each book is rebuilt from a fresh snapshot while it stays
+    live, before its top gets there, and the venue's every quote agrees with it."""
     m = MarketModel(seed=3, schedule=Schedule([CalmContango(),
                                                SteepContango(at_s=5, duration_s=300)]))
     feed = "binance_usdm"
     requests: list[str] = []
     gaps: list[Gap] = []
     k = BookKeeper(feed, [i.symbol for i in m.instruments() if i.venue == feed], FuturesRules(),
-                   requests.append, gaps.append, lambda q: None, snapshot_levels=levels)
+                   requests.append, gaps.append, lambda q: None, snapshot_levels=levels,
+                   refresh_fraction=refresh, refresh_seconds=5)
 
     def answer() -> None:
         while requests:
@@ -204,11 +274,25 @@ def test_steep_contango_runs_the_quarterlies_beyond_a_1000_level_snapshot(
     s = k.stats
     assert s.bbo_compared > 3000 and s.gaps == s.crossed == 0
     if levels is None:
-        assert s.bbo_mismatched == 0 and gaps == []
-    else:
+        assert s.bbo_mismatched == 0 and gaps == [] and s.refreshes == 0
+    elif not refresh:
         assert s.bbo_mismatched == s.beyond_snapshot > 0
         assert {(g.symbol, g.reason) for g in gaps} == {
             ("BTCUSDT_260327", "beyond_snapshot"), ("BTCUSDT_260626", "beyond_snapshot")}
+    else:
+        assert s.bbo_mismatched == 0 and gaps == []
+        assert s.refreshes >= 2 and s.refreshes_abandoned == 0
+        for symbol in ("BTCUSDT_260327", "BTCUSDT_260626"):
+            sb = k.books[symbol]
+            top = sb.book.top()
+            assert sb.in_sync and top is not None
+            assert sb.horizon[0] < top[0] and top[2] < sb.horizon[1]  # exact at the top again
+            want = m.snapshot(feed, symbol)  # the book equals the venue's, to its horizon
+            lo, hi = sb.horizon
+            assert sb.book.bids(10**6)[:len([p for p, _ in want.bids if p >= lo])] == [
+                lv for lv in want.bids if lv[0] >= lo]
+            assert sb.book.asks(10**6)[:len([p for p, _ in want.asks if p <= hi])] == [
+                lv for lv in want.asks if lv[0] <= hi]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,15 @@ exact from its top down to that last level (the side's *horizon*). A top beyond 
 still right (levels near the top change all the time, so the diffs have shown them), but may
 miss such a level: a venue quote that disagrees there is a ``beyond_snapshot`` gap, not a
 ``bbo_mismatch`` (which means the diffs were applied wrongly); both resync the book.
+
+Refresh. The horizon is fixed at the snapshot, so as the price drifts towards one side's horizon
+the exact part of that side shrinks (the analytics flag depth bands past it as lower bounds) and
+its top may end up beyond it. Once a side's best price has covered ``refresh_fraction`` of the
+way from the snapshot's mid to its horizon, the keeper takes a fresh snapshot while the book
+stays live: the changes applied meanwhile are logged, a second book is built from the snapshot
+and those changes under the same sequence rules, and it replaces the live one when both have
+applied the same last change (at most one refresh per ``refresh_seconds`` of a book; a snapshot
+the log cannot bridge abandons the refresh, to be tried again later).
 """
 
 from __future__ import annotations
@@ -51,10 +60,13 @@ class SymbolBook:
         "last_id",
         "last_ns",
         "pending",
+        "refresh",
+        "refreshed_ns",
         "snapshot_requested",
         "state",
         "symbol",
         "top",
+        "triggers",
         "updates",
     )
 
@@ -70,6 +82,10 @@ class SymbolBook:
         self.top: Top | None = None
         # (lowest bid, highest ask) the book is exact to: a full snapshot side's last level
         self.horizon = (-math.inf, math.inf)
+        # a best bid below / best ask above these asks for a refresh (module doc)
+        self.triggers = (-math.inf, math.inf)
+        self.refresh: Refresh | None = None
+        self.refreshed_ns = 0  # local time of the last refresh request
         # (first id, last id, top after it) of the last applied changes, for the BBO check
         self.history: deque[tuple[int, int, Top | None]] = deque(maxlen=256)
         self.pending: list[Quote] = []
@@ -82,6 +98,20 @@ class SymbolBook:
         return self.state == LIVE
 
 
+class Refresh:
+    """A refresh in progress: the changes the live book applied since the snapshot was asked
+    for, then the second book built from the snapshot, following the stream."""
+
+    __slots__ = ("book", "bridged", "horizon", "last_id", "log")
+
+    def __init__(self) -> None:
+        self.log: list[BookChange] = []
+        self.book: OrderBook | None = None
+        self.bridged = False
+        self.last_id = -1
+        self.horizon = (-math.inf, math.inf)
+
+
 class BookStats:
     __slots__ = (
         "bbo_compared",
@@ -90,6 +120,8 @@ class BookStats:
         "buffer_overflows",
         "crossed",
         "gaps",
+        "refreshes",
+        "refreshes_abandoned",
         "resyncs",
         "snapshots_applied",
         "stale_dropped",
@@ -100,6 +132,8 @@ class BookStats:
         self.crossed = 0
         self.beyond_snapshot = 0  # of bbo_mismatched: the book's top beyond the snapshot's depth
         self.resyncs = 0  # snapshots requested after the first
+        self.refreshes = 0  # live books replaced by one built from a fresh snapshot
+        self.refreshes_abandoned = 0  # a snapshot the logged changes could not bridge, or a gap
         self.snapshots_applied = 0
         self.stale_dropped = 0  # changes already contained in the book (duplicates, overlap)
         self.bbo_compared = 0
@@ -114,7 +148,8 @@ class BookKeeper:
     rate-limited REST queue); ``on_gap`` receives every ``Gap``; ``on_top`` receives a
     ``Quote(source="book")`` whenever the rebuilt book's best bid/ask changes.
     ``snapshot_levels``: the most levels a side of a snapshot holds (the ``limit`` requested);
-    None if snapshots are whole books.
+    None if snapshots are whole books. ``refresh_fraction`` / ``refresh_seconds``: when and how
+    often a live book is refreshed (module doc); a fraction of 0 never refreshes.
     """
 
     def __init__(
@@ -129,6 +164,8 @@ class BookKeeper:
         buffer_limit: int = 20_000,
         resync_on_bbo_mismatch: bool = True,
         snapshot_levels: int | None = None,
+        refresh_fraction: float = 0.5,
+        refresh_seconds: float = 60.0,
     ) -> None:
         self.venue = venue
         self.rules = rules
@@ -139,6 +176,8 @@ class BookKeeper:
         self.buffer_limit = buffer_limit
         self.resync_on_bbo_mismatch = resync_on_bbo_mismatch
         self.snapshot_levels = snapshot_levels
+        self.refresh_fraction = refresh_fraction
+        self.refresh_ns = int(refresh_seconds * 1e9)
         self.stats = BookStats()
 
     def start(self) -> None:
@@ -212,6 +251,10 @@ class BookKeeper:
             if sb.state != LIVE:
                 return
         sb.history.append((ev.first_id, ev.last_id, top))
+        if sb.refresh is not None:
+            self._follow(sb, ev)
+            self._swap(sb)
+            top = sb.book.top()  # the refreshed book's, if it just replaced the live one
         if top != sb.top:
             sb.top = top
             if top is not None:
@@ -219,6 +262,9 @@ class BookKeeper:
                     Quote(self.venue, sb.symbol, ev.ts_exchange, ev.ts_local, top[0], top[1],
                           top[2], top[3], ev.last_id, "book")
                 )
+                lo, hi = sb.triggers
+                if (top[0] < lo or top[2] > hi) and sb.refresh is None:
+                    self._refresh(sb, ev.ts_local)
 
     def on_venue_quote(self, q: Quote) -> None:
         """Compare the venue's own best bid/ask with the book where the ids make it exact."""
@@ -293,7 +339,10 @@ class BookKeeper:
             return
         sb.snapshot_requested = False
         if sb.state == LIVE:
-            return  # a late answer to a request that is no longer needed
+            if sb.refresh is not None and sb.refresh.book is None:
+                self._refresh_from(sb, ev)
+            return  # else a late answer to a request that is no longer needed
+        sb.refresh = None
         self.stats.snapshots_applied += 1
         sb.book.apply_snapshot(ev.bids, ev.asks)
         snapshot_id = ev.last_id
@@ -303,11 +352,7 @@ class BookKeeper:
         sb.history.clear()
         sb.pending.clear()
         sb.top = None
-        full = self.snapshot_levels
-        sb.horizon = (
-            min(p for p, _ in ev.bids) if full and len(ev.bids) >= full else -math.inf,
-            max(p for p, _ in ev.asks) if full and len(ev.asks) >= full else math.inf,
-        )
+        self._set_horizon(sb, self._horizon(ev), sb.book.top())
         sb.history.append((snapshot_id, snapshot_id, sb.book.top()))
         buffered = [e for e in sb.buffer if not self.rules.is_stale(snapshot_id, e)]
         self.stats.stale_dropped += len(sb.buffer) - len(buffered)
@@ -322,6 +367,96 @@ class BookKeeper:
         if sb.state == LIVE:
             self._check_early_quotes(sb)
 
+    def _horizon(self, ev: BookChange) -> tuple[float, float]:
+        """(lowest bid, highest ask) a snapshot shows the book exact to."""
+        full = self.snapshot_levels
+        return (
+            min(p for p, _ in ev.bids) if full and len(ev.bids) >= full else -math.inf,
+            max(p for p, _ in ev.asks) if full and len(ev.asks) >= full else math.inf,
+        )
+
+    def _set_horizon(self, sb: SymbolBook, horizon: tuple[float, float], top: Top | None
+                     ) -> None:
+        """The book's horizon, and the best prices that will ask for a refresh: a side's best
+        price ``refresh_fraction`` of the way from the mid to its horizon."""
+        sb.horizon = lo, hi = horizon
+        f = self.refresh_fraction
+        if top is None or not f:
+            sb.triggers = (-math.inf, math.inf)
+            return
+        mid = (top[0] + top[2]) / 2
+        sb.triggers = (lo + (1 - f) * (mid - lo), hi - (1 - f) * (hi - mid))
+
+    def _refresh(self, sb: SymbolBook, now_ns: int) -> None:
+        """Ask for a fresh snapshot of a live book (module doc), at most once a period."""
+        if sb.snapshot_requested or now_ns - sb.refreshed_ns < self.refresh_ns:
+            return
+        sb.refreshed_ns = now_ns
+        sb.refresh = Refresh()
+        sb.snapshot_requested = True
+        self.request_snapshot(sb.symbol)
+
+    def _refresh_from(self, sb: SymbolBook, ev: BookChange) -> None:
+        """The refresh's snapshot: build the second book and replay the logged changes."""
+        r = sb.refresh
+        assert r is not None
+        r.book = OrderBook()
+        r.book.apply_snapshot(ev.bids, ev.asks)
+        r.last_id = ev.last_id
+        r.horizon = self._horizon(ev)
+        log, r.log = r.log, []
+        for e in log:
+            self._follow(sb, e)
+            if sb.refresh is None:
+                return
+        self._swap(sb)
+
+    def _follow(self, sb: SymbolBook, ev: BookChange) -> None:
+        """Give a change the live book applied to the refresh: logged until its snapshot
+        arrives, then applied to the second book under the sequence rules."""
+        r = sb.refresh
+        assert r is not None
+        if r.book is None:
+            r.log.append(ev)
+            return
+        if not r.bridged:
+            if self.rules.is_stale(r.last_id, ev):
+                return
+            if not self.rules.bridges(r.last_id, ev):
+                self._abandon(sb)  # the snapshot is older than the log: try again later
+                return
+            r.bridged = True
+        elif ev.last_id <= r.last_id:
+            return
+        elif not self.rules.follows(r.last_id, ev):
+            self._abandon(sb)
+            return
+        r.book.apply(ev.bids, ev.asks)
+        r.last_id = ev.last_id
+
+    def _swap(self, sb: SymbolBook) -> None:
+        """Replace the live book once the second one has applied the same last change."""
+        r = sb.refresh
+        if r is None or r.book is None or r.last_id != sb.last_id:
+            return  # (a snapshot ahead of the live book waits for it)
+        sb.book = r.book
+        sb.refresh = None
+        self.stats.refreshes += 1
+        top = sb.book.top()
+        self._set_horizon(sb, r.horizon, top)
+        if sb.history:  # the BBO check compares quotes at this id with the new book
+            first, last, _ = sb.history[-1]
+            sb.history[-1] = (first, last, top)
+        if top != sb.top:  # a level the live book had missed
+            sb.top = top
+            if top is not None:
+                self.on_top(Quote(self.venue, sb.symbol, sb.last_exchange_ns, sb.last_ns, top[0],
+                                  top[1], top[2], top[3], sb.last_id, "book"))
+
+    def _abandon(self, sb: SymbolBook) -> None:
+        sb.refresh = None
+        self.stats.refreshes_abandoned += 1
+
     def _request(self, sb: SymbolBook) -> None:
         if sb.snapshot_requested:
             return
@@ -331,6 +466,8 @@ class BookKeeper:
         self.request_snapshot(sb.symbol)
 
     def _invalidate(self, sb: SymbolBook, reason: str, expected: int, received: int) -> None:
+        if sb.refresh is not None:
+            self._abandon(sb)  # a pending snapshot now serves the resync
         sb.state = SYNCING
         sb.history.clear()
         sb.pending.clear()
