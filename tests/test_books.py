@@ -202,6 +202,20 @@ def test_a_live_book_is_refreshed_from_a_fresh_snapshot_without_leaving_sync() -
     assert sb.book.asks(10)[-1] == (13.0, 2.0) and sb.last_id == 103
 
 
+def test_a_refresh_keeps_what_the_live_book_knew_beyond_the_new_snapshot() -> None:
+    """The price rose: the new snapshot's bids end at 9, the live book was exact down to 8 and
+    held it; the refreshed book keeps 8 and is exact down to it."""
+    _, k = refreshing()
+    sb = k.books["S"]
+    k.on_change(change(102, 102, bids=[(9.5, 1.0)]))
+    k.on_snapshot(snapshot(102, [(10.0, 1.0), (9.5, 1.0), (9.0, 1.0)],
+                           [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]))
+    assert k.stats.refreshes == 1 and sb.horizon == (8.0, 13.0)
+    assert sb.book.bids(10) == [(10.0, 1.0), (9.5, 1.0), (9.0, 1.0), (8.0, 1.0)]
+    assert sb.book.asks(10) == [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]
+    sb.book._check()
+
+
 def test_a_refresh_snapshot_ahead_of_the_stream_waits_for_it() -> None:
     h, k = refreshing()
     sb = k.books["S"]

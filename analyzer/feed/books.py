@@ -25,8 +25,10 @@ its top may end up beyond it. Once a side's best price has covered ``refresh_fra
 way from the snapshot's mid to its horizon, the keeper takes a fresh snapshot while the book
 stays live: the changes applied meanwhile are logged, a second book is built from the snapshot
 and those changes under the same sequence rules, and it replaces the live one when both have
-applied the same last change (at most one refresh per ``refresh_seconds`` of a book; a snapshot
-the log cannot bridge abandons the refresh, to be tried again later).
+applied the same last change, taking over the live book's levels past the snapshot's last ones
+(right where present, and exact down to the old horizon): the horizon only moves out (at most
+one refresh per ``refresh_seconds`` of a book; a snapshot the log cannot bridge abandons the
+refresh, to be tried again later).
 """
 
 from __future__ import annotations
@@ -439,11 +441,18 @@ class BookKeeper:
         r = sb.refresh
         if r is None or r.book is None or r.last_id != sb.last_id:
             return  # (a snapshot ahead of the live book waits for it)
-        sb.book = r.book
+        # the live book is exact from its own horizon in, and right wherever it holds a level:
+        # its levels past the new snapshot's last ones join the second book, which is then
+        # exact to whichever horizon lies further out
+        old, new = sb.book, r.book
+        lo, hi = r.horizon
+        new.apply([lv for lv in old.bids(old.bid_count) if lv[0] < lo],
+                  [lv for lv in old.asks(old.ask_count) if lv[0] > hi])
+        sb.book = new
         sb.refresh = None
         self.stats.refreshes += 1
-        top = sb.book.top()
-        self._set_horizon(sb, r.horizon, top)
+        top = new.top()
+        self._set_horizon(sb, (min(lo, sb.horizon[0]), max(hi, sb.horizon[1])), top)
         if sb.history:  # the BBO check compares quotes at this id with the new book
             first, last, _ = sb.history[-1]
             sb.history[-1] = (first, last, top)
