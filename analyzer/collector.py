@@ -310,10 +310,7 @@ class FeedRunner:
             except DecodeError as exc:
                 log.error("%s: bad depth snapshot for %s: %s", self.venue, symbol, exc)
                 self.decode_errors["depth"] = self.decode_errors.get("depth", 0) + 1
-                sb = self.books.books.get(symbol)
-                if sb is not None:  # (None: retired at an expiry meanwhile)
-                    sb.snapshot_requested = False
-                    self.books.invalidate(symbol, "bad_snapshot")
+                self.books.snapshot_failed(symbol)  # (ignored if retired at an expiry meanwhile)
 
         self.rest.submit(path, self.market.depth_weight, done, key=f"depth:{symbol}")
 

@@ -240,6 +240,21 @@ def test_a_refresh_snapshot_the_log_cannot_bridge_is_abandoned() -> None:
     assert h.requests == ["S", "S", "S"] and sb.refresh is not None
 
 
+def test_a_refresh_whose_snapshot_fails_or_never_comes_is_abandoned() -> None:
+    """A bad snapshot leaves the live book live; a refresh still waiting after 30 s (its
+    request failed) is abandoned, and a later resync may ask again."""
+    h, k = refreshing()
+    sb = k.books["S"]
+    k.snapshot_failed("S")
+    assert sb.in_sync and sb.refresh is None and not sb.snapshot_requested
+    assert k.stats.refreshes_abandoned == 1 and h.gaps == []
+    k.on_change(change(102, 102, asks=[(12.0, 2.0)]))  # still past the trigger: asked again
+    assert h.requests == ["S", "S", "S"] and sb.refresh is not None
+    k.on_change(BookChange("v", "S", 0, 31 * 10**9, False, [], [], 103, 103))
+    assert sb.refresh is None and not sb.snapshot_requested
+    assert k.stats.refreshes_abandoned == 2 and sb.in_sync
+
+
 def test_a_gap_during_a_refresh_resyncs_from_its_snapshot() -> None:
     h, k = refreshing()
     sb = k.books["S"]

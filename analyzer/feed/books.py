@@ -50,6 +50,8 @@ SYNCING = 0  # waiting for a snapshot, buffering changes
 BRIDGING = 1  # snapshot applied, the next change must bridge it
 LIVE = 2
 
+REFRESH_TIMEOUT_NS = 30 * 1_000_000_000  # a refresh whose snapshot has not come is abandoned
+
 
 class SymbolBook:
     __slots__ = (
@@ -420,6 +422,11 @@ class BookKeeper:
         assert r is not None
         if r.book is None:
             r.log.append(ev)
+            if (len(r.log) > self.buffer_limit
+                    or ev.ts_local - sb.refreshed_ns > REFRESH_TIMEOUT_NS):
+                # its snapshot is not coming (a failed request): let a resync ask again
+                self._abandon(sb)
+                sb.snapshot_requested = False
             return
         if not r.bridged:
             if self.rules.is_stale(r.last_id, ev):
@@ -484,6 +491,19 @@ class BookKeeper:
         sb.top = None
         self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, reason, expected, received))
         self._request(sb)
+
+    def snapshot_failed(self, symbol: str) -> None:
+        """A requested snapshot could not be read: a refresh is abandoned (the book stays
+        live); a book waiting for it resyncs."""
+        sb = self.books.get(symbol)
+        if sb is None:
+            return
+        sb.snapshot_requested = False
+        if sb.state == LIVE:
+            if sb.refresh is not None:
+                self._abandon(sb)
+            return
+        self.invalidate(symbol, "bad_snapshot")
 
     def invalidate(self, symbol: str, reason: str) -> None:
         """Distrust a book (e.g. a stalled stream) and resync it."""
