@@ -6,6 +6,8 @@ bookTicker wherever the update ids make the comparison exact.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from recordings import FIXTURES, expected_bbo_comparisons, read_recording
 
@@ -253,6 +255,21 @@ def test_a_refresh_whose_snapshot_fails_or_never_comes_is_abandoned() -> None:
     k.on_change(BookChange("v", "S", 0, 31 * 10**9, False, [], [], 103, 103))
     assert sb.refresh is None and not sb.snapshot_requested
     assert k.stats.refreshes_abandoned == 2 and sb.in_sync
+
+
+def test_a_resync_snapshot_that_never_comes_is_asked_for_again() -> None:
+    """A request the REST client gave up on never answers: after 30 s of changes the book asks
+    again instead of waiting for ever."""
+    h = Harness(SpotRules())
+    k = h.keeper
+    k.start()
+    now = time.time_ns()
+    k.on_change(BookChange("v", "S", 0, now + 10**9, False, [], [], 101, 101))
+    assert h.requests == ["S"]
+    k.on_change(BookChange("v", "S", 0, now + 31 * 10**9, False, [], [], 102, 102))
+    assert h.requests == ["S", "S"]
+    k.on_snapshot(snapshot(101, [(10.0, 1.0)], [(11.0, 1.0)]))
+    assert k.books["S"].in_sync and k.books["S"].last_id == 102
 
 
 def test_a_gap_during_a_refresh_resyncs_from_its_snapshot() -> None:

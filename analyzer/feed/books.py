@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -50,7 +51,9 @@ SYNCING = 0  # waiting for a snapshot, buffering changes
 BRIDGING = 1  # snapshot applied, the next change must bridge it
 LIVE = 2
 
-REFRESH_TIMEOUT_NS = 30 * 1_000_000_000  # a refresh whose snapshot has not come is abandoned
+# a snapshot not come after this is taken as lost (a request the REST client gave up on): a
+# refresh is abandoned, a resync asks again
+SNAPSHOT_TIMEOUT_NS = 30 * 1_000_000_000
 
 
 class SymbolBook:
@@ -66,6 +69,7 @@ class SymbolBook:
         "pending",
         "refresh",
         "refreshed_ns",
+        "requested_ns",
         "snapshot_requested",
         "state",
         "symbol",
@@ -83,6 +87,7 @@ class SymbolBook:
         self.last_exchange_ns = 0  # venue time of the last applied change (freshness)
         self.buffer: list[BookChange] = []
         self.snapshot_requested = False
+        self.requested_ns = 0  # local time of the last snapshot request
         self.top: Top | None = None
         # (lowest bid, highest ask) the book is exact to: a full snapshot side's last level
         self.horizon = (-math.inf, math.inf)
@@ -236,6 +241,9 @@ class BookKeeper:
             del buf[: len(buf) // 2]
             self.stats.buffer_overflows += 1
         if not sb.snapshot_requested:
+            self._request(sb)
+        elif ev.ts_local - sb.requested_ns > SNAPSHOT_TIMEOUT_NS:
+            sb.snapshot_requested = False  # lost: ask again
             self._request(sb)
 
     def _apply(self, sb: SymbolBook, ev: BookChange) -> None:
@@ -423,7 +431,7 @@ class BookKeeper:
         if r.book is None:
             r.log.append(ev)
             if (len(r.log) > self.buffer_limit
-                    or ev.ts_local - sb.refreshed_ns > REFRESH_TIMEOUT_NS):
+                    or ev.ts_local - sb.refreshed_ns > SNAPSHOT_TIMEOUT_NS):
                 # its snapshot is not coming (a failed request): let a resync ask again
                 self._abandon(sb)
                 sb.snapshot_requested = False
@@ -479,6 +487,7 @@ class BookKeeper:
         if sb.last_id >= 0:  # this book was synced before: a resync
             self.stats.resyncs += 1
         sb.snapshot_requested = True
+        sb.requested_ns = time.time_ns()
         self.request_snapshot(sb.symbol)
 
     def _invalidate(self, sb: SymbolBook, reason: str, expected: int, received: int) -> None:
