@@ -218,6 +218,16 @@ def test_a_refresh_keeps_what_the_live_book_knew_beyond_the_new_snapshot() -> No
     sb.book._check()
 
 
+def test_a_refresh_does_not_bring_back_a_level_deleted_since_its_snapshot() -> None:
+    _, k = refreshing()
+    sb = k.books["S"]
+    k.on_change(change(102, 102, bids=[(9.0, 0.0)], asks=[(13.0, 0.0)]))
+    k.on_snapshot(snapshot(101, [(10.0, 1.0), (9.0, 1.0), (8.0, 1.0)],
+                           [(12.0, 1.0), (12.5, 1.0), (13.0, 1.0)]))
+    assert k.stats.refreshes == 1
+    assert sb.book.bids(10) == [(10.0, 1.0), (8.0, 1.0)] and sb.book.asks(10)[-1] == (12.5, 1.0)
+
+
 def test_a_refresh_snapshot_ahead_of_the_stream_waits_for_it() -> None:
     h, k = refreshing()
     sb = k.books["S"]

@@ -310,6 +310,15 @@ class OrderBook:
         self._bid, self._bid_blocks, self._bid_maxes = _build(bids, negate=False)
         self._ask, self._ask_blocks, self._ask_maxes = _build(asks, negate=True)
 
+    def add_missing(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Set the levels whose price the book does not hold (a side's present levels are kept
+        as they are)."""
+        bid, ask = self._bid, self._ask
+        _apply_side([lv for lv in bids if lv[0] not in bid and lv[1]], False, bid,
+                    self._bid_blocks, self._bid_maxes)
+        _apply_side([lv for lv in asks if -lv[0] not in ask and lv[1]], True, ask,
+                    self._ask_blocks, self._ask_maxes)
+
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply absolute levels: size > 0 sets the level, size 0 deletes it (deleting an
         absent level is a no-op)."""

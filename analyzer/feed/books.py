@@ -23,12 +23,11 @@ Refresh. The horizon is fixed at the snapshot, so as the price drifts towards on
 the exact part of that side shrinks (the analytics flag depth bands past it as lower bounds) and
 its top may end up beyond it. Once a side's best price has covered ``refresh_fraction`` of the
 way from the snapshot's mid to its horizon, the keeper takes a fresh snapshot while the book
-stays live: the changes applied meanwhile are logged, a second book is built from the snapshot
-and those changes under the same sequence rules, and it replaces the live one when both have
-applied the same last change, taking over the live book's levels past the snapshot's last ones
-(right where present, and exact down to the old horizon): the horizon only moves out (at most
-one refresh per ``refresh_seconds`` of a book; a snapshot the log cannot bridge abandons the
-refresh, to be tried again later).
+stays live, logging the changes applied meanwhile. Once the book has reached the snapshot, the
+snapshot's levels the book lacks and that no change since the snapshot has touched are added
+(``_merge``): the book is then exact out to whichever horizon lies further, which only moves out
+(at most one refresh per ``refresh_seconds`` of a book; a snapshot older than the request, one
+that fails, or one that has not come after ``SNAPSHOT_TIMEOUT_NS`` abandons the refresh).
 """
 
 from __future__ import annotations
@@ -108,17 +107,15 @@ class SymbolBook:
 
 
 class Refresh:
-    """A refresh in progress: the changes the live book applied since the snapshot was asked
-    for, then the second book built from the snapshot, following the stream."""
+    """A refresh in progress: the live book's last id when the snapshot was asked for, the
+    changes it applied since, and the snapshot once it came (kept until the book reaches it)."""
 
-    __slots__ = ("book", "bridged", "horizon", "last_id", "log")
+    __slots__ = ("log", "snapshot", "start_id")
 
-    def __init__(self) -> None:
+    def __init__(self, start_id: int) -> None:
+        self.start_id = start_id
         self.log: list[BookChange] = []
-        self.book: OrderBook | None = None
-        self.bridged = False
-        self.last_id = -1
-        self.horizon = (-math.inf, math.inf)
+        self.snapshot: BookChange | None = None
 
 
 class BookStats:
@@ -265,8 +262,7 @@ class BookKeeper:
         sb.history.append((ev.first_id, ev.last_id, top))
         if sb.refresh is not None:
             self._follow(sb, ev)
-            self._swap(sb)
-            top = sb.book.top()  # the refreshed book's, if it just replaced the live one
+            top = sb.book.top()  # the merged book's, if the refresh just completed
         if top != sb.top:
             sb.top = top
             if top is not None:
@@ -351,8 +347,14 @@ class BookKeeper:
             return
         sb.snapshot_requested = False
         if sb.state == LIVE:
-            if sb.refresh is not None and sb.refresh.book is None:
-                self._refresh_from(sb, ev)
+            r = sb.refresh
+            if r is not None and r.snapshot is None:
+                if ev.last_id < r.start_id:  # older than the log: try again later
+                    self._abandon(sb)
+                    return
+                r.snapshot = ev
+                if sb.last_id >= ev.last_id:
+                    self._merge(sb)  # else when the book reaches it
             return  # else a late answer to a request that is no longer needed
         sb.refresh = None
         self.stats.snapshots_applied += 1
@@ -404,74 +406,45 @@ class BookKeeper:
         if sb.snapshot_requested or now_ns - sb.refreshed_ns < self.refresh_ns:
             return
         sb.refreshed_ns = now_ns
-        sb.refresh = Refresh()
-        sb.snapshot_requested = True
-        self.request_snapshot(sb.symbol)
-
-    def _refresh_from(self, sb: SymbolBook, ev: BookChange) -> None:
-        """The refresh's snapshot: build the second book and replay the logged changes."""
-        r = sb.refresh
-        assert r is not None
-        r.book = OrderBook()
-        r.book.apply_snapshot(ev.bids, ev.asks)
-        r.last_id = ev.last_id
-        r.horizon = self._horizon(ev)
-        log, r.log = r.log, []
-        for e in log:
-            self._follow(sb, e)
-            if sb.refresh is None:
-                return
-        self._swap(sb)
+        sb.refresh = Refresh(sb.last_id)
+        self._request(sb, refresh=True)
 
     def _follow(self, sb: SymbolBook, ev: BookChange) -> None:
-        """Give a change the live book applied to the refresh: logged until its snapshot
-        arrives, then applied to the second book under the sequence rules."""
+        """A change the live book applied during a refresh: logged (the merge must not take a
+        snapshot level it changed); the merge once the book has reached the snapshot."""
         r = sb.refresh
         assert r is not None
-        if r.book is None:
-            r.log.append(ev)
-            if (len(r.log) > self.buffer_limit
-                    or ev.ts_local - sb.refreshed_ns > SNAPSHOT_TIMEOUT_NS):
-                # its snapshot is not coming (a failed request): let a resync ask again
-                self._abandon(sb)
-                sb.snapshot_requested = False
-            return
-        if not r.bridged:
-            if self.rules.is_stale(r.last_id, ev):
-                return
-            if not self.rules.bridges(r.last_id, ev):
-                self._abandon(sb)  # the snapshot is older than the log: try again later
-                return
-            r.bridged = True
-        elif ev.last_id <= r.last_id:
-            return
-        elif not self.rules.follows(r.last_id, ev):
+        r.log.append(ev)
+        if r.snapshot is not None:
+            if sb.last_id >= r.snapshot.last_id:
+                self._merge(sb)
+        elif len(r.log) > self.buffer_limit or ev.ts_local - sb.refreshed_ns > SNAPSHOT_TIMEOUT_NS:
+            # its snapshot is not coming (a failed request): let a resync ask again
             self._abandon(sb)
-            return
-        r.book.apply(ev.bids, ev.asks)
-        r.last_id = ev.last_id
+            sb.snapshot_requested = False
 
-    def _swap(self, sb: SymbolBook) -> None:
-        """Replace the live book once the second one has applied the same last change."""
+    def _merge(self, sb: SymbolBook) -> None:
+        """Complete a refresh: the live book is right wherever it holds a level, and exact
+        within its horizon; the snapshot is exact within its own. So the snapshot's levels the
+        book lacks, and no change since the snapshot has touched, are the ones the book could
+        not see: added, the book is exact to whichever horizon lies further out."""
         r = sb.refresh
-        if r is None or r.book is None or r.last_id != sb.last_id:
-            return  # (a snapshot ahead of the live book waits for it)
-        # the live book is exact from its own horizon in, and right wherever it holds a level:
-        # its levels past the new snapshot's last ones join the second book, which is then
-        # exact to whichever horizon lies further out
-        old, new = sb.book, r.book
-        lo, hi = r.horizon
-        new.apply([lv for lv in old.bids(old.bid_count) if lv[0] < lo],
-                  [lv for lv in old.asks(old.ask_count) if lv[0] > hi])
-        sb.book = new
+        assert r is not None and r.snapshot is not None
+        snap = r.snapshot
+        after = [e for e in r.log if not self.rules.is_stale(snap.last_id, e)]
+        bids = {p for e in after for p, _ in e.bids}
+        asks = {p for e in after for p, _ in e.asks}
+        sb.book.add_missing([lv for lv in snap.bids if lv[0] not in bids],
+                            [lv for lv in snap.asks if lv[0] not in asks])
         sb.refresh = None
         self.stats.refreshes += 1
-        top = new.top()
+        lo, hi = self._horizon(snap)
+        top = sb.book.top()
         self._set_horizon(sb, (min(lo, sb.horizon[0]), max(hi, sb.horizon[1])), top)
-        if sb.history:  # the BBO check compares quotes at this id with the new book
+        if sb.history:  # the BBO check compares quotes at this id with the merged book
             first, last, _ = sb.history[-1]
             sb.history[-1] = (first, last, top)
-        if top != sb.top:  # a level the live book had missed
+        if top != sb.top:  # the top was a level the book had not seen
             sb.top = top
             if top is not None:
                 self.on_top(Quote(self.venue, sb.symbol, sb.last_exchange_ns, sb.last_ns, top[0],
@@ -481,10 +454,10 @@ class BookKeeper:
         sb.refresh = None
         self.stats.refreshes_abandoned += 1
 
-    def _request(self, sb: SymbolBook) -> None:
+    def _request(self, sb: SymbolBook, *, refresh: bool = False) -> None:
         if sb.snapshot_requested:
             return
-        if sb.last_id >= 0:  # this book was synced before: a resync
+        if sb.last_id >= 0 and not refresh:  # this book was synced before: a resync
             self.stats.resyncs += 1
         sb.snapshot_requested = True
         sb.requested_ns = time.time_ns()
