@@ -132,9 +132,9 @@ class CollectorMetrics(_PromCollector):
         gaps = _counter("book_gaps", "Book sequence gaps, crossed books and best bid/ask "
                         "disagreements, each followed by a resync", ["venue", "reason"])
         resyncs = _counter("book_resyncs", "Depth snapshots requested to resync a book", ["venue"])
-        refreshes = _counter("book_refreshes", "Live books rebuilt from a fresh snapshot as the "
-                             "price neared the last level the previous one showed", ["venue",
-                                                                                    "result"])
+        refreshes = _counter("book_refreshes", "Fresh snapshots merged into a live book as the "
+                             "price neared the last level the previous one showed",
+                             ["venue", "result"])
         bbo = _counter("bbo_checks", "Venue best bid/ask compared with the rebuilt book",
                        ["venue", "result"])
         in_sync = _gauge("book_in_sync", "1 if the book is in sync with the venue",

@@ -138,8 +138,8 @@ class BookStats:
         self.crossed = 0
         self.beyond_snapshot = 0  # of bbo_mismatched: the book's top beyond the snapshot's depth
         self.resyncs = 0  # snapshots requested after the first
-        self.refreshes = 0  # live books replaced by one built from a fresh snapshot
-        self.refreshes_abandoned = 0  # a snapshot the logged changes could not bridge, or a gap
+        self.refreshes = 0  # fresh snapshots merged into a live book
+        self.refreshes_abandoned = 0  # a snapshot older than the request, failed or lost; a gap
         self.snapshots_applied = 0
         self.stale_dropped = 0  # changes already contained in the book (duplicates, overlap)
         self.bbo_compared = 0
