@@ -99,6 +99,7 @@ class FeedRunner:
             self.venue, self.symbols if "depth" in cfg.channels else [], self.feed.rules,
             self._request_snapshot, self._on_gap, store.add,
             snapshot_levels=self.feed.snapshot_levels,
+            refresh_fraction=cfg.book_refresh_fraction, refresh_seconds=cfg.book_refresh_seconds,
         )
         self.instruments: dict[str, Instrument] = {}
         self.marks: dict[str, float] = {}

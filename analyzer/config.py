@@ -61,6 +61,11 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_key: str | None = None  # sent as X-MBX-APIKEY (Binance futures trade backfill)
     stall_seconds: Positive = 30.0
     max_connection_age_seconds: Positive = 23.5 * 3600
+    # a live book takes a fresh snapshot once its best price has gone this fraction of the way
+    # from the last snapshot's mid to that snapshot's last level (0: never), at most once a
+    # period (see analyzer/feed/books.py)
+    book_refresh_fraction: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.5
+    book_refresh_seconds: Positive = 60.0
 
 
 class Store(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

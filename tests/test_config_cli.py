@@ -46,6 +46,9 @@ def test_defaults() -> None:
          "config error at feeds[0].depth_speed: spot offers 100ms or 1000ms"),
         ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTC USDT"]}]},
          "config error at feeds[0].symbols[0]"),
+        ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"],
+                     "book_refresh_fraction": 1.0}]},
+         "config error at feeds[0].book_refresh_fraction: Expected `float` < 1.0"),
         ({}, "config error at top level: Object missing required field `feeds`"),
     ],
 )
