@@ -264,15 +264,18 @@ class BookKeeper:
             self._follow(sb, ev)
             top = sb.book.top()  # the merged book's, if the refresh just completed
         if top != sb.top:
-            sb.top = top
+            self._publish_top(sb, top)
             if top is not None:
-                self.on_top(
-                    Quote(self.venue, sb.symbol, ev.ts_exchange, ev.ts_local, top[0], top[1],
-                          top[2], top[3], ev.last_id, "book")
-                )
                 lo, hi = sb.triggers
                 if (top[0] < lo or top[2] > hi) and sb.refresh is None:
                     self._refresh(sb, ev.ts_local)
+
+    def _publish_top(self, sb: SymbolBook, top: Top | None) -> None:
+        """A new best bid/ask of the book, as of its last applied change."""
+        sb.top = top
+        if top is not None:
+            self.on_top(Quote(self.venue, sb.symbol, sb.last_exchange_ns, sb.last_ns, top[0],
+                              top[1], top[2], top[3], sb.last_id, "book"))
 
     def on_venue_quote(self, q: Quote) -> None:
         """Compare the venue's own best bid/ask with the book where the ids make it exact."""
@@ -445,10 +448,7 @@ class BookKeeper:
             first, last, _ = sb.history[-1]
             sb.history[-1] = (first, last, top)
         if top != sb.top:  # the top was a level the book had not seen
-            sb.top = top
-            if top is not None:
-                self.on_top(Quote(self.venue, sb.symbol, sb.last_exchange_ns, sb.last_ns, top[0],
-                                  top[1], top[2], top[3], sb.last_id, "book"))
+            self._publish_top(sb, top)
 
     def _abandon(self, sb: SymbolBook) -> None:
         sb.refresh = None
