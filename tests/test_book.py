@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import analyzer.feed.book as book_module
 from analyzer.feed.book import OrderBook
 
 RECORDING = Path(__file__).parent / "fixtures/binance/usdm_2024/btcusdt_20240808.gz"
@@ -193,8 +194,13 @@ def naive_walk(levels: list[tuple[float, float]], notional: float) -> float | No
     return None
 
 
-def test_random_updates_match_a_plain_dict_model() -> None:
-    # Few distinct prices and many ops: blocks split, merge and empty out many times.
+@pytest.mark.parametrize("load", [book_module._LOAD, 4])
+def test_random_updates_match_a_plain_dict_model(load: int, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    # Few distinct prices and many ops: blocks split, merge and empty out many times (all the
+    # more with blocks of 1-8 keys).
+    for name, value in (("_LOAD", load), ("_MAX", 2 * load), ("_MIN", load // 4)):
+        monkeypatch.setattr(book_module, name, value)
     rng = random.Random(7)
 
     def price(lo: float, hi: float) -> float:
@@ -231,10 +237,10 @@ def test_random_updates_match_a_plain_dict_model() -> None:
     assert len(book) == len(bids) + len(asks)
 
 
-def test_dropped_levels_are_freed_without_the_garbage_collector() -> None:
-    """Levels are not tracked by the cyclic collector (module doc); the block -> level -> block
-    cycles are cut whenever blocks are dropped, so reference counting alone frees them: blocks
-    merged away, a side replaced by a snapshot, a book let go."""
+def test_dropped_blocks_are_freed_without_the_garbage_collector() -> None:
+    """A book holds no reference cycles, so reference counting alone frees what it drops:
+    blocks merged away, a side replaced by a snapshot, a book let go (a cycle would leave them
+    to the cyclic collector, whose full passes stall the event loop)."""
     rng = random.Random(3)
     gc.disable()
     try:

@@ -456,7 +456,7 @@ def test_window_remainders_by_hand() -> None:
     book.apply_snapshot(BIDS, ASKS)
     bands = (5, 100, 200, 300, 500)
     w = window(book, bands, 250.0, False, 1.0, 1_000, top_n=1)
-    assert w[0] == [99.9, 99.0] and w[2] == [100.1, 101.0, 102.0]
+    assert list(w[0]) == [99.9, 99.0] and list(w[2]) == [100.1, 101.0, 102.0]
     # 5 bps: edge inside the exact levels; 100 bps: the last exact bid is the edge -> 0.0;
     # 200 bps (98.0): 98 x 3 beyond; 300 bps (97.0): + 97 x 1; 500 bps: the book ends inside
     assert w[4] == [0.0, 0.0, 294.0, 391.0, None]
@@ -509,7 +509,7 @@ def test_window_remainders_of_an_inverse_book() -> None:
     book.apply_snapshot([(49_990.0, 10.0), (49_900.0, 20.0), (49_000.0, 1.0)],
                         [(50_010.0, 5.0), (50_100.0, 30.0), (51_000.0, 1.0)])
     w = window(book, (10, 100, 200, 250), 500.0, True, 100.0, 1_000, top_n=1)
-    assert w[0] == [49_990.0, 49_900.0] and w[2] == [50_010.0, 50_100.0]
+    assert list(w[0]) == [49_990.0, 49_900.0] and list(w[2]) == [50_010.0, 50_100.0]
     assert w[4] == [0.0, 0.0, 100.0, None]  # 200 bps: edge 49,000 = the deepest bid
     assert w[5] == [0.0, 0.0, 100.0, None]  # 200 bps: edge 51,000 = the deepest ask
 
@@ -537,7 +537,7 @@ def test_window_of_a_one_sided_book() -> None:
     book = OrderBook()
     book.apply_snapshot(BIDS, [])
     w = window(book, BANDS, 1e6, False, 1.0, 1_000)
-    assert w == ([99.9], [3.0], [], [], [None] * 5, [None] * 5, [None] * 5, [None] * 5)
+    assert [list(x) for x in w] == [[99.9], [3.0], [], [], *[[None] * 5] * 4]
     none: list[float | None] = [None] * 5
     levels, extra = frame([9, 4], [w, ([], [], [], [], none, none, none, none)],
                           BANDS)  # 4: out of sync

@@ -26,43 +26,47 @@ quote currency; inverse (COIN-M) ``size * contract_size`` in USD. ``cover_notion
 remainders are in those units: a caller configured in USD divides by the quote's USD rate for a
 linear book.
 
-Cost. This module reads ``OrderBook``'s private layout (keys per side in blocks of 8-64, best key
-last, each block with its levels' cells in the same order, its running ``notional`` = sum of key
-* size and ``size`` = sum of sizes; see ``analyzer/feed/book.py``). The exact levels are whole
-blocks taken by their totals plus the block that reaches the cover, summed level by level
-(C-level ``accumulate`` + ``bisect``); keys and sizes are sliced from the blocks, not looked up.
-A remainder is, per band, two bisects, the part of the edge block beyond the edge (or its
+Cost. This module reads ``OrderBook``'s private layout (keys per side in blocks of 16-128, best
+key last, each block's keys and sizes in two ``array('d')``, its running ``notional`` = sum of
+key * size and ``size`` = sum of sizes; see ``analyzer/feed/book.py``). The exact levels are
+whole blocks taken by their totals plus the block that reaches the cover, summed level by level
+(C-level ``accumulate`` + ``bisect``); keys and sizes are sliced from the blocks' arrays. A
+remainder is, per band, two bisects, the part of the edge block beyond the edge (or its
 complement, whichever is shorter: at most half a block) and a C-level sum over the whole blocks
 between the previous (narrower) band's edge and this one: O(log n + blocks), reading levels only
 in the edge blocks. At a few hundred books that change between two cuts, the cost is mostly
-cache misses (a level read touches its key, its cell and its size; a block its object and
-total): ``benchmarks/bench_liquidity.py``. The block totals' rounding drift (~1e-16 relative per
-update, see ``book.py``) is the only difference from an exact sum. An inverse book's notional is
-its sizes' sum: the same arithmetic on the blocks' size sums.
+cache misses on the block totals (a block's object and its total) and the interpreter's work on
+the edge blocks: ``benchmarks/bench_liquidity.py``. The window's levels stay in arrays up to
+the Polars frame, which takes their buffers whole. The block totals' rounding drift (~1e-16
+relative per update, see ``book.py``) is the only difference from an exact sum. An inverse
+book's notional is its sizes' sum: the same arithmetic on the blocks' size sums.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from operator import attrgetter, mul, neg
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
+import pyarrow as pa
 
 from analyzer.analytics.liquidity import SIDE
-from analyzer.feed.book import OrderBook, _size_sum
+from analyzer.feed.book import OrderBook
 from analyzer.feed.book import _sum as _key_sum
 
 # (bid prices best first, bid sizes, ask prices best first, ask sizes,
 #  bid remainder per band, ask remainder per band, bid exact per band, ask exact per band)
-Window = tuple[
-    list[float], list[float], list[float], list[float], list[float | None], list[float | None],
-    list[bool | None], list[bool | None],
-]
+# (array('d') is subscriptable in annotations only from Python 3.12: the alias is a string)
+Window: TypeAlias = """tuple[
+    array[float], array[float], array[float], array[float], list[float | None],
+    list[float | None], list[bool | None], list[bool | None],
+]"""
 
 _notional = attrgetter("notional")
 _block_size = attrgetter("size")
@@ -82,15 +86,15 @@ def _bands(bands: tuple[float, ...]) -> tuple[tuple[int, ...], tuple[float, ...]
 
 def _exact(
     blocks: list[Any], ask: bool, inverse: bool, cover: float, least: int, max_levels: int
-) -> tuple[list[float], list[float], int, int]:
+) -> tuple[array[float], array[float], int, int]:
     """(keys best first, sizes, i, j) of one side's exact levels: from the best while the
     cumulative notional (key * size, made positive for asks; inverse: size) is below ``cover``,
     then one more; at least ``least`` levels, at most ``max_levels``. The last key taken is
     ``blocks[i].keys[j]``. Whole blocks are taken by their running totals; only the block that
     reaches ``cover`` is summed level by level."""
     sign = -1.0 if ask else 1.0
-    keys: list[float] = []
-    cells: list[Any] = []
+    keys = array("d")
+    sizes = array("d")
     cum = 0.0  # notional of the keys taken, while below cover
     want = 0  # how many keys, once known
     i = len(blocks) - 1
@@ -98,21 +102,20 @@ def _exact(
         blk = blocks[i]
         n = len(keys)
         keys += blk.keys[::-1]
-        cells += blk.cells[::-1]
+        sizes += blk.sizes[::-1]
         if not want:
             total = blk.size if inverse else sign * blk.notional
             if cum + total < cover:
                 cum += total
             else:  # this block reaches cover: find the level, by exact prefix sums
-                sizes = [c.size for c in cells[n:]]
                 if inverse:
-                    acc = list(accumulate(sizes, initial=cum))
+                    acc = list(accumulate(sizes[n:], initial=cum))
                     k = bisect_left(acc, cover)
                 elif ask:  # key * size < 0: the prefix sums fall, neg() makes them rise
-                    acc = list(accumulate(map(mul, keys[n:], sizes), initial=-cum))
+                    acc = list(accumulate(map(mul, keys[n:], sizes[n:]), initial=-cum))
                     k = bisect_left(acc, cover, key=neg)
                 else:
-                    acc = list(accumulate(map(mul, keys[n:], sizes), initial=cum))
+                    acc = list(accumulate(map(mul, keys[n:], sizes[n:]), initial=cum))
                     k = bisect_left(acc, cover)
                 if k < len(acc):  # acc[k], the notional through keys[n + k - 1], reaches it
                     want = min(max(n + k + 1, least), max_levels)
@@ -123,24 +126,24 @@ def _exact(
         i -= 1
     # not covered: everything walked (or cut at max_levels); a book shorter than `want`
     want = min(want or max_levels, len(keys))
-    del keys[want:], cells[want:]
-    return keys, [c.size for c in cells], i, len(blk.keys) - (want - n)
+    del keys[want:], sizes[want:]
+    return keys, sizes, i, len(blk.keys) - (want - n)
 
 
-def _sum(keys: list[float], cells: list[Any], inverse: bool) -> float:
+def _sum(keys: array[float], sizes: array[float], inverse: bool) -> float:
     """Key-space notional (inverse: summed size) of these levels."""
-    return _size_sum(cells) if inverse else _key_sum(keys, cells)
+    return sum(sizes) if inverse else _key_sum(keys, sizes)
 
 
 def _part(blk: Any, a: int, b: int, inverse: bool) -> float:
     """Key-space notional (inverse: summed size) of ``blk.keys[a:b]``: from the levels of the
     part or of its complement (the block's running total minus the rest), whichever is
     shorter."""
-    keys, cells = blk.keys, blk.cells
+    keys, sizes = blk.keys, blk.sizes
     if 2 * (b - a) <= len(keys):
-        return _sum(keys[a:b], cells[a:b], inverse)
-    return ((blk.size if inverse else blk.notional) - _sum(keys[:a], cells[:a], inverse)
-            - _sum(keys[b:], cells[b:], inverse))
+        return _sum(keys[a:b], sizes[a:b], inverse)
+    return ((blk.size if inverse else blk.notional) - _sum(keys[:a], sizes[:a], inverse)
+            - _sum(keys[b:], sizes[b:], inverse))
 
 
 def _remainders(
@@ -217,9 +220,9 @@ def window(
     if not (bid_maxes and ask_maxes):
         top = book.bids(1), book.asks(1)
         none: list[Any] = [None] * len(bands_bps)
-        return ([p for p, _ in top[0]], [s for _, s in top[0]],
-                [p for p, _ in top[1]], [s for _, s in top[1]], none, list(none), list(none),
-                list(none))
+        return (array("d", [p for p, _ in top[0]]), array("d", [s for _, s in top[0]]),
+                array("d", [p for p, _ in top[1]]), array("d", [s for _, s in top[1]]), none,
+                list(none), list(none), list(none))
     mid = (bid_maxes[-1] - ask_maxes[-1]) / 2
     cover = cover_notional / contract_size
     least = min(top_n, max_levels)
@@ -242,7 +245,13 @@ def window(
             ask_rem[b] = max(ra if inverse else 0.0 - ra, 0.0) * contract_size
         bid_ok[b] = mid * bf >= lo
         ask_ok[b] = mid * af <= hi
-    return bk, bs, list(map(neg, ak)), asz, bid_rem, ask_rem, bid_ok, ask_ok
+    return bk, bs, array("d", map(neg, ak)), asz, bid_rem, ask_rem, bid_ok, ask_ok
+
+
+def _f64(name: str, values: array[float]) -> pl.Series:
+    """A Float64 Series of ``values``, from their buffer (no Python float per value)."""
+    buffer = pa.py_buffer(values)
+    return pl.Series(name, pa.Array.from_buffers(pa.float64(), len(values), [None, buffer]))
 
 
 def frame(
@@ -257,8 +266,8 @@ def frame(
             ``ask_extra`` f64 (null where the book does not reach the band's edge),
             ``bid_exact``, ``ask_exact`` bool (the band's edge within the book's horizon)."""
     bands = [float(x) for x in bands_bps]
-    prices: list[float] = []
-    sizes: list[float] = []
+    prices = array("d")
+    sizes = array("d")
     lengths: list[int] = []
     bid_extra: list[float | None] = []
     ask_extra: list[float | None] = []
@@ -266,10 +275,10 @@ def frame(
     ask_exact: list[bool | None] = []
     n = 0
     for bp, bs, ap, asz, br, ar, be, ae in windows:
-        prices += bp
-        prices += ap
-        sizes += bs
-        sizes += asz
+        prices.extend(bp)
+        prices.extend(ap)
+        sizes.extend(bs)
+        sizes.extend(asz)
         lengths += (len(bp), len(ap))
         bid_extra += br
         ask_extra += ar
@@ -296,7 +305,7 @@ def frame(
             pl.int_ranges(0, "n_bid", dtype=pl.Int16), pl.int_ranges(0, "n_ask", dtype=pl.Int16)
         ).explode(empty_as_null=False).alias("level"),
     ).collect(engine="in-memory", optimizations=_PLAIN).hstack([
-        pl.Series("price", prices, dtype=pl.Float64), pl.Series("size", sizes, dtype=pl.Float64),
+        _f64("price", prices), _f64("size", sizes),
     ])
     k = len(bands)
     extra = pl.DataFrame({

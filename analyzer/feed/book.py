@@ -2,36 +2,43 @@
 
 Keys. Each side is stored under a key that grows towards the best price, so both sides share one
 code path and the best level is always the LAST key: bids use ``key = price``, asks
-``key = -price`` (negation is exact). Plain ``bisect`` then works on both sides with C float
-comparisons and no ``key=`` callback. Exact float keys are fine: prices are decoded from the
-venue's decimal strings, so the same string always gives the same float.
+``key = -price`` (negation is exact). Plain ``bisect`` then works on both sides. Exact float keys
+are fine: prices are decoded from the venue's decimal strings, so the same string always gives
+the same float.
 
 Layout per side:
 
-    entries  dict key -> _Cell(size, block) one hash lookup per update; mutable, so a size
-                                            update allocates nothing
-    blocks   list of _Block in key order    each a sorted list of 8-64 consecutive keys, the
-                                            same keys' cells in the same order (``cells``) and
-                                            ``notional`` = sum of key * size over them
+    entries  dict key -> _Block holding it  the presence test and a present key's block, in one
+                                            hash lookup
+    blocks   list of _Block in key order    each 16-128 consecutive keys and their sizes, as two
+                                            ``array('d')`` (``keys``, ``sizes``), with running
+                                            totals ``notional`` (sum of key * size) and ``size``
     maxes    each block's last key          maxes[-1] is the best key: top() is O(1)
 
-Cells are not tracked by the cyclic garbage collector. A book holds one per level, and 500 books
-of BTCUSDT's density hold ~5 M: as lists, every full collection walked them all (~0.8 s, a stall
-of the event loop every few seconds of such traffic) and every young collection the new ones.
-The only reference cycles they close (block -> cells -> cell -> block) are cut by hand when a
-side's blocks are dropped (``_drop``); a merge or a deleted level leaves no cycle behind.
+A size update finds its block in ``entries`` and its index by a bisect of the block's keys, and
+writes the size in place; an insert or a delete moves one block's tail (a memmove of at most
+1 KB).
 
-Why blocks, not one flat sorted list of prices per side (the simpler design, prototyped and
-measured against this one on the machine that produced the ``benchmarks/bench_book.py`` figures):
-on the real BTCUSDT book ±100 bps around the mid holds ~4,150 of 10,000 levels, and any per-level
-Python loop costs ~70 ns a level there, so a flat list needs ~290 µs per ``depth(100)``; with block
-notionals it is two bisects, part of one block and a C-level sum over ~130 block totals: ~7 µs.
-The price is ~25 ns more per size update and ~1.2x per real diff (median 34-level diff 11 µs vs
-9.5 µs, whole-replay mean 24 µs vs 20 µs). At BTCUSDT's ~20 diffs/s and five depth bands read
-once a second, blocks also cost less CPU in total. Inserts and deletes (~40 % of changes, median
-~200 levels from the top) move at most one block's keys.
+Why columns. A book is read more widely than it is written: the analytics cut every book's
+window once a second (``analyzer/analytics/levels.py``), ~100 levels a side from the top and the
+edges of five depth bands out to 200 bps. With hundreds of books, the traffic between two cuts
+evicts them from the CPU caches, so a cut costs its cache misses. A level held as objects (a key
+float, a cell, a size float: the previous layout) cost up to three misses a read; in arrays a
+block's levels are two runs of contiguous doubles, read by slices that copy memory. Measured with
+``benchmarks/bench_liquidity.py`` (500 BTCUSDT books, a second of traffic between cuts), the cut
+went from ~107 to ~62 µs a book. The price is on the write side: a size update bisects its block
+(~70 ns) where a cell was updated in place, ~+30 % per diff on one warm book
+(``benchmarks/bench_book.py``). A level takes ~100 bytes, most of them its dict entry and key,
+and the cyclic garbage collector sees the blocks, not one object per level.
 
-Block notionals are updated by ``+= key * (new - old)``, which leaves a rounding error of about an
+Why blocks, not one flat sorted array per side: an insert or delete near the top would move the
+whole side; and ``depth`` over ±100 bps (~4,150 of 10,000 levels on the real BTCUSDT book) is
+two bisects, part of one block and a C-level sum over ~70 block totals, not a pass over the
+levels. Why 64 keys a block rather than 32: the cut reads every whole block's total inside a band
+(two misses each) and part of one block per band edge (contiguous, so cheap): fewer, longer
+blocks win there, for ~4 % more per diff.
+
+Block totals are updated by ``+= key * (new - old)``, which leaves a rounding error of about an
 ulp of the block's total per update (~1e-16 relative), and are recomputed exactly whenever a block
 is split, merged or built; ``depth`` can differ from an exact sum by that much, nothing more.
 
@@ -42,16 +49,15 @@ For inverse (COIN-M) contracts, where a size is a count of fixed-USD contracts, 
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import pairwise
-from operator import attrgetter, mul, neg
-
-import msgspec
+from itertools import pairwise, repeat
+from operator import attrgetter, mul
 
 from analyzer.events import Level, Side
 
-_LOAD = 32  # keys per block after a split or a rebuild
+_LOAD = 64  # keys per block after a split or a rebuild
 _MAX = 2 * _LOAD  # split a block above this
 _MIN = _LOAD // 4  # merge a block into a neighbour below this
 
@@ -59,56 +65,33 @@ _notional = attrgetter("notional")
 
 
 class _Block:
-    """Consecutive keys of one side, ascending; ``cells``: their entries' cells (the same
-    objects as in the entries dict, so a size update writes once and readers scanning a block
-    reach its sizes without a hash lookup each); ``notional`` = sum of key * size over them and
-    ``size`` = sum of their sizes (an inverse contract's notional is its size: ``depth`` of an
-    inverse book, analyzer/analytics/levels.py, reads it).
-    (Not a list subclass: bisect and del are ~2x slower on one than on a plain list. Weak
-    references: for the test that dropped blocks are freed.)"""
+    """Consecutive keys of one side, ascending, and their sizes in the same order;
+    ``notional`` = sum of key * size over them, ``size`` = sum of their sizes (an inverse
+    contract's notional is its size: ``depth`` of an inverse book, analyzer/analytics/levels.py,
+    reads it). (Weak references: for the test that a book holds no reference cycles.)"""
 
-    __slots__ = ("__weakref__", "cells", "keys", "notional", "size")
+    __slots__ = ("__weakref__", "keys", "notional", "size", "sizes")
 
-    def __init__(self, keys: list[float], cells: list[_Cell]) -> None:
+    def __init__(self, keys: array[float], sizes: array[float]) -> None:
         self.keys = keys
-        self.cells = cells
-        self.notional = 0.0
-        self.size = 0.0
+        self.sizes = sizes
+        self.notional = _sum(keys, sizes)
+        self.size = sum(sizes)
 
 
-class _Cell(msgspec.Struct, gc=False):
-    """One level: its size and its block (see the module doc on the garbage collector)."""
-
-    size: float
-    block: _Block
+# key -> its block
+_Entries = dict[float, _Block]
 
 
-# key -> its cell
-_Entries = dict[float, _Cell]
-
-
-def _drop(blocks: list[_Block]) -> None:
-    """Cut the block -> cell -> block cycles of blocks being dropped, so that reference
-    counting frees them (the collector does not see the cells' references)."""
-    for blk in blocks:
-        blk.cells.clear()
-
-
-def _sum(keys: list[float], cells: list[_Cell]) -> float:
-    """Sum of key * size over ``keys`` and their ``cells`` (sizes by a comprehension: its
-    attribute loads are specialised, ~2x faster than ``map(attrgetter("size"), ...)``)."""
-    return sum(map(mul, keys, [c.size for c in cells]))
-
-
-def _size_sum(cells: list[_Cell]) -> float:
-    """Sum of the sizes of ``cells``."""
-    return sum([c.size for c in cells])
+def _sum(keys: Iterable[float], sizes: Iterable[float]) -> float:
+    """Sum of key * size."""
+    return sum(map(mul, keys, sizes))
 
 
 def _total(blk: _Block) -> None:
     """Recompute a block's running totals exactly."""
-    blk.notional = _sum(blk.keys, blk.cells)
-    blk.size = _size_sum(blk.cells)
+    blk.notional = _sum(blk.keys, blk.sizes)
+    blk.size = sum(blk.sizes)
 
 
 def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block], list[float]]:
@@ -120,26 +103,22 @@ def _build(levels: Iterable[Level], negate: bool) -> tuple[_Entries, list[_Block
     entries: _Entries = {}
     blocks = []
     for j, end in pairwise([*starts, len(keys)]):
-        blk = _Block(keys[j:end], [])
-        blk.cells = [_Cell(sizes[k], blk) for k in blk.keys]
-        entries.update(zip(blk.keys, blk.cells, strict=True))
-        _total(blk)
+        part = keys[j:end]
+        blk = _Block(array("d", part), array("d", map(sizes.__getitem__, part)))
+        entries.update(zip(part, repeat(blk)))
         blocks.append(blk)
     return entries, blocks, [blk.keys[-1] for blk in blocks]
 
 
 def _split(i: int, entries: _Entries, blocks: list[_Block], maxes: list[float]) -> None:
     blk = blocks[i]
-    keys = blk.keys
-    new = _Block(keys[_LOAD:], blk.cells[_LOAD:])
-    del keys[_LOAD:]
-    del blk.cells[_LOAD:]
-    for cell in new.cells:
-        cell.block = new
+    new = _Block(blk.keys[_LOAD:], blk.sizes[_LOAD:])
+    entries.update(zip(new.keys, repeat(new)))
+    del blk.keys[_LOAD:]
+    del blk.sizes[_LOAD:]
     _total(blk)
-    _total(new)
     blocks.insert(i + 1, new)
-    maxes[i] = keys[-1]
+    maxes[i] = blk.keys[-1]
     maxes.insert(i + 1, new.keys[-1])
 
 
@@ -157,29 +136,29 @@ def _insert(
         j = len(blk.keys)
         maxes[i] = k
     else:
-        blk = _Block([], [])
+        blk = _Block(array("d"), array("d"))
         j = 0
         blocks.append(blk)
         maxes.append(k)
     blk.keys.insert(j, k)
-    blk.cells.insert(j, cell := _Cell(s, blk))
-    entries[k] = cell
+    blk.sizes.insert(j, s)
+    entries[k] = blk
     blk.notional += k * s
     blk.size += s
     if len(blk.keys) > _MAX:
         _split(i, entries, blocks, maxes)
 
 
-def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float]) -> None:
-    """Remove a present key: the general case (last key of its block, block gets small)."""
-    cell = entries.pop(k)
-    s, blk = cell.size, cell.block
-    keys = blk.keys
-    cells = blk.cells
+def _delete(k: float, j: int, entries: _Entries, blocks: list[_Block], maxes: list[float]
+            ) -> None:
+    """Remove a present key, ``keys[j]`` of its block: the general case (the block's last key,
+    or the block gets small)."""
+    blk = entries.pop(k)
+    keys, sizes = blk.keys, blk.sizes
     i = bisect_left(maxes, keys[-1])  # maxes[i] is still this block's old last key
-    j = bisect_left(keys, k)
+    s = sizes[j]
     del keys[j]
-    del cells[j]
+    del sizes[j]
     blk.notional -= k * s
     blk.size -= s
     if len(keys) >= _MIN or len(blocks) == 1:
@@ -196,13 +175,12 @@ def _delete(k: float, entries: _Entries, blocks: list[_Block], maxes: list[float
         i -= 1
         into = blocks[i]
         into.keys.extend(keys)
-        into.cells.extend(cells)
+        into.sizes.extend(sizes)
     else:
         into = blocks[i]
         into.keys[:0] = keys
-        into.cells[:0] = cells
-    for cell in cells:
-        cell.block = into
+        into.sizes[:0] = sizes
+    entries.update(zip(keys, repeat(into)))
     maxes[i] = into.keys[-1]
     if len(into.keys) > _MAX:
         _split(i, entries, blocks, maxes)
@@ -221,31 +199,33 @@ def _apply_side(
     deleting a key inside a block) are inline; ``_insert`` / ``_delete`` handle the rest."""
     for p, s in levels:
         k = -p if negate else p
-        e = entries.get(k)
-        if e is not None:
+        blk = entries.get(k)
+        if blk is not None:
+            keys = blk.keys
+            j = bisect_left(keys, k)
             if s:
-                d = s - e.size
-                blk = e.block
+                sizes = blk.sizes
+                d = s - sizes[j]
+                sizes[j] = s
                 blk.notional += k * d
                 blk.size += d
-                e.size = s
-            elif len(keys := (blk := e.block).keys) > _MIN and k != keys[-1]:
+            elif len(keys) > _MIN and j < len(keys) - 1:  # maxes and block count unchanged
                 del entries[k]
-                j = bisect_left(keys, k)
+                sizes = blk.sizes
+                d = sizes[j]
                 del keys[j]
-                del blk.cells[j]
-                d = e.size
+                del sizes[j]
                 blk.notional -= k * d
                 blk.size -= d
             else:
-                _delete(k, entries, blocks, maxes)
+                _delete(k, j, entries, blocks, maxes)
         elif s:
             i = bisect_left(maxes, k)
             if i < len(maxes) and len(keys := (blk := blocks[i]).keys) < _MAX:
                 j = bisect_left(keys, k)
                 keys.insert(j, k)
-                blk.cells.insert(j, cell := _Cell(s, blk))
-                entries[k] = cell
+                blk.sizes.insert(j, s)
+                entries[k] = blk
                 blk.notional += k * s
                 blk.size += s
             else:
@@ -261,25 +241,25 @@ def _band(blocks: list[_Block], maxes: list[float], edge: float) -> float:
     keys = blk.keys
     j = bisect_left(keys, edge)
     rest = sum(map(_notional, blocks[i + 1 :]))
-    # of the edge block, scan whichever part is smaller
+    # of the edge block, sum whichever part is shorter
     if j * 2 <= len(keys):
-        return rest + blk.notional - _sum(keys[:j], blk.cells[:j])
-    return rest + _sum(keys[j:], blk.cells[j:])
+        return rest + blk.notional - _sum(keys[:j], blk.sizes[:j])
+    return rest + _sum(keys[j:], blk.sizes[j:])
 
 
-def _top(blocks: list[_Block], n: int) -> tuple[list[float], list[float]]:
+def _top(blocks: list[_Block], n: int) -> tuple[array[float], array[float]]:
     """(keys, sizes) of the last ``n`` keys of a side, best first."""
-    keys: list[float] = []
-    cells: list[_Cell] = []
+    keys = array("d")
+    sizes = array("d")
     for blk in reversed(blocks):
         need = n - len(keys)
         if len(blk.keys) >= need:
             keys += blk.keys[: -need - 1 : -1]
-            cells += blk.cells[: -need - 1 : -1]
+            sizes += blk.sizes[: -need - 1 : -1]
             break
         keys += blk.keys[::-1]
-        cells += blk.cells[::-1]
-    return keys, [c.size for c in cells]
+        sizes += blk.sizes[::-1]
+    return keys, sizes
 
 
 class OrderBook:
@@ -293,20 +273,11 @@ class OrderBook:
     def clear(self) -> None:
         self.apply_snapshot((), ())
 
-    def __del__(self) -> None:
-        # a dropped book frees its levels at once (the cells' cycles: see the module doc)
-        if hasattr(self, "_bid_blocks"):
-            _drop(self._bid_blocks)
-            _drop(self._ask_blocks)
-
     # -- updates -------------------------------------------------------------------------------
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book with these levels (zero sizes skipped; a repeated price keeps
         its last size)."""
-        if hasattr(self, "_bid_blocks"):
-            _drop(self._bid_blocks)
-            _drop(self._ask_blocks)
         self._bid, self._bid_blocks, self._bid_maxes = _build(bids, negate=False)
         self._ask, self._ask_blocks, self._ask_maxes = _build(asks, negate=True)
 
@@ -334,21 +305,19 @@ class OrderBook:
             k = self._ask_maxes[-1]
         except IndexError:
             return None
-        return (b, self._bid[b].size, -k, self._ask[k].size)
+        return (b, self._bid_blocks[-1].sizes[-1], -k, self._ask_blocks[-1].sizes[-1])
 
     def best_bid(self) -> Level | None:
         maxes = self._bid_maxes
         if not maxes:
             return None
-        b = maxes[-1]
-        return (b, self._bid[b].size)
+        return (maxes[-1], self._bid_blocks[-1].sizes[-1])
 
     def best_ask(self) -> Level | None:
         maxes = self._ask_maxes
         if not maxes:
             return None
-        k = maxes[-1]
-        return (-k, self._ask[k].size)
+        return (-maxes[-1], self._ask_blocks[-1].sizes[-1])
 
     def is_crossed(self) -> bool:
         """Best bid >= best ask (a locked book counts as crossed). False if a side is empty."""
@@ -382,7 +351,7 @@ class OrderBook:
         if n <= 0:
             return []
         keys, sizes = _top(self._ask_blocks, n)
-        return list(zip(map(neg, keys), sizes, strict=True))
+        return [(-k, s) for k, s in zip(keys, sizes, strict=True)]
 
     @property
     def bid_count(self) -> int:
@@ -428,10 +397,10 @@ class OrderBook:
         left = notional
         qty = 0.0
         for blk in reversed(blocks):
-            keys, cells = blk.keys, blk.cells
+            keys, sizes = blk.keys, blk.sizes
             for i in range(len(keys) - 1, -1, -1):  # (an index: zip() costs more to set up)
                 p = sign * keys[i]
-                s = cells[i].size
+                s = sizes[i]
                 cost = p * s
                 if cost >= left:
                     return notional / (qty + left / p)
@@ -464,22 +433,18 @@ class OrderBook:
 
     def _check(self) -> None:
         """Assert the internal invariants (for tests; O(n))."""
-        for entries, blocks, maxes in (
-            (self._bid, self._bid_blocks, self._bid_maxes),
-            (self._ask, self._ask_blocks, self._ask_maxes),
-        ):
+        for entries, blocks, maxes in ((self._bid, self._bid_blocks, self._bid_maxes),
+                                       (self._ask, self._ask_blocks, self._ask_maxes)):
             keys = [k for blk in blocks for k in blk.keys]
             assert keys == sorted(entries), "blocks out of order or out of step with entries"
-            assert maxes == [blk.keys[-1] for blk in blocks], "maxes out of step"
+            assert all(entries[k] is blk for blk in blocks for k in blk.keys), "wrong block"
+            assert list(maxes) == [blk.keys[-1] for blk in blocks], "maxes out of step"
             assert all(blk.keys for blk in blocks), "empty block"
             assert len(blocks) == 1 or all(_MIN <= len(blk.keys) <= _MAX for blk in blocks)
             for blk in blocks:
-                assert len(blk.cells) == len(blk.keys), "cells out of step with keys"
-                pairs = zip(blk.keys, blk.cells, strict=True)
-                assert all(entries[k] is c for k, c in pairs), "stray cell"
-                assert all(c.block is blk for c in blk.cells), "entry in the wrong block"
-                assert all(c.size for c in blk.cells), "zero size stored"
-                exact = _sum(blk.keys, blk.cells)
+                assert len(blk.sizes) == len(blk.keys), "sizes out of step with keys"
+                assert all(blk.sizes), "zero size stored"
+                exact = _sum(blk.keys, blk.sizes)
                 assert abs(blk.notional - exact) <= 1e-9 * abs(exact), "notional drifted"
-                size = _size_sum(blk.cells)
+                size = sum(blk.sizes)
                 assert abs(blk.size - size) <= 1e-9 * size, "size sum drifted"
