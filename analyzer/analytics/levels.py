@@ -69,6 +69,7 @@ Window: TypeAlias = """tuple[
 ]"""
 
 _notional = attrgetter("notional")
+_CHUNK = 16  # levels summed at a time, looking for the one that reaches the cover
 _block_size = attrgetter("size")
 # (a small plan, written as it should run: the optimizer's passes cost more than they save)
 _PLAIN = pl.QueryOptFlags.none()
@@ -107,20 +108,22 @@ def _exact(
             total = blk.size if inverse else sign * blk.notional
             if cum + total < cover:
                 cum += total
-            else:  # this block reaches cover: find the level, by exact prefix sums
-                if inverse:
-                    acc = list(accumulate(sizes[n:], initial=cum))
-                    k = bisect_left(acc, cover)
-                elif ask:  # key * size < 0: the prefix sums fall, neg() makes them rise
-                    acc = list(accumulate(map(mul, keys[n:], sizes[n:]), initial=-cum))
-                    k = bisect_left(acc, cover, key=neg)
-                else:
-                    acc = list(accumulate(map(mul, keys[n:], sizes[n:]), initial=cum))
-                    k = bisect_left(acc, cover)
-                if k < len(acc):  # acc[k], the notional through keys[n + k - 1], reaches it
-                    want = min(max(n + k + 1, least), max_levels)
+            else:  # this block reaches cover: find the level by exact prefix sums, a few
+                # levels at a time (it is often early in a block of up to 128)
+                at = -cum if ask and not inverse else cum  # key space: asks sum negative
+                for c in range(n, len(keys), _CHUNK):
+                    e = c + _CHUNK
+                    acc = list(accumulate(sizes[c:e] if inverse else
+                                          map(mul, keys[c:e], sizes[c:e]), initial=at))
+                    # (asks: the prefix sums fall, neg() makes them rise)
+                    k = (bisect_left(acc, cover, key=neg) if ask and not inverse else
+                         bisect_left(acc, cover))
+                    if k < len(acc):  # acc[k], the notional through keys[c + k - 1], reaches it
+                        want = min(max(c + k + 1, least), max_levels)
+                        break
+                    at = acc[-1]
                 else:  # rounding: the block total said yes, its levels say no
-                    cum = -acc[-1] if ask and not inverse else acc[-1]
+                    cum = -at if ask and not inverse else at
         if len(keys) >= (want or max_levels) or i == 0:
             break
         i -= 1
