@@ -562,3 +562,25 @@ def test_frame_layout() -> None:
     assert levels["level"].to_list()[:8] == [0, 1, 2, 3] * 2
     assert levels["side"].cast(pl.String).to_list()[:8] == ["bid"] * 4 + ["ask"] * 4
     assert extra["book"].to_list() == [3, 8]
+    assert levels["price"].to_list() == [*list(w[0]), *list(w[2])] * 2
+    assert levels["size"].to_list() == [*list(w[1]), *list(w[3])] * 2
+
+
+def test_frame_of_a_side_deeper_than_its_rank_table() -> None:
+    """Ranks past the table sliced for the usual window (1,024) are built on demand."""
+    bids = [(1000.0 - i * 0.01, 1.0) for i in range(1500)]
+    book = OrderBook()
+    book.apply_snapshot(bids, [(1000.5, 1.0)])
+    w = window(book, (100,), 1e9, False, 1.0, 2_000)
+    levels, _ = frame([0], [w], (100,))
+    assert levels.filter(pl.col("side") == "bid")["level"].to_list() == list(range(1500))
+
+
+def test_frame_rejects_mismatched_windows() -> None:
+    book = OrderBook()
+    book.apply_snapshot(BIDS, ASKS)
+    w = window(book, (100,), 1e9, False, 1.0, 1_000)
+    with pytest.raises(ValueError, match="2 ids for 1 windows"):
+        frame([1, 2], [w], (100,))
+    with pytest.raises(ValueError, match="do not hold 2 remainders"):
+        frame([1], [w], (100, 200))

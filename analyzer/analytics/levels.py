@@ -251,10 +251,20 @@ def window(
     return bk, bs, array("d", map(neg, ak)), asz, bid_rem, ask_rem, bid_ok, ask_ok
 
 
-def _f64(name: str, values: array[float]) -> pl.Series:
-    """A Float64 Series of ``values``, from their buffer (no Python float per value)."""
+def _column(name: str, dtype: pa.DataType, values: array[Any]) -> pl.Series:
+    """A Series of ``values`` (an array of that type's C values), from their buffer."""
     buffer = pa.py_buffer(values)
-    return pl.Series(name, pa.Array.from_buffers(pa.float64(), len(values), [None, buffer]))
+    return pl.Series(name, pa.Array.from_buffers(dtype, len(values), [None, buffer]))
+
+
+_RANKS = array("h", range(1024))  # level ranks 0..n-1 of a window side, sliced
+_ASK_AT = 32_768  # _ASK: 0 (bid) codes, then 1 (ask) codes, as many as a side's levels can be
+_ASK = array("B", bytes(_ASK_AT)) + array("B", b"\x01" * _ASK_AT)
+
+
+def _ranks(n: int) -> array[int]:
+    """0..n-1 as Int16 (a window side holds at most 32,768 levels)."""
+    return _RANKS[:n] if n <= len(_RANKS) else array("h", range(n))
 
 
 def frame(
@@ -269,47 +279,47 @@ def frame(
             ``ask_extra`` f64 (null where the book does not reach the band's edge),
             ``bid_exact``, ``ask_exact`` bool (the band's edge within the book's horizon)."""
     bands = [float(x) for x in bands_bps]
+    windows = list(windows)
+    if len(windows) != len(ids):
+        raise ValueError(f"{len(ids)} ids for {len(windows)} windows")
+    # every column from buffers built by C-level array copies (no Python object per row)
+    book = array("I")
+    level = array("h")
+    ask = array("B")
     prices = array("d")
     sizes = array("d")
-    lengths: list[int] = []
     bid_extra: list[float | None] = []
     ask_extra: list[float | None] = []
     bid_exact: list[bool | None] = []
     ask_exact: list[bool | None] = []
-    n = 0
-    for bp, bs, ap, asz, br, ar, be, ae in windows:
+    n = len(windows)
+    for i, (bp, bs, ap, asz, br, ar, be, ae) in zip(ids, windows, strict=True):
+        nb, na = len(bp), len(ap)
+        book += array("I", (i,)) * (nb + na)
+        level += _ranks(nb)
+        level += _ranks(na)
+        ask += _ASK[:nb]
+        ask += _ASK[_ASK_AT:_ASK_AT + na]
         prices.extend(bp)
         prices.extend(ap)
         sizes.extend(bs)
         sizes.extend(asz)
-        lengths += (len(bp), len(ap))
         bid_extra += br
         ask_extra += ar
         bid_exact += be
         ask_exact += ae
-        n += 1
-    if n != len(ids):
-        raise ValueError(f"{len(ids)} ids for {n} windows")
     if len(bid_extra) != n * len(bands):
         raise ValueError(f"windows do not hold {len(bands)} remainders each")
-    book_ids = pl.Series("book", ids, dtype=pl.UInt32)
-    runs = pl.DataFrame({
-        "book": book_ids,
-        "n_bid": pl.Series(lengths[0::2], dtype=pl.Int64),
-        "n_ask": pl.Series(lengths[1::2], dtype=pl.Int64),
-    })
-    levels = runs.lazy().select(
-        pl.col("book").repeat_by(pl.col("n_bid") + pl.col("n_ask")).explode(empty_as_null=False),
-        pl.concat_list(
-            pl.lit("bid", dtype=SIDE).repeat_by("n_bid"),
-            pl.lit("ask", dtype=SIDE).repeat_by("n_ask"),
-        ).explode(empty_as_null=False).alias("side"),
-        pl.concat_list(
-            pl.int_ranges(0, "n_bid", dtype=pl.Int16), pl.int_ranges(0, "n_ask", dtype=pl.Int16)
-        ).explode(empty_as_null=False).alias("level"),
-    ).collect(engine="in-memory", optimizations=_PLAIN).hstack([
-        _f64("price", prices), _f64("size", sizes),
-    ])
+    levels = pl.DataFrame([
+        _column("book", pa.uint32(), book), _column("ask", pa.uint8(), ask),
+        _column("level", pa.int16(), level), _column("price", pa.float64(), prices),
+        _column("size", pa.float64(), sizes),
+    ]).lazy().select(
+        "book",
+        pl.when(pl.col("ask") == 1).then(pl.lit("ask", SIDE)).otherwise(pl.lit("bid", SIDE))
+        .alias("side"),
+        "level", "price", "size",
+    ).collect(engine="in-memory", optimizations=_PLAIN)
     k = len(bands)
     extra = pl.DataFrame({
         "book": pl.Series([i for i in ids for _ in range(k)], dtype=pl.UInt32),
