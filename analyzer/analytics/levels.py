@@ -57,8 +57,7 @@ import polars as pl
 import pyarrow as pa
 
 from analyzer.analytics.liquidity import SIDE
-from analyzer.feed.book import OrderBook
-from analyzer.feed.book import _sum as _key_sum
+from analyzer.feed.book import OrderBook, _notional, _part
 
 # (bid prices best first, bid sizes, ask prices best first, ask sizes,
 #  bid remainder per band, ask remainder per band, bid exact per band, ask exact per band)
@@ -68,7 +67,6 @@ Window: TypeAlias = """tuple[
     list[float | None], list[bool | None], list[bool | None],
 ]"""
 
-_notional = attrgetter("notional")
 _CHUNK = 16  # levels summed at a time, looking for the one that reaches the cover
 _block_size = attrgetter("size")
 # (a small plan, written as it should run: the optimizer's passes cost more than they save)
@@ -131,22 +129,6 @@ def _exact(
     want = min(want or max_levels, len(keys))
     del keys[want:], sizes[want:]
     return keys, sizes, i, len(blk.keys) - (want - n)
-
-
-def _sum(keys: array[float], sizes: array[float], inverse: bool) -> float:
-    """Key-space notional (inverse: summed size) of these levels."""
-    return sum(sizes) if inverse else _key_sum(keys, sizes)
-
-
-def _part(blk: Any, a: int, b: int, inverse: bool) -> float:
-    """Key-space notional (inverse: summed size) of ``blk.keys[a:b]``: from the levels of the
-    part or of its complement (the block's running total minus the rest), whichever is
-    shorter."""
-    keys, sizes = blk.keys, blk.sizes
-    if 2 * (b - a) <= len(keys):
-        return _sum(keys[a:b], sizes[a:b], inverse)
-    return ((blk.size if inverse else blk.notional) - _sum(keys[:a], sizes[:a], inverse)
-            - _sum(keys[b:], sizes[b:], inverse))
 
 
 def _remainders(

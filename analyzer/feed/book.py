@@ -88,6 +88,20 @@ def _sum(keys: Iterable[float], sizes: Iterable[float]) -> float:
     return sum(map(mul, keys, sizes))
 
 
+def _part(blk: _Block, a: int, b: int, sizes_only: bool = False) -> float:
+    """Sum of key * size (``sizes_only``: of sizes) over ``blk.keys[a:b]``: from the levels of
+    the part or of its complement (the block's running total minus the rest), whichever is
+    shorter."""
+    keys, sizes = blk.keys, blk.sizes
+    if sizes_only:
+        if 2 * (b - a) <= len(keys):
+            return sum(sizes[a:b])
+        return blk.size - sum(sizes[:a]) - sum(sizes[b:])
+    if 2 * (b - a) <= len(keys):
+        return _sum(keys[a:b], sizes[a:b])
+    return blk.notional - _sum(keys[:a], sizes[:a]) - _sum(keys[b:], sizes[b:])
+
+
 def _total(blk: _Block) -> None:
     """Recompute a block's running totals exactly."""
     blk.notional = _sum(blk.keys, blk.sizes)
@@ -237,14 +251,9 @@ def _band(blocks: list[_Block], maxes: list[float], edge: float) -> float:
     i = bisect_left(maxes, edge)
     if i == len(maxes):
         return 0.0
-    blk = blocks[i]
-    keys = blk.keys
-    j = bisect_left(keys, edge)
+    keys = blocks[i].keys
     rest = sum(map(_notional, blocks[i + 1 :]))
-    # of the edge block, sum whichever part is shorter
-    if j * 2 <= len(keys):
-        return rest + blk.notional - _sum(keys[:j], blk.sizes[:j])
-    return rest + _sum(keys[j:], blk.sizes[j:])
+    return rest + _part(blocks[i], bisect_left(keys, edge), len(keys))
 
 
 def _top(blocks: list[_Block], n: int) -> tuple[array[float], array[float]]:
@@ -438,7 +447,7 @@ class OrderBook:
             keys = [k for blk in blocks for k in blk.keys]
             assert keys == sorted(entries), "blocks out of order or out of step with entries"
             assert all(entries[k] is blk for blk in blocks for k in blk.keys), "wrong block"
-            assert list(maxes) == [blk.keys[-1] for blk in blocks], "maxes out of step"
+            assert maxes == [blk.keys[-1] for blk in blocks], "maxes out of step"
             assert all(blk.keys for blk in blocks), "empty block"
             assert len(blocks) == 1 or all(_MIN <= len(blk.keys) <= _MAX for blk in blocks)
             for blk in blocks:
