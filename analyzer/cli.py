@@ -11,6 +11,12 @@
 
 Errors in arguments, configs or symbols end the command with one line on stderr and exit
 status 2, not a traceback.
+
+``collect``, ``demo`` and ``exchange`` stop the same way on SIGINT (Ctrl-C) and SIGTERM
+(``docker stop``, systemd, ``kill``): the collector flushes the store and closes its captures,
+the demo's exchange child is terminated and waited for, and the exit status is 0, a clean stop
+that supervisors do not count as a failure. A second signal while stopping is ignored: the stop
+is already flushing (SIGKILL remains for a stop that hangs).
 """
 
 from __future__ import annotations
@@ -18,17 +24,149 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
+import io
+import json
 import logging
+import math
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from analyzer import config as config_mod
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger("analyzer")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SERVICES = ("collect", "demo", "exchange")  # the commands that run until stopped
 
 
 class UsageError(Exception):
     """A bad argument; reported in one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types: a bad value is argparse's one-line error, exit status 2 --
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, not {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (``--duration``)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def speed_factor(text: str) -> float:
+    """``--speed``: a finite factor >= 0 (0: as fast as the client reads)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or positive: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+# -- stopping on signals --
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, outside an event loop: handled wherever Ctrl-C is."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def stop_on_signals() -> None:
+    """Outside an event loop, SIGTERM interrupts like Ctrl-C (``Terminated``, a
+    KeyboardInterrupt), so that a command stopped during start-up still runs its ``finally``
+    paths (the demo's child)."""
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+async def _until_signal(main: Awaitable[None]) -> int | None:
+    """Await ``main`` in this task; the first SIGINT or SIGTERM cancels it, so that its
+    ``finally`` paths run (and run alone: later signals are ignored). Returns that signal."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not got:
+            log.warning("%s: stopping (flushing the store)", signal.Signals(sig).name)
+            task.cancel()
+        got.append(sig)
+
+    installed = []
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        task.uncancel()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return got[0] if got else None
+
+
+def run_until_signal(main: Callable[[], Awaitable[None]]) -> int | None:
+    """``asyncio.run(main())`` stopped cleanly by SIGINT or SIGTERM (the signal is returned,
+    None if ``main`` ended by itself)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        return asyncio.run(_until_signal(main()))
+    finally:
+        # the loop resets SIGTERM to its default on the way out: SIGTERM during the clean-up
+        # that follows (the demo waiting for its child) must still interrupt like Ctrl-C
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _setup_logging(level: str) -> None:
@@ -37,7 +175,18 @@ def _setup_logging(level: str) -> None:
     )
 
 
+async def collect(collector: Any, duration: float | None) -> None:
+    """``collector.run(duration)``, and ``stop()`` (flush) however it ends, a cancellation
+    during start-up included, whether or not ``run`` covers that itself (``stop()`` is
+    idempotent)."""
+    try:
+        await collector.run(duration)
+    finally:
+        await collector.stop()
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
+    from analyzer import config as config_mod
     from analyzer.collector import Collector
     from analyzer.metrics import serve
 
@@ -46,8 +195,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     collector = Collector(cfg)
     serve(collector, cfg.metrics.host, cfg.metrics.port)
     log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, cfg.metrics.port)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(collector.run(args.duration))
+    with contextlib.suppress(KeyboardInterrupt):  # a signal before the loop runs
+        run_until_signal(lambda: collect(collector, args.duration))
     return 0
 
 
@@ -65,7 +214,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
-    import polars as pl
 
     from analyzer.store.research import query
 
@@ -73,21 +221,126 @@ def cmd_sql(args: argparse.Namespace) -> int:
         df = query(args.database, args.query)
     except duckdb.Error as exc:
         raise UsageError(str(exc).replace("\n", " ")) from None
-    with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, tbl_width_chars=200,
-                   fmt_str_lengths=60):
-        print(df)
+    if args.columns is not None:
+        wanted = list(dict.fromkeys(c.strip() for c in args.columns.split(",") if c.strip()))
+        unknown = [c for c in wanted if c not in df.columns]
+        if unknown or not wanted:
+            raise UsageError(
+                f"--columns: no column {', '.join(unknown) or repr(args.columns)} in the result "
+                f"(it has: {', '.join(df.columns) or 'no columns'})"
+            )
+        df = df.select(wanted)
+    limit = args.max_rows if args.max_rows is not None else (50 if args.format == "table" else 0)
+    shown = df.head(limit) if limit else df
+    out = FORMATS[args.format](shown)
+    try:
+        sys.stdout.write(out)
+        if shown.height < df.height:
+            note = f"({shown.height:,} of {df.height:,} rows; --max-rows N, 0 for all)"
+            print(note, file=sys.stdout if args.format == "table" else sys.stderr)
+        elif args.format == "table" and not df.height:
+            print("(0 rows)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # | head: quietly, also at exit (Python's documented way)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
+def _text(value: Any, width: int | None = None) -> str:
+    """A cell as text: None as null, floats to 10 significant digits, times in ISO 8601."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, float):
+        text = format(value, ".10g")
+    elif isinstance(value, datetime | date | time):
+        text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    elif isinstance(value, list | dict):
+        text = json.dumps(value, default=str)
+    else:
+        text = str(value)
+    text = " ".join(text.splitlines())
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def _cells(df: pl.DataFrame, width: int | None) -> tuple[list[list[str]], list[bool]]:
+    """The header and rows as text, and which columns are numeric (right-aligned)."""
+    rows = [list(df.columns)] + [[_text(v, width) for v in row] for row in df.iter_rows()]
+    return rows, [dtype.is_numeric() for dtype in df.dtypes]
+
+
+def format_table(df: pl.DataFrame) -> str:
+    """Aligned columns, numbers to the right; cells cut at 60 characters; no frame."""
+    rows, numeric = _cells(df, 60)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(numeric))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if n else c.ljust(w)
+                         for c, w, n in zip(cells, widths, numeric, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    body = [line(rows[0]), rule, *(line(r) for r in rows[1:])]
+    return "\n".join(body) + "\n" if numeric else ""
+
+
+def format_markdown(df: pl.DataFrame) -> str:
+    rows, numeric = _cells(df, None)
+    if not numeric:
+        return ""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
+    return "\n".join([line(rows[0]), rule, *(line(r) for r in rows[1:])]) + "\n"
+
+
+def format_csv(df: pl.DataFrame) -> str:
+    """RFC 4180 with a header; null is an empty field, nested values are JSON."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(df.columns)
+    for row in df.iter_rows():
+        w.writerow(map(_csv_value, row))
+    return buf.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return json.dumps(value, default=str) if isinstance(value, list | dict) else value
+
+
+def format_json(df: pl.DataFrame) -> str:
+    """One JSON array of objects (``jq '.[]'`` for one object a line): NaN is null, times are
+    ISO 8601 strings."""
+    return (df.write_json() if df.width else "[]") + "\n"
+
+
+FORMATS: dict[str, Callable[[pl.DataFrame], str]] = {
+    "table": format_table, "csv": format_csv, "json": format_json, "markdown": format_markdown,
+}
+
+
+def _max_rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="analyzer", description="Streaming crypto market-structure analyzer"
-    )
+    p = Parser(prog="analyzer", description="Streaming crypto market-structure analyzer")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("collect", help="run the collectors of a TOML config")
     c.add_argument("--config", "-c", required=True, help="TOML config file")
-    c.add_argument("--duration", type=_positive, default=None, help="stop after S seconds")
+    c.add_argument("--duration", type=positive_seconds, default=None,
+                   help="stop after S seconds")
     c.set_defaults(func=cmd_collect)
 
     e = sub.add_parser("exchange", help="run the local exchange (offline, Binance protocol)")
@@ -107,7 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query", help="SQL, e.g. \"SELECT count(*) FROM trades\"")
     q.add_argument("--database", "--db", default="data/analyzer.duckdb",
                    help="DuckDB file (default: data/analyzer.duckdb)")
-    q.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
+    q.add_argument("--format", "-f", choices=list(FORMATS), default="table",
+                   help="table (aligned columns, the default), csv, json (an array of objects) "
+                        "or markdown")
+    q.add_argument("--columns", metavar="A,B,...",
+                   help="print only these columns of the result, in this order")
+    q.add_argument("--max-rows", type=_max_rows, default=None,
+                   help="rows to print (default: 50 in a table, all in the other formats; "
+                        "0: all)")
     q.set_defaults(func=cmd_sql)
 
     from analyzer.analytics.commands import add_arguments as analytics_arguments
@@ -124,32 +384,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    # from here on SIGTERM interrupts like Ctrl-C, so that a service stopped during its start-up
+    # still runs its finally paths (the demo's child)
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_signals()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:
+        if command in SERVICES:
+            return 0  # stopped on request, everything started was stopped
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
+    finally:
+        with contextlib.suppress(ValueError, TypeError):  # (called in-process: as it was)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str]) -> int:
+    from analyzer import config as config_mod
     from analyzer.analytics.commands import CommandError
     from analyzer.collector import CollectorError
     from analyzer.exchange import ExchangeError
     from analyzer.sim import SimError
     from analyzer.store import StoreError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad argument (reported on one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except (config_mod.ConfigError, CollectorError, StoreError, ExchangeError, SimError,
             UsageError, CommandError) as exc:
         print(f"analyzer: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from analyzer.events import (
 )
 from analyzer.feed.books import BookKeeper
 from analyzer.feed.connection import Connection, ConnectionSettings
+from analyzer.feed.freshness import Freshness
 from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
 from analyzer.store.capture import RawCapture
@@ -109,10 +110,13 @@ class FeedRunner:
         self.funding_marks: dict[tuple[str, int], DerivativeTicker] = {}
         self.last_quote_id: dict[str, int] = {}
         self.connections: list[Connection] = []
+        self.connection_of: dict[str, Connection] = {}  # stream -> the connection carrying it
+        self.freshness = Freshness(cfg.stream_stall_factor, cfg.stream_stall_min_seconds)
         self._tasks: list[asyncio.Task] = []
         self._refresh_soon = asyncio.Event()
         # counters read by the metrics exporter
         self.decode_errors: dict[str, int] = {}
+        self.handler_errors = 0  # frames whose handling raised something other than DecodeError
         self.unknown_frames = 0
         self.duplicate_frames = 0
         self.trade_gaps = 0
@@ -126,19 +130,30 @@ class FeedRunner:
 
     # -- start-up --
 
-    async def _listed(self) -> tuple[dict[str, Instrument], int]:
-        """The venue's tradable instruments, from exchangeInfo."""
-        body = await self.rest.get(self.feed.exchange_info_path(), 20)
+    async def _listed(self, tries: int | None = None) -> tuple[dict[str, Instrument], int]:
+        """The venue's tradable instruments, from exchangeInfo (``tries``: RestQueue.get)."""
+        path = self.feed.exchange_info_path()
+        body = await self.rest.get(path, 20, tries=tries)
         ts = time.time_ns()
         if self.capture is not None:
-            self.capture.write_rest(ts, self.feed.exchange_info_path(), body)
+            self.capture.write_rest(ts, path, body)
         return self.feed.decode_instruments(body, ts), ts
 
     def _matches(self, listed: dict[str, Instrument]) -> list[str]:
         return [s for s in listed if any(fnmatchcase(s, p) for p in self.patterns)]
 
-    async def load_instruments(self) -> None:
-        known, ts = await self._listed()
+    async def load_instruments(self, tries: int = 4) -> None:
+        """Read the listing and resolve the symbols. A REST failure is a one-line CollectorError
+        naming the venue, the URL and the cause: a few quick retries of a network error (some
+        4 s against a closed port), none of a ban, whose backoff is minutes."""
+        url = self.rest.base_url + self.feed.exchange_info_path()
+        try:
+            known, ts = await self._listed(tries)
+        except (RestError, DecodeError) as exc:
+            cause = " ".join(str(exc).split())
+            raise CollectorError(
+                f"{self.venue}: cannot read instruments from {url}: {cause}"
+            ) from None
         missing = [s for s in self.symbols if s not in known]
         if missing:
             raise CollectorError(
@@ -157,12 +172,19 @@ class FeedRunner:
         path = self.feed.funding_info_path()
         if path is not None and "markPrice" in self.cfg.channels:
             try:
-                self._on_funding_info(await self.rest.get(path), ts)
+                self._on_funding_info(await self.rest.get(path, tries=tries), ts)
             except (RestError, DecodeError) as exc:  # a refinement: 8 h is the default
                 log.warning("%s: funding info unavailable (%s); assuming 8 h", self.venue, exc)
 
     def _on_funding_info(self, body: bytes, ts: int) -> None:
         self.funding_hours.update(self.feed.decode_funding_info(body))
+
+    def _rest_decode_error(self, what: str, exc: DecodeError) -> None:
+        """A REST body that failed its checks: counted with the stream frames of its channel."""
+        n = self.decode_errors.get(exc.channel, 0) + 1
+        self.decode_errors[exc.channel] = n
+        if n <= 10 or n % 1000 == 0:
+            log.warning("%s: bad %s body (%s)", self.venue, what, exc)
 
     async def _refresh_funding_info(self) -> None:
         """Funding intervals change while a contract lives (8 h -> 4 h -> 1 h): re-read hourly."""
@@ -170,7 +192,13 @@ class FeedRunner:
         assert path is not None
         while True:
             await asyncio.sleep(3600)
-            self.rest.submit(path, 1, self._on_funding_info, key="fundingInfo")
+            self.rest.submit(path, 1, self._funding_info_refreshed, key="fundingInfo")
+
+    def _funding_info_refreshed(self, body: bytes, ts: int) -> None:
+        try:
+            self._on_funding_info(body, ts)
+        except DecodeError as exc:
+            self._rest_decode_error("funding info", exc)
 
     def start(self, tasks: list[asyncio.Task]) -> None:
         self._tasks = tasks
@@ -183,6 +211,7 @@ class FeedRunner:
         if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
             tasks.append(asyncio.create_task(self._refresh_funding_info(),
                                              name=f"{self.venue}-funding"))
+        tasks.append(asyncio.create_task(self._watch_streams(), name=f"{self.venue}-freshness"))
         self.books.start()
 
     def _connect(self, streams: list[str]) -> None:
@@ -192,6 +221,8 @@ class FeedRunner:
             stall_seconds=self.cfg.stall_seconds,
             max_age_seconds=self.cfg.max_connection_age_seconds,
             subscribe_interval=2.0 / self.market.max_messages_per_second,
+            backoff_max=self.cfg.backoff_max_seconds,
+            healthy_seconds=self.cfg.healthy_seconds,
         )
         url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
         for i in range(0, len(streams), per):
@@ -201,6 +232,8 @@ class FeedRunner:
                 self.on_frame, settings, on_connected=self._on_connected,
             )
             self.connections.append(conn)
+            for stream in streams[i : i + per]:
+                self.connection_of[stream] = conn
             self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
 
     # -- listings: expiries and new quarterlies --
@@ -254,6 +287,13 @@ class FeedRunner:
             self.decode_errors[channel] = n
             if n <= 10 or n % 1000 == 0:  # a sample, not a flood
                 log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
+        except Exception as exc:  # a bug or a value no check caught: count it, keep the stream
+            self.handler_errors += 1
+            n = self.decode_errors.get("other", 0) + 1
+            self.decode_errors["other"] = n
+            if self.handler_errors <= 10 or self.handler_errors % 1000 == 0:
+                log.error("%s: handling a frame failed #%d (%s: %s); frame %r", self.venue,
+                          self.handler_errors, type(exc).__name__, exc, frame[:200])
 
     def on_book(self, ev: BookChange) -> None:
         if ev.ts_exchange:
@@ -315,6 +355,24 @@ class FeedRunner:
 
         self.rest.submit(path, self.market.depth_weight, done, key=f"depth:{symbol}")
 
+    async def _watch_streams(self) -> None:
+        """Once a second: a watched stream silent past its own expected rate takes its book out
+        of sync at once (nothing is computed from a frozen book) and reconnects its
+        connection, whose new subscription resyncs it (analyzer/feed/freshness.py)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time_ns()
+            for route in self.freshness.check(list(self.feed.routes.values()), now):
+                silent = (now - route.last_ns) / 1e9
+                log.warning("%s: %s silent for %.1fs (expected a frame every %.2fs): stale",
+                            self.venue, route.stream, silent,
+                            (self.freshness.seen[route.stream].gap_ns / 2) / 1e9)
+                if route.channel == "depth":
+                    self.books.invalidate(route.symbol, "stale")
+                conn = self.connection_of.get(route.stream)
+                if conn is not None:
+                    conn.restart("stall")
+
     def _on_gap(self, gap: Gap) -> None:
         log.warning("%s %s: book %s (had %d, change follows %d): resyncing", gap.venue,
                     gap.symbol, gap.reason, gap.expected_id, gap.received_id)
@@ -333,7 +391,12 @@ class FeedRunner:
         path = self.feed.trades_path(symbol, first, limit)
 
         def done(body: bytes, ts: int) -> None:
-            trades = [t for t in self.feed.decode_trades(body, symbol, ts)
+            try:
+                decoded = self.feed.decode_trades(body, symbol, ts)
+            except DecodeError as exc:
+                self._rest_decode_error("trades", exc)
+                return
+            trades = [t for t in decoded
                       if int(t.trade_id) >= first and (last is None or int(t.trade_id) <= last)]
             for t in trades:
                 self.store.add(t)
@@ -355,8 +418,12 @@ class FeedRunner:
             await asyncio.sleep(self.cfg.open_interest_seconds)
 
     def _on_open_interest(self, symbol: str, body: bytes, ts: int) -> None:
-        ev = self.feed.decode_open_interest(body, ts, self.instruments.get(symbol),
-                                            self.marks.get(symbol))
+        try:
+            ev = self.feed.decode_open_interest(body, ts, self.instruments.get(symbol),
+                                                self.marks.get(symbol))
+        except DecodeError as exc:
+            self._rest_decode_error("open interest", exc)
+            return
         self.open_interest[symbol] = ev
         self.store.add(ev)
 
@@ -389,25 +456,50 @@ class Collector:
         self.started_ns = time.time_ns()
         self.tasks: list[asyncio.Task] = []
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 60.0) -> None:
+        """Open the store, read every venue's instruments, start the feeds. Raises one-line
+        CollectorError naming each venue that failed and why, or that was still starting after
+        ``timeout`` seconds and the last failure it saw."""
         self.store.open()
+        loads = {asyncio.create_task(r.load_instruments(), name=f"{r.venue}-listing"): r
+                 for r in self.runners}
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(r.load_instruments() for r in self.runners)), 60
-            )
-        except TimeoutError:
-            raise CollectorError("venue metadata (exchangeInfo) did not arrive in 60 s") from None
+            _, pending = await asyncio.wait(loads, timeout=timeout)
+        finally:  # the timeout, or start() itself cancelled
+            for t in loads:
+                t.cancel()
+            await asyncio.gather(*loads, return_exceptions=True)
+        problems = []
+        for t, r in loads.items():
+            if t in pending or t.cancelled():
+                problems.append(f"{r.venue}: "
+                                f"{r.rest.last_failure or f'no answer from {r.rest.base_url} yet'}")
+            elif (exc := t.exception()) is not None:
+                if not isinstance(exc, CollectorError):
+                    raise exc
+                problems.append(str(exc))
+        if pending:
+            raise CollectorError(f"stopped after {timeout:g} s while still starting: "
+                                 + "; ".join(problems))
+        if problems:
+            raise CollectorError("; ".join(problems))
         for r in self.runners:
             r.start(self.tasks)
         self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
 
     async def run(self, duration: float | None = None) -> None:
-        await self.start()
+        """Start, then collect until cancelled or for ``duration`` seconds from this call,
+        start-up included. A start-up still going when ``duration`` ends raises CollectorError
+        ("stopped after 15 s while still starting: <venue>: <cause>"), not a quiet return:
+        nothing was collected, and a scripted run must not pass for a good one."""
+        t0 = time.monotonic()
         try:
             if duration is None:
+                await self.start()
                 await asyncio.gather(*self.tasks)
             else:
-                await asyncio.sleep(duration)
+                await self.start(min(duration, 60.0))
+                await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
         finally:
             await self.stop()
 
@@ -422,6 +514,7 @@ class Collector:
         self.tasks.clear()
         for c in self.captures.values():
             c.close()
+        self.analytics.close(time.time_ns())  # open opportunities: "collector stopped"
         self.store.close()
 
     async def _housekeeping(self) -> None:

@@ -1,7 +1,8 @@
 """The collector's TOML configuration, decoded and validated with msgspec.
 
-A wrong value is a ``ConfigError`` whose one-line message names the key, e.g.
-``config error at feeds[0].depth_speed: Expected `str` matching regex ...``.
+A wrong value is a ``ConfigError`` whose one-line message names the key, and lists the valid
+values where there is a fixed set, e.g. ``config error at feeds[0].depth_speed: Invalid enum
+value '7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)``.
 Endpoints default to the live venues; point them at ``analyzer exchange`` to run offline.
 
 Example::
@@ -12,6 +13,7 @@ Example::
 
     [metrics]
     port = 9108
+    host = "127.0.0.1"                 # "0.0.0.0" to be scraped from other hosts or containers
 
     [[feeds]]
     venue = "binance_usdm"
@@ -24,7 +26,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -59,7 +63,16 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     instruments_seconds: Positive = 300.0  # re-read exchangeInfo: expiries, new listings
     rest_weight_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
     api_key: str | None = None  # sent as X-MBX-APIKEY (Binance futures trade backfill)
-    stall_seconds: Positive = 30.0
+    stall_seconds: Positive = 30.0  # no data frame on a connection for this long: reconnect
+    # a watched stream (depth, bookTicker, markPrice) silent for this many times its own learned
+    # mean gap, and at least stream_stall_min_seconds, is stale: its book leaves sync, its
+    # connection reconnects (analyzer/feed/freshness.py)
+    stream_stall_factor: Annotated[float, msgspec.Meta(ge=2)] = 20.0
+    stream_stall_min_seconds: Positive = 5.0
+    # reconnects wait 0.5 s doubling to this (jittered), whatever ended the connection; a
+    # connection that lived healthy_seconds resets the wait
+    backoff_max_seconds: Positive = 30.0
+    healthy_seconds: Positive = 60.0
     max_connection_age_seconds: Positive = 23.5 * 3600
     # a live book takes a fresh snapshot once its best price has gone this fraction of the way
     # from the last snapshot's mid to that snapshot's last level (0: never), at most once a
@@ -134,7 +147,8 @@ class Alerts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class Metrics(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9108
-    host: str = "0.0.0.0"
+    # loopback unless configured: the exporter has no authentication
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -153,6 +167,59 @@ def _path_of(message: str) -> str:
     return m.group(1) if m else ""
 
 
+def _choices(path: str) -> list[str] | None:
+    """The values of the ``Literal`` field at a msgspec error path (``feeds[0].channels[1]``),
+    read from the Config's own annotations, in their written order; None for other fields."""
+    t: object = Config
+    for token in re.findall(r"[^.\[\]]+|\[[^\]]*\]", path):
+        t = _unwrap(t)
+        index = token.startswith("[")
+        if isinstance(t, type) and issubclass(t, msgspec.Struct) and not index:
+            t = next((f.type for f in msgspec.structs.fields(t) if f.encode_name == token), None)
+        elif get_origin(t) in (list, tuple, set, frozenset) and index:
+            t = get_args(t)[0]
+        elif get_origin(t) is dict and index:
+            t = get_args(t)[1]
+        else:
+            return None
+    t = _unwrap(t)
+    return [str(v) for v in get_args(t)] if get_origin(t) is Literal else None
+
+
+def _unwrap(t: object) -> object:
+    """Through ``Annotated[...]`` and ``X | None``."""
+    while True:
+        if get_origin(t) is Annotated:
+            t = get_args(t)[0]
+        elif get_origin(t) in (Union, UnionType):
+            rest = [a for a in get_args(t) if a is not type(None)]
+            if len(rest) != 1:
+                return t
+            t = rest[0]
+        else:
+            return t
+
+
+# the URL schemes each endpoint key takes
+_URL_KEYS = {"ws_url": ("ws", "wss"), "rest_url": ("http", "https")}
+
+
+def _check_url(key: str, url: str | None, schemes: tuple[str, ...]) -> None:
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in schemes and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError on a port out of range)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"config error at {key}: {url!r} is not a {' or '.join(s + '://' for s in schemes)}"
+            " URL with a host"
+        )
+
+
 def parse(data: dict) -> Config:
     try:
         cfg = msgspec.convert(data, Config)
@@ -160,6 +227,9 @@ def parse(data: dict) -> Config:
         msg = str(exc)
         key = _path_of(msg)
         text = msg.split(" - at ")[0]
+        valid = _choices(key) if key else None
+        if valid:
+            text += f" (valid: {', '.join(valid)})"
         raise ConfigError(f"config error at {key or 'top level'}: {text}") from None
     for i, feed in enumerate(cfg.feeds):
         if feed.venue not in VENUES:
@@ -173,6 +243,9 @@ def parse(data: dict) -> Config:
                 f"config error at feeds[{i}].depth_speed: spot offers 100ms or 1000ms, "
                 f"not {feed.depth_speed}"
             )
+        for key, schemes in _URL_KEYS.items():
+            _check_url(f"feeds[{i}].{key}", getattr(feed, key), schemes)
+    _check_url("alerts.webhook_url", cfg.alerts.webhook_url, ("http", "https"))
     return cfg
 
 

@@ -4,7 +4,9 @@ Starts the local exchange in a child process (its own core) serving the simulate
 and ETH on Binance spot, USDⓈ-M and COIN-M, each futures market with a perpetual and two
 quarterlies; ``--replay``: real Binance recordings of all three markets instead), and a
 collector against it with the default store and metrics port, subscribed to every symbol the
-exchange lists, then prints where to look. Runs until Ctrl-C or ``--duration``.
+exchange lists, then prints where to look, and a status line every minute. Runs until
+``--duration``, Ctrl-C or SIGTERM; each of them flushes the store and stops the exchange child
+(analyzer/cli.py), and a failure at any point after the child started stops it too.
 """
 
 from __future__ import annotations
@@ -14,16 +16,23 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import shlex
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzer import config as config_mod
+from analyzer.cli import port_number, positive_seconds, speed_factor
 from analyzer.sim import DEFAULT_START_NS, Schedule
 from analyzer.sim.clock import iso
+
+if TYPE_CHECKING:
+    from analyzer.collector import Collector
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
 COINM_SYMBOLS = [
@@ -33,11 +42,13 @@ COINM_SYMBOLS = [
 
 
 DEFAULT_SCENARIO = "calm_contango"
+DEFAULT_DATA_DIR = "data"  # the default of --data-dir here, and of --data-dir / --db elsewhere
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.add_argument("--speed", type=float, default=1.0,
+    p.add_argument("--duration", type=positive_seconds, default=None,
+                   help="stop after S seconds")
+    p.add_argument("--speed", type=speed_factor, default=1.0,
                    help="market seconds per second: 1 = real time, 10 = ten times faster, "
                         "0 = flat out")
     p.add_argument("--replay", action="store_true",
@@ -48,11 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated market")
     p.add_argument("--start", default="now",
                    help="market clock at the start: an ISO time or 'now' (default)")
-    p.add_argument("--data-dir", default="data", help="where the data goes (default: data)")
-    p.add_argument("--metrics-port", type=int, default=9108)
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                   help=f"where the data goes (default: {DEFAULT_DATA_DIR})")
+    p.add_argument("--metrics-port", type=port_number, default=9108)
     p.add_argument("--metrics-host", default="127.0.0.1",
                    help="address the metrics listen on (0.0.0.0 in a container)")
-    p.add_argument("--exchange-port", type=int, default=0, help="default: a free port")
+    p.add_argument("--exchange-port", type=port_number, default=0, help="default: a free port")
+    # seconds between status lines; hidden: for tests
+    p.add_argument("--status-seconds", type=positive_seconds, default=60.0,
+                   help=argparse.SUPPRESS)
 
 
 def demo_config(port: int, data_dir: str, metrics_port: int,
@@ -151,7 +166,7 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None
 def start_exchange(port: int, speed: float, sim: argparse.Namespace | None = None
                    ) -> subprocess.Popen:
     """The local exchange in a child process: the simulated market (``sim`` holds scenario,
-    seed and start) or, without ``sim``, the recordings."""
+    seed and start) or, without ``sim``, the recordings. Stopped again if it does not come up."""
     cmd = [sys.executable, "-m", "analyzer.exchange", "--port", str(port), "--speed", str(speed)]
     if sim is not None:
         cmd += ["--simulate", "--scenario", sim.scenario, "--seed", str(sim.seed),
@@ -160,56 +175,175 @@ def start_exchange(port: int, speed: float, sim: argparse.Namespace | None = Non
         for rec in ("usdm_2024", "spot_2024", "coinm_2021"):
             cmd += ["--replay", str(FIXTURES / rec)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _wait_port(port, proc)
+    try:
+        _wait_port(port, proc)
+    except BaseException:
+        stop_exchange(proc)
+        raise
     return proc
+
+
+def stop_exchange(proc: subprocess.Popen) -> None:
+    """SIGTERM (the exchange closes its connections and exits 0), then SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def check_metrics_address(host: str, port: int) -> int:
+    """Fail before anything starts if the metrics cannot listen there (port taken, unknown
+    host); the exporter binds the same way (SO_REUSEADDR). Returns the port: a free one for 0,
+    so that the printed address is the real one."""
+    from analyzer.collector import CollectorError
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(addr)
+            return s.getsockname()[1]
+    except OSError as exc:
+        raise CollectorError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
+            "(--metrics-port, --metrics-host)"
+        ) from None
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """What the argument types check, for callers that build the namespace themselves."""
+    if not (math.isfinite(args.speed) and args.speed >= 0):
+        raise config_mod.ConfigError(f"--speed must be 0 or positive, not {args.speed}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise config_mod.ConfigError(f"--duration must be positive, not {args.duration}")
+    if not args.metrics_host:
+        raise config_mod.ConfigError("--metrics-host must not be empty")
+    for name in ("metrics_port", "exchange_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            raise config_mod.ConfigError(
+                f"--{name.replace('_', '-')} must be 0..65535, not {getattr(args, name)}")
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from analyzer.collector import Collector
     from analyzer.exchange.cli import start_ns
-    from analyzer.metrics import serve
 
-    if args.speed < 0:
-        raise config_mod.ConfigError(f"--speed must be 0 or positive, not {args.speed}")
-    port = args.exchange_port or _free_port()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    if args.replay:
-        cfg = demo_config(port, args.data_dir, args.metrics_port, args.metrics_host)
-        proc = start_exchange(port, args.speed)
-        text = REPLAY_TEXT.format(port=port)
-    else:
+    _check_args(args)
+    # everything that can be refused is refused before the exchange child starts
+    args.metrics_port = check_metrics_address(args.metrics_host, args.metrics_port)
+    schedule = None
+    if not args.replay:
         # bad scenarios and times are one-line errors here, not a child that dies
         schedule = Schedule.parse(args.scenario)
-        start = iso(schedule.pin_start(start_ns(args.start) or DEFAULT_START_NS))
-        args.start = start
-        proc = start_exchange(port, args.speed, args)
-        try:
-            symbols = listed_symbols(port)
-        except OSError as exc:
-            proc.terminate()
-            raise config_mod.ConfigError(f"the local exchange did not answer: {exc}") from None
-        cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host)
-        text = SIM_TEXT.format(
-            port=port, seed=args.seed, start=start,
-            pace=f"{args.speed:g}x real time" if args.speed else "full speed",
-            scenarios="\n            ".join(
-                f"{sc.name}@{sc.at_s:g}s: {_summary(sc.__doc__)}" for sc in schedule
-            ) or "none",
-            symbols="".join(f"\n  {venue:<14}{' '.join(s)}" for venue, s in symbols.items()),
-        )
+        args.start = iso(schedule.pin_start(start_ns(args.start) or DEFAULT_START_NS))
+    port = args.exchange_port or _free_port()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    proc = None
     try:
+        if schedule is None:
+            cfg = demo_config(port, args.data_dir, args.metrics_port, args.metrics_host)
+            proc = start_exchange(port, args.speed)
+            text = REPLAY_TEXT.format(port=port)
+        else:
+            proc = start_exchange(port, args.speed, args)
+            try:
+                symbols = listed_symbols(port)
+            except OSError as exc:
+                raise config_mod.ConfigError(
+                    f"the local exchange did not answer: {exc}") from None
+            cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host)
+            text = SIM_TEXT.format(
+                port=port, seed=args.seed, start=args.start,
+                pace=f"{args.speed:g}x real time" if args.speed else "full speed",
+                scenarios="\n            ".join(
+                    f"{sc.name}@{sc.at_s:g}s: {_summary(sc.__doc__)}" for sc in schedule
+                ) or "none",
+                symbols="".join(f"\n  {venue:<14}{' '.join(s)}" for venue, s in symbols.items()),
+            )
         collector = Collector(cfg)
-        serve(collector, cfg.metrics.host, cfg.metrics.port)
-        print(text + WHERE_TEXT.format(metrics=cfg.metrics.port, db=cfg.store.database,
-                                       data=cfg.store.data_dir), flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(collector.run(args.duration))
+        _serve_metrics(collector, cfg)
+        print(text + where_text(cfg), flush=True)
+        _collect(collector, args.duration, args.status_seconds)
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-    print(f"stopped; the data stays in {cfg.store.data_dir}/ (analyzer sql \"...\" to query it)")
+        if proc is not None:
+            stop_exchange(proc)
+    print(f"stopped; the data stays in {cfg.store.data_dir}/ "
+          f"(analyzer sql \"...\"{_db_option(cfg.store.database)} to query it)", flush=True)
     return 0
+
+
+def _serve_metrics(collector: Collector, cfg: config_mod.Config) -> None:
+    from analyzer.metrics import serve
+
+    serve(collector, cfg.metrics.host, cfg.metrics.port)
+
+
+def _collect(collector: Collector, duration: float | None, status_seconds: float) -> None:
+    """The collector, with the status line beside it, until the duration or a signal."""
+    from analyzer.cli import collect, run_until_signal
+
+    async def main() -> None:
+        status = asyncio.create_task(status_lines(collector, status_seconds), name="status")
+        try:
+            await collect(collector, duration)
+        finally:
+            status.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status
+
+    run_until_signal(main)
+
+
+def _frames(collector: Collector) -> int:
+    return sum(route.frames for r in collector.runners for route in r.feed.routes.values())
+
+
+def status_line(collector: Collector, frames_per_s: float) -> str:
+    """``02:15:00 status: 1,234 frames/s, books 14/14 in sync, 123,456 rows stored, 0 gaps``;
+    gaps: the book invalidations (sequence gaps, crossed books, best bid/ask mismatches), each a
+    row of the gaps table."""
+    books = [sb for r in collector.runners for sb in r.books.books.values()]
+    in_sync = sum(sb.in_sync for sb in books)
+    rows = sum(collector.store.stats["rows_written"].values())
+    gaps = sum(r.books.stats.gaps + r.books.stats.crossed + r.books.stats.bbo_mismatched
+               for r in collector.runners)
+    return (f"{time.strftime('%H:%M:%S')} status: {frames_per_s:,.0f} frames/s, "
+            f"books {in_sync}/{len(books)} in sync, {rows:,} rows stored, {gaps:,} gaps")
+
+
+async def status_lines(collector: Collector, interval: float) -> None:
+    """A status line every ``interval`` seconds, so that a calm demo shows it is alive."""
+    last_frames, last_t = _frames(collector), time.monotonic()
+    while True:
+        await asyncio.sleep(interval)
+        frames, t = _frames(collector), time.monotonic()
+        print(status_line(collector, (frames - last_frames) / (t - last_t)), flush=True)
+        last_frames, last_t = frames, t
+
+
+def _db_option(database: str) -> str:
+    default = f"{DEFAULT_DATA_DIR}/analyzer.duckdb"
+    return "" if database == default else f" --db {shlex.quote(database)}"
+
+
+def _data_option(data_dir: str) -> str:
+    return "" if data_dir == DEFAULT_DATA_DIR else f" --data-dir {shlex.quote(data_dir)}"
+
+
+def where_text(cfg: config_mod.Config) -> str:
+    """Where the metrics and the data are, and commands to read them: each names this demo's
+    database or data directory unless it is the default one."""
+    host = cfg.metrics.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    return WHERE_TEXT.format(
+        metrics=f"http://{host}:{cfg.metrics.port}/metrics", db=cfg.store.database,
+        data=cfg.store.data_dir, db_opt=_db_option(cfg.store.database),
+        data_opt=_data_option(cfg.store.data_dir),
+    )
 
 
 REPLAY_TEXT = """\
@@ -228,16 +362,17 @@ and 2 quarterlies each), through a local exchange on 127.0.0.1:{port}
 """
 
 WHERE_TEXT = """
-  metrics   http://127.0.0.1:{metrics}/metrics
+  metrics   {metrics}
   database  {db}   (views over Parquet segments in {data}/segments; raw frames in {data}/raw)
 
 Query while it runs, from another terminal:
-  analyzer metrics --asset BTC --data-dir {data}
-  analyzer sql "SELECT * FROM latest_basis"
-  analyzer sql "SELECT * FROM latest_liquidity"
-  analyzer sql "SELECT venue, symbol, count(*) AS trades FROM trades GROUP BY ALL"
-  analyzer sql "SELECT venue, symbol, reason, count(*) FROM gaps GROUP BY ALL"
-  duckdb -readonly {db} "SELECT * FROM trades_1m ORDER BY minute DESC LIMIT 10"
+  analyzer metrics --asset BTC{data_opt}
+  analyzer opportunities{data_opt}
+  analyzer sql "SELECT * FROM latest_basis"{db_opt}
+  analyzer sql "SELECT * FROM latest_liquidity"{db_opt}
+  analyzer sql "SELECT venue, symbol, count(*) AS trades FROM trades GROUP BY ALL"{db_opt}
+  analyzer sql "SELECT venue, symbol, reason, count(*) FROM gaps GROUP BY ALL"{db_opt}
+  analyzer sql "SELECT * FROM trades_1m ORDER BY minute DESC LIMIT 10"{db_opt}
 
-Ctrl-C to stop.
+A status line every minute; Ctrl-C (or SIGTERM) stops it, flushing the store.
 """

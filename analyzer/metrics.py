@@ -26,6 +26,7 @@ from analyzer.venues.base import CHANNELS
 
 if TYPE_CHECKING:
     from analyzer.collector import Collector, FeedRunner
+    from analyzer.store import Store
 
 PREFIX = "analyzer_"
 
@@ -91,7 +92,8 @@ class CollectorMetrics(_PromCollector):
         yield from (frames, errors, age, lag, last_lag, negative)
         yield from self._feed_health(runners)
         yield from self._books(runners)
-        yield from self._store()
+        yield from store_families(self.c.store, self.c.started_ns)
+        yield from self._capture()
         yield from analytics_families(self.c.analytics)
 
     def _feed_health(self, runners: list[FeedRunner]) -> Iterator[Metric]:
@@ -101,8 +103,16 @@ class CollectorMetrics(_PromCollector):
                               "rotation, error)", ["venue", "reason"])
         connected = _gauge("connections_up", "Open websocket connections", ["venue"])
         rest = _counter("rest_requests", "REST requests by HTTP status", ["venue", "status"])
-        throttled = _counter("rest_throttled", "REST answers 429/418 (Retry-After honoured)",
+        throttled = _counter("rest_throttled", "REST answers 429 (Retry-After honoured)",
                              ["venue"])
+        bans = _counter("rest_bans", "REST answers 418/403: the venue bans us for a while (the "
+                        "queue pauses with its own backoff)", ["venue"])
+        rejected = _counter("rest_rejected", "REST requests refused by a full queue (lost)",
+                            ["venue"])
+        handler_errors = _counter("frame_handler_errors", "Frames or REST answers whose "
+                                  "handling raised unexpectedly (counted, skipped)", ["venue"])
+        stalls = _counter("stream_stalls", "Streams silent past their own expected rate (book "
+                          "out of sync, connection reconnected)", ["venue", "channel"])
         queue = _gauge("queue_depth", "Requests waiting in a venue's rate-limited REST queue",
                        ["venue", "queue"])
         backfilled = _counter("trades_backfilled", "Trades fetched over REST after a gap",
@@ -122,11 +132,16 @@ class CollectorMetrics(_PromCollector):
             for status, n in list(r.rest.stats.by_status.items()):
                 rest.add_metric([r.venue, status], n)
             throttled.add_metric(v, r.rest.stats.throttled)
+            bans.add_metric(v, r.rest.stats.bans)
+            rejected.add_metric(v, r.rest.stats.rejected)
+            handler_errors.add_metric(v, r.handler_errors + r.rest.stats.callback_errors)
+            for ch, n in list(r.freshness.stalls.items()):
+                stalls.add_metric([r.venue, ch], n)
             queue.add_metric([r.venue, "rest"], len(r.rest))
             backfilled.add_metric(v, r.trades_backfilled)
             trade_gaps.add_metric(v, r.trade_gaps)
-        yield from (unknown, dups, reconnects, connected, rest, throttled, queue, backfilled,
-                    trade_gaps)
+        yield from (unknown, dups, reconnects, connected, rest, throttled, bans, rejected,
+                    handler_errors, stalls, queue, backfilled, trade_gaps)
 
     def _books(self, runners: list[FeedRunner]) -> Iterator[Metric]:
         gaps = _counter("book_gaps", "Book sequence gaps, crossed books and best bid/ask "
@@ -135,6 +150,8 @@ class CollectorMetrics(_PromCollector):
         refreshes = _counter("book_refreshes", "Fresh snapshots merged into a live book as the "
                              "price neared the last level the previous one showed",
                              ["venue", "result"])
+        overflows = _counter("book_buffer_overflows", "Changes dropped from a full buffer while "
+                             "a book waited for its snapshot (it resyncs)", ["venue"])
         bbo = _counter("bbo_checks", "Venue best bid/ask compared with the rebuilt book",
                        ["venue", "result"])
         in_sync = _gauge("book_in_sync", "1 if the book is in sync with the venue",
@@ -151,6 +168,7 @@ class CollectorMetrics(_PromCollector):
             gaps.add_metric([r.venue, "bbo_mismatch"], s.bbo_mismatched - s.beyond_snapshot)
             gaps.add_metric([r.venue, "beyond_snapshot"], s.beyond_snapshot)
             resyncs.add_metric([r.venue], s.resyncs)
+            overflows.add_metric([r.venue], s.buffer_overflows)
             refreshes.add_metric([r.venue, "done"], s.refreshes)
             refreshes.add_metric([r.venue, "abandoned"], s.refreshes_abandoned)
             bbo.add_metric([r.venue, "match"], s.bbo_compared - s.bbo_mismatched)
@@ -164,26 +182,51 @@ class CollectorMetrics(_PromCollector):
                     m = (top[0] + top[2]) / 2
                     mid.add_metric(labels, m)
                     spread.add_metric(labels, (top[2] - top[0]) / m * 1e4)
-        yield from (gaps, resyncs, refreshes, bbo, in_sync, levels, mid, spread)
+        yield from (gaps, resyncs, overflows, refreshes, bbo, in_sync, levels, mid, spread)
 
-    def _store(self) -> Iterator[Metric]:
-        stats = self.c.store.stats
-        rows = _counter("rows_written", "Rows written to the store", ["table"])
-        for table, n in list(stats.get("rows_written", {}).items()):
-            rows.add_metric([table], n)
-        flushes = _counter("flushes", "Store flushes (Parquet segments written)", [])
-        flushes.add_metric([], stats.get("flushes", 0))
-        flush_s = _counter("flush_seconds", "Total seconds spent writing segments", [])
-        flush_s.add_metric([], stats.get("flush_seconds_total", 0.0))
-        last = _gauge("last_flush_duration_seconds", "Duration of the last flush", [])
-        last.add_metric([], stats.get("last_flush_seconds", 0.0))
-        failed = _counter("store_write_errors", "Failed segment writes (retried)", [])
-        failed.add_metric([], stats.get("write_errors", 0))
-        up = _gauge("store_up", "1 if the last store write succeeded", [])
-        up.add_metric([], 0.0 if stats.get("rows_pending_retry") else 1.0)
-        uptime = _gauge("uptime_seconds", "Seconds since the collector started", [])
-        uptime.add_metric([], (time.time_ns() - self.c.started_ns) / 1e9)
-        yield from (rows, flushes, flush_s, last, failed, up, uptime)
+    def _capture(self) -> Iterator[Metric]:
+        dropped = _counter("raw_capture_bytes_dropped", "Raw-capture bytes lost: the compressor "
+                           "was behind (the capture is shed first) or the disk refused them",
+                           ["venue"])
+        errors = _counter("raw_capture_write_errors", "Failed raw-capture writes (retried)",
+                          ["venue"])
+        for venue, cap in list(self.c.captures.items()):
+            dropped.add_metric([venue], cap.stats["bytes_dropped"])
+            errors.add_metric([venue], cap.stats["write_errors"])
+        yield from (dropped, errors)
+
+
+def store_families(store: Store, started_ns: int) -> Iterator[Metric]:
+    """The store's health and losses (also served while the store cannot write)."""
+    stats = store.stats
+    rows = _counter("rows_written", "Rows written to the store", ["table"])
+    for table, n in list(stats.get("rows_written", {}).items()):
+        rows.add_metric([table], n)
+    flushes = _counter("flushes", "Store flushes (Parquet segments written)", [])
+    flushes.add_metric([], stats.get("flushes", 0))
+    flush_s = _counter("flush_seconds", "Total seconds spent writing segments", [])
+    flush_s.add_metric([], stats.get("flush_seconds_total", 0.0))
+    last = _gauge("last_flush_duration_seconds", "Duration of the last flush", [])
+    last.add_metric([], stats.get("last_flush_seconds", 0.0))
+    failed = _counter("store_write_errors", "Failed segment writes (retried)", [])
+    failed.add_metric([], stats.get("write_errors", 0))
+    up = _gauge("store_up", "0 while a failed segment write waits for its retry", [])
+    up.add_metric([], 1.0 if store.healthy else 0.0)
+    dropped = _counter("store_rows_dropped", "Rows lost: shed by a writer that fell behind, "
+                       "over the retry cap, unconvertible, or unwritable at close", ["table"])
+    for table, n in list(stats.get("rows_dropped_by_table", {}).items()):
+        dropped.add_metric([table], n)
+    held = _gauge("store_rows_held", "Rows waiting for room in the writer's queue", [])
+    held.add_metric([], stats.get("rows_held", 0))
+    pending = _gauge("store_rows_pending_retry", "Rows of failed writes held for retry", [])
+    pending.add_metric([], stats.get("rows_pending_retry", 0))
+    waits = _counter("store_backpressure", "Batches the writer's full queue could not take "
+                     "at once (held, never blocking the event loop)", [])
+    waits.add_metric([], stats.get("backpressure_waits", 0))
+    uptime = _gauge("uptime_seconds", "Seconds since the collector started", [])
+    uptime.add_metric([], (time.time_ns() - started_ns) / 1e9)
+    yield from (rows, flushes, flush_s, last, failed, up, dropped, held, pending, waits,
+                uptime)
 
 
 def _le(bound: float) -> str:

@@ -385,7 +385,8 @@ SELECT
 FROM read_parquet('{segments}/carry_candidates/*/*.parquet', union_by_name = true);
 
 -- Opportunity lifecycle events: open (every gate held, persistently), update (while open, every
--- [carry] update_seconds), close (reason: below_exit, gate:<name>, gone). See opportunities.py.
+-- [carry] update_seconds), close (reason: below_exit, gate:<name>, gone, collector stopped).
+-- See opportunities.py.
 CREATE OR REPLACE VIEW opportunities AS
 SELECT
     ts::BIGINT AS ts,

@@ -99,3 +99,34 @@ LEFT JOIN depth d ON d.ts = l.ts AND d.venue = l.venue AND d.symbol = l.symbol
 LEFT JOIN slippage s ON s.ts = l.ts AND s.venue = l.venue AND s.symbol = l.symbol
     AND s.notional_usd = 100000 AND s.source = 'live';
 
+
+-- Carry opportunities as a reader should take them: the last live event of each pair and notional
+-- with its state, 'closed' (a close event: below_exit, gate:<name>, gone, collector stopped),
+-- 'open' (an open or update event at most stale_after_s seconds old) or 'stale' (open at its
+-- last event, but nothing since for longer: no collector tracks it, it stopped without closing
+-- it, e.g. a crash). age_s: since the last event, on this reader's clock. The bound and why:
+-- analyzer/analytics/opportunities.py (stale_after_s); `analyzer opportunities` passes the one
+-- of its config.
+CREATE OR REPLACE MACRO opportunity_status_within(stale_after_s) AS TABLE
+WITH last AS (
+    SELECT *, (epoch_ns(now()) - ts) / 1e9 AS age_s
+    FROM opportunities
+    WHERE source = 'live'
+    QUALIFY row_number() OVER (PARTITION BY pair, notional_usd ORDER BY ts DESC) = 1
+)
+SELECT
+    CASE WHEN event = 'close' THEN 'closed'
+         WHEN age_s > stale_after_s THEN 'stale'
+         ELSE 'open' END AS state,
+    base, pair, tenor, notional_usd, spot_venue, spot_symbol, venue, symbol,
+    net_ann, net_usd, peak_net_ann, avg_net_ann, opened_ts,
+    make_timestamp(opened_ts // 1000) AS opened,
+    duration_s,  -- open that long at the last event
+    event AS last_event, ts AS last_ts, time AS last_time, reason, age_s,
+    stale_after_s::DOUBLE AS stale_after_s
+FROM last;
+
+-- The same with the bound of the default config: 2 * (update_seconds 60 + close_grace_seconds
+-- 30 + interval_seconds 1).
+CREATE OR REPLACE VIEW opportunity_status AS
+SELECT * FROM opportunity_status_within(182.0);

@@ -70,9 +70,11 @@ class Run:
 
 
 def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
+             options: dict[str, dict[str, Any]] | None = None,
              **usdm: Any) -> list[dict[str, Any]]:
     """Every instrument the simulated exchangeInfo lists, on every market, every channel;
-    ``follow_quarterlies``: the dated futures as the glob ``*_*`` instead (new listings too)."""
+    ``follow_quarterlies``: the dated futures as the glob ``*_*`` instead (new listings too);
+    ``options``: feed settings per venue (``usdm``: USDⓈ-M's)."""
     by: dict[str, list[str]] = {}
     for inst in sim.model.instruments():
         if not (follow_quarterlies and inst.expiry is not None):
@@ -81,7 +83,7 @@ def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
         by["binance_usdm"].append("*_*")
         by["binance_coinm"].append("*_*")
     futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
-    return [
+    feeds = [
         {"venue": "binance_spot", "symbols": by["binance_spot"],
          "channels": ["depth", "trades", "bookTicker"]},
         {"venue": "binance_usdm", "symbols": by["binance_usdm"], "depth_speed": "0ms",
@@ -89,6 +91,9 @@ def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
         {"venue": "binance_coinm", "symbols": by["binance_coinm"], "trade_stream": "aggTrade",
          "channels": futures},
     ]
+    for f in feeds:
+        f |= (options or {}).get(f["venue"], {})
+    return feeds
 
 
 async def until(condition: Any, timeout: float, what: str) -> None:
@@ -103,21 +108,24 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
             seed: int = 3, follow_quarterlies: bool = False,
             analytics: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
             carry: dict[str, Any] | None = None, alerts: dict[str, Any] | None = None,
-            metrics_port: int | None = None, **usdm: Any) -> Run:
+            metrics_port: int | None = None, options: dict[str, dict[str, Any]] | None = None,
+            exchange: dict[str, Any] | None = None, setup: Any = None, **usdm: Any) -> Run:
     """The simulated market collected from its first event: the clock starts once the collector
     has subscribed everything and holds every book's first snapshot, runs at least ``seconds``
     of market time and until every book is in sync (a resync takes longer on a loaded
     machine), then stops; the collector drains and flushes. ``metrics_port``: also serve the
-    Prometheus metrics there (on a thread that outlives the run)."""
+    Prometheus metrics there (on a thread that outlives the run). ``options``: feed settings
+    per venue; ``exchange``: LocalExchange settings; ``setup(collector)``: called before it
+    starts."""
     sim = Simulation(seed=seed, schedule=schedule, speed=speed, wait_for=FEEDS,
                      autostart=False)
 
     async def main() -> Run:
         # REST budgets out of the way: resyncs after faults must not wait for a minute
-        ex = LocalExchange(port=0, rest_weight_limit=1_000_000)
+        ex = LocalExchange(port=0, **{"rest_weight_limit": 1_000_000, **(exchange or {})})
         ex.add_simulation(sim)
         await ex.start()
-        feeds = feeds_of(sim, follow_quarterlies=follow_quarterlies, **usdm)
+        feeds = feeds_of(sim, follow_quarterlies=follow_quarterlies, options=options, **usdm)
         for f in feeds:
             f |= {"ws_url": ex.ws_url(f["venue"]), "rest_url": ex.base_url(f["venue"]),
                   "open_interest_seconds": 1.0, "rest_weight_per_minute": 1_000_000}
@@ -132,6 +140,8 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
             "alerts": alerts or {},
         })
         collector = Collector(cfg)
+        if setup is not None:
+            setup(collector)
         if metrics_port is not None:
             serve(collector, "127.0.0.1", metrics_port)
 

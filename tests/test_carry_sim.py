@@ -22,6 +22,7 @@ import pytest
 from harness import tool
 from simrun import Run, run_sim
 
+from analyzer.analytics.opportunities import STOPPED
 from analyzer.sim import Schedule
 from analyzer.sim.scenarios import CalmContango, SteepContango
 
@@ -122,15 +123,16 @@ scrape_configs:
         hook.close()
 
 
+CARRY = {"candidates_seconds": 0.25, "close_grace_seconds": 10, "gates": {
+    "min_net_ann": 0.15, "entry_ann": 0.15, "exit_ann": 0.10, "persistence_window_s": WINDOW_S}}
+
+
 @pytest.fixture(scope="module")
 def steep(stack: dict[str, Any]) -> Run:
     schedule = Schedule([CalmContango(), SteepContango(at_s=5, duration_s=300)])
     return run_sim(
         stack["tmp"], schedule, seconds=620, speed=20, metrics_port=stack["metrics"],
-        analytics={"interval_seconds": 0.25},
-        carry={"candidates_seconds": 0.25, "close_grace_seconds": 10, "gates": {
-            "min_net_ann": 0.15, "entry_ann": 0.15, "exit_ann": 0.10,
-            "persistence_window_s": WINDOW_S}},
+        analytics={"interval_seconds": 0.25}, carry=CARRY,
         alerts={"webhook_url": stack["hook"].url + "/analyzer"})
 
 
@@ -160,6 +162,24 @@ def test_steep_contango_opens_one_opportunity_per_pair_and_closes_it_after(steep
     # before the contango steepened, the same pairs were rejected by economics
     early = cand.filter(pl.col("ts") < first + 1e9)
     assert set(early["reject_gate"]) == {"economics"}
+
+
+def test_stopping_the_collector_closes_the_open_opportunities(tmp_path: Path) -> None:
+    # the contango is still steep when the run ends: the collector stops with all four open
+    schedule = Schedule([CalmContango(), SteepContango(at_s=5, duration_s=3600)])
+    run = run_sim(tmp_path, schedule, seconds=240, speed=20,
+                  analytics={"interval_seconds": 0.25}, carry=CARRY)
+    events = run.frame("SELECT * FROM opportunities WHERE source = 'live' ORDER BY ts")
+    opens = events.filter(pl.col("event") == "open")
+    assert sorted(zip(opens["venue"], opens["tenor"], strict=True)) == sorted(PAIRS)
+    closes = events.filter(pl.col("event") == "close")
+    assert sorted(closes["pair"]) == sorted(opens["pair"])
+    assert set(closes["reason"]) == {STOPPED}
+    assert closes["ts"].min() > events.filter(pl.col("event") != "close")["ts"].max()
+    # what a reader sees of them afterwards
+    status = run.frame("SELECT pair, state, reason FROM opportunity_status")
+    assert set(status["state"]) == {"closed"} and set(status["reason"]) == {STOPPED}
+    assert run.collector.analytics.lifecycle.open_rows() == []
 
 
 def prom_query(port: int, expr: str, at: float) -> list[dict[str, Any]]:

@@ -1,8 +1,12 @@
 """`analyzer demo` as a user runs it: research queries from other processes while it collects,
-and its metrics over HTTP."""
+its metrics over HTTP, its banner and status lines, and a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -50,9 +54,9 @@ def test_demo_is_queryable_while_it_runs(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         counts: list[int] = []
         while time.monotonic() < deadline:
-            r = cli("sql", "SELECT count(*) AS n FROM trades", "--db", str(db))
+            r = cli("sql", "SELECT count(*) AS n FROM trades", "--db", str(db), "--format", "json")
             if r.returncode == 0:
-                n = int(r.stdout.strip().splitlines()[-2].strip("│ "))
+                n = json.loads(r.stdout)[0]["n"]
                 if n:
                     counts.append(n)
                 if len(counts) >= 2 and counts[-1] > counts[0] > 0:
@@ -86,3 +90,91 @@ def test_demo_is_queryable_while_it_runs(tmp_path: Path) -> None:
         out, err = demo.communicate(timeout=90)
     assert demo.returncode == 0, err[-2000:]
     assert "metrics   http://127.0.0.1:" in out and "stopped" in out
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid`` (from /proc: no psutil)."""
+    out = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(p))
+    return out
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def trades(db: Path) -> int:
+    """Stored trades, 0 before the database exists."""
+    from analyzer.store import StoreError
+    from analyzer.store.research import query
+
+    try:
+        return int(query(db, "SELECT count(*) AS n FROM trades")["n"][0])
+    except StoreError:
+        return 0
+
+
+STATUS = re.compile(r"^\d\d:\d\d:\d\d status: [\d,]+ frames/s, books (\d+)/(\d+) in sync, "
+                    r"([\d,]+) rows stored, [\d,]+ gaps$", re.MULTILINE)
+
+
+def test_demo_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """``docker stop``: SIGTERM flushes the store, stops the exchange child and exits 0. Also:
+    the banner's commands name this demo's data, and a status line comes every interval."""
+    data = tmp_path / "data"
+    db = data / "analyzer.duckdb"
+    metrics_port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "demo", "--speed", "10", "--duration", "60",
+         "--data-dir", str(data), "--metrics-port", str(metrics_port), "--status-seconds", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        seen = 0
+        while time.monotonic() < deadline and not seen:
+            assert demo.poll() is None, demo.communicate()[1][-2000:]
+            children = children or children_of(demo.pid)
+            seen = trades(db)
+            time.sleep(0.5)
+        assert seen, "no trades stored"
+        assert scrape(metrics_port)[("analyzer_rows_written_total", (("table", "trades"),))] > 0
+        assert len(children) == 1, children  # the exchange
+        time.sleep(1.5)  # a status line at least
+        demo.send_signal(signal.SIGTERM)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, err[-2000:]
+    assert "SIGTERM: stopping" in err and "Traceback" not in err, err[-2000:]
+    assert not running(children[0]), "the exchange child outlived the demo"
+    assert trades(db) >= seen  # queryable after the exit, nothing lost
+    assert out.rstrip().endswith(f'(analyzer sql "..." --db {db} to query it)'), out[-500:]
+
+    # the banner: every command carries this demo's database or data directory
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  analyzer ")]
+    assert len(commands) >= 5, out
+    for c in commands:
+        assert c.endswith(f"--db {db}") if c.startswith("analyzer sql ") else \
+            c.endswith(f"--data-dir {data}"), c
+    assert "duckdb -" not in out  # the DuckDB CLI is not installed by pip
+    assert f"metrics   http://127.0.0.1:{metrics_port}/metrics" in out
+
+    # status lines, every second here (every minute by default)
+    status = STATUS.findall(out)
+    assert status, out[-1000:]
+    assert all(int(books) == 14 for _, books, _ in status)
+    assert any(in_sync == books for in_sync, books, _ in status), status  # all synced
+    assert int(status[-1][2].replace(",", "")) > 0

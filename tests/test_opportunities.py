@@ -1,9 +1,13 @@
 """The opportunity lifecycle on hand-made candidate series: persistence, hysteresis, grace on
-failing gates, and the notifier over a real local HTTP server."""
+failing gates, the notifier over a real local HTTP server, and what a reader of the store sees
+after the collector stops cleanly or crashes (the live analytics writing to a real store, read
+back through the views and ``analyzer opportunities``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 import threading
 import time
@@ -12,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
-from analyzer.analytics.opportunities import Lifecycle, Notifier
+from analyzer import config
+from analyzer.analytics.commands import cmd_opportunities
+from analyzer.analytics.live import LiveAnalytics
+from analyzer.analytics.opportunities import STOPPED, Lifecycle, Notifier, stale_after_s
+from analyzer.store import Store
+from analyzer.store.research import query
 
 S = 1_000_000_000
 
@@ -120,3 +130,131 @@ def test_notifier_posts_open_and_close_to_a_webhook_and_runs_a_command(tmp_path:
     lines = out.read_text().splitlines()
     assert [json.loads(x)["event"]["event"] for x in lines] == ["open", "close"]
     assert notifier.failed == 0
+
+
+# -- what a reader of the store sees after the collector stops --
+
+OTHER = "BTCUSDT_270326"  # a second derivative leg: a second opportunity
+
+
+def live_analytics(data: Path, store: Store, **alerts: Any) -> LiveAnalytics:
+    """The collector's live analytics on ``store``, with the lifecycle of ``lifecycle()``."""
+    cfg = config.parse({
+        "feeds": [{"venue": "binance_spot", "symbols": ["BTCUSDT"]}],
+        "store": {"data_dir": str(data), "database": str(data / "analyzer.duckdb")},
+        "carry": {"close_grace_seconds": 3, "update_seconds": 5,
+                  "gates": {"persistence_window_s": 10, "exit_ann": 0.015}},
+        "alerts": alerts})
+    la = LiveAnalytics(cfg, [], store)
+    la.next_candidates_ns = 2**62  # hand-made candidates lack the stored columns: not sampled
+    return la
+
+
+def opened(la: LiveAnalytics, t0: int, symbol: str = "BTCUSDT_261225") -> int:
+    """Ticks of one qualifying candidate from ``t0``, a second apart, until it opens: the time."""
+    for i in range(12):
+        la._carry(pl.DataFrame([cand(0.10, symbol=symbol)]), t0 + i * S)
+        if la.lifecycle.open_rows():
+            return t0 + i * S
+    raise AssertionError("never opened")
+
+
+def opportunities_cli(data: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """``analyzer opportunities --data-dir data``: its output by section title."""
+    args = argparse.Namespace(config=None, data_dir=str(data), asset=None, since="24h")
+    assert cmd_opportunities(args) == 0
+    out = capsys.readouterr().out
+    parts = [p.strip() for p in out.split("\n\n")]
+    return {p.split("\n", 1)[0]: p for p in parts if p}
+
+
+def section(out: dict[str, str], prefix: str) -> str:
+    [text] = [v for k, v in out.items() if k.startswith(prefix)]
+    return text
+
+
+def test_a_clean_stop_closes_open_opportunities_and_a_restart_does_not_reopen_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    sent = tmp_path / "notified.jsonl"
+    command = [sys.executable, "-c",
+               f"import sys; open({str(sent)!r}, 'a').write(sys.stdin.read() + '\\n')"]
+    with Store(data, data / "analyzer.duckdb") as store:
+        la = live_analytics(data, store, command=command)
+        t_open = opened(la, time.time_ns() - 20 * S)
+        t_stop = time.time_ns()
+        la.close(t_stop)  # what Collector.stop() does before closing the store
+        la.close(t_stop + S)  # twice: nothing more
+    assert la.lifecycle.open_rows() == [] and la.lifecycle.closed_total == {STOPPED: 1}
+    # the stopped collector's close notification went out before close() returned
+    notes = [json.loads(x) for x in sent.read_text().splitlines()]
+    [close_note] = [n for n in notes if n["event"]["event"] == "close"]
+    assert "(collector stopped, after" in close_note["text"]
+
+    # a restarted collector: the same candidate qualifies again at once, but reopening needs
+    # a whole new persistence window (its lifecycle starts afresh, it reads no old state)
+    with Store(data, data / "analyzer.duckdb") as store:
+        la = live_analytics(data, store)
+        now = time.time_ns()
+        for i in range(3):
+            la._carry(pl.DataFrame([cand(0.10)]), now + i * S)
+        la.close(now + 3 * S)
+    assert la.lifecycle.opened_total == {}
+
+    db = data / "analyzer.duckdb"
+    events = query(db, "SELECT * FROM opportunities ORDER BY ts")
+    assert events.select("ts", "event", "reason").rows() == [
+        (t_open, "open", None), (t_stop, "close", STOPPED)]
+    assert events["duration_s"][1] == pytest.approx((t_stop - t_open) / S)
+    status = query(db, "SELECT state, last_event, reason FROM opportunity_status")
+    assert status.rows() == [("closed", "close", STOPPED)]
+    out = opportunities_cli(data, capsys)
+    assert section(out, "Open opportunities").endswith("(none)")
+    assert not [k for k in out if k.startswith("Stale")]
+    closed = section(out, "Closed since 24h")
+    assert "binance_spot:BTCUSDT/binance_usdm:BTCUSDT_261225" in closed and STOPPED in closed
+
+
+def test_an_opportunity_left_open_by_a_crash_is_shown_stale_with_its_age(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    now = time.time_ns()
+    with Store(data, data / "analyzer.duckdb") as store:
+        # a collector that opened one an hour ago, then was killed (no close written) ...
+        crashed = live_analytics(data, store)
+        t_orphan = opened(crashed, now - 3610 * S)
+        # ... and the one collecting now, which has one open too
+        running = live_analytics(data, store)
+        opened(running, now - 12 * S, symbol=OTHER)
+    orphan = "binance_spot:BTCUSDT/binance_usdm:BTCUSDT_261225"
+    tracked = f"binance_spot:BTCUSDT/binance_usdm:{OTHER}"
+
+    status = query(data / "analyzer.duckdb",
+                   "SELECT pair, state, age_s, stale_after_s FROM opportunity_status")
+    by_pair = {r["pair"]: r for r in status.iter_rows(named=True)}
+    assert by_pair[orphan]["state"] == "stale" and by_pair[tracked]["state"] == "open"
+    age_s = (time.time_ns() - t_orphan) / S
+    assert by_pair[orphan]["age_s"] == pytest.approx(age_s, abs=2)
+    # the view's bound is the default config's
+    default = stale_after_s(config.Carry().update_seconds, config.Carry().close_grace_seconds,
+                            config.Analytics().interval_seconds)
+    assert set(status["stale_after_s"]) == {default}
+
+    out = opportunities_cli(data, capsys)
+    open_ = section(out, "Open opportunities")
+    assert tracked in open_ and orphan not in open_
+    stale = section(out, "Stale: open at their last event but none for over 182 s")
+    [line] = [x for x in stale.splitlines() if orphan in x]
+    assert "stale" in line and tracked not in stale
+    assert re.search(r"\b01:00:[01]\d\b", line), line  # its age, an hour
+
+
+def test_an_open_opportunity_closes_as_gone_when_a_tick_has_no_candidates_at_all(
+        tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Store(data, data / "analyzer.duckdb") as store:
+        la = live_analytics(data, store)
+        t = opened(la, time.time_ns() - 20 * S)
+        for i in range(1, 5):  # e.g. every book out of sync: evaluate() returns no candidates
+            la._carry(pl.DataFrame(), t + i * S)
+    assert la.lifecycle.open_rows() == [] and la.lifecycle.closed_total == {"gone": 1}

@@ -231,7 +231,8 @@ def test_disconnects_are_counted_by_close_code_and_lose_no_trade(tmp_path: Path)
     """Closes with 1000, 1001, 1008, 1011 and a TCP abort, 10 market seconds (1 s) apart: one
     reconnect per code, every trade stored once (the missed ones backfilled over REST)."""
     schedule = Schedule([Disconnect(at_s=5.0, spacing_s=10.0)])
-    run = run_sim(tmp_path, schedule, seconds=70, speed=10)
+    # each 1 s connection counts as healthy here, so the backoff stays short between codes
+    run = run_sim(tmp_path, schedule, seconds=70, speed=10, healthy_seconds=0.5)
     assert run.reconnects("binance_usdm") == {
         "1000": 1, "1001": 1, "1008": 1, "1011": 1, "abnormal": 1}
     assert run.exchange.stats["feeds"]["binance_usdm"]["closed_by_fault"] == 5

@@ -288,12 +288,12 @@ def test_trades_are_idempotent_within_and_across_restarts(tmp_path: Path) -> Non
 
 
 def test_compaction_merges_segments_and_drops_duplicate_trades(tmp_path: Path) -> None:
-    # A dedup memory of one id (the last, 49) lets replays through to disk: compaction must
-    # catch them.
+    # A dedup memory of one entry (the last id, 98: the ids are not consecutive, so each is an
+    # entry of its own) lets replays through to disk: compaction must catch them.
     with make_store(tmp_path, dedup_max_ids=1) as store:
         for rnd in range(3):
             for i in range(50):
-                store.add(trade(i))
+                store.add(trade(2 * i))
             store.add(Quote("v", "S", T0 + rnd, T0 + rnd, 1.0, 1.0, 2.0, 1.0))
             store.flush()
         assert rows(store.db_path, "SELECT count(*) FROM trades") == [(50 + 49 + 49,)]
@@ -593,3 +593,111 @@ def test_views_use_absolute_paths_from_any_cwd(
         assert con.execute("SELECT count(*) FROM trades").fetchone() == (1,)
     finally:
         con.close()
+
+
+def store_up(store: Store) -> float | None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
+
+    from analyzer.metrics import store_families
+
+    class Families(Collector):
+        def collect(self):
+            return store_families(store, 0)
+
+    registry = CollectorRegistry()
+    registry.register(Families())
+    return registry.get_sample_value("analyzer_store_up")
+
+
+def test_store_up_stays_1_while_a_healthy_store_writes(tmp_path: Path) -> None:
+    """Issue 14, defect 3: rows being written are not a failure. Sampled on the writer thread
+    right after each segment (when rows of the batch in hand are still counted pending)."""
+    seen: list[float | None] = []
+    holder: list[Store] = []
+    with make_store(tmp_path, flush_rows=10,
+                    on_flush=lambda t, n, s: seen.append(store_up(holder[0]))) as store:
+        holder.append(store)
+        for i in range(100):
+            store.add(trade(i))
+        store.flush()
+        assert store.stats["write_errors"] == 0
+    assert len(seen) == 10 and set(seen) == {1.0}
+
+
+def test_store_up_is_0_while_a_failed_write_waits_for_its_retry(tmp_path: Path) -> None:
+    with make_store(tmp_path, retry_seconds=0.05) as store:
+        table_dir = store.segments_root / "trades"
+        shutil.rmtree(table_dir)
+        table_dir.write_text("not a directory")
+        store.add(trade(1))
+        store.flush()
+        assert store_up(store) == 0.0
+        table_dir.unlink()
+        assert wait_for(lambda: store_up(store) == 1.0)
+
+
+def test_a_slow_writer_never_blocks_the_caller_and_sheds_the_least_valuable_rows(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, defect 7: the writer is stuck (a disk far slower than the market). add() from
+    the caller (the event loop) still returns at once; batches are held up to max_held_rows,
+    then dropped least valuable first (quotes before trades) and counted per table; memory
+    stays bounded; once the writer moves again everything kept is written exactly once."""
+    gate = threading.Event()
+    with make_store(tmp_path, flush_rows=100, queue_batches=2, max_held_rows=6_000,
+                    on_flush=lambda t, n, s: gate.wait()) as store:
+        caller = threading.Thread(target=lambda: [
+            (store.add(trade(i)), store.add(Quote("v", "S", T0 + i, T0 + i, 1.0, 1.0, 2.0, 1.0)))
+            for i in range(5_000)
+        ])
+        caller.start()
+        caller.join(10)
+        blocked = caller.is_alive()
+        gate.set()  # let the writer go, whatever happened
+        caller.join()
+        assert not blocked, "add() blocked on a full writer queue"
+        st = store.stats
+        assert st["backpressure_waits"] > 0
+        assert st["rows_held"] <= 6_000
+        dropped = st["rows_dropped_by_table"]
+        assert dropped["quotes"] > 0 and dropped["trades"] == 0
+        assert st["rows_dropped"] == dropped["quotes"]
+        store.flush()
+        assert st["rows_held"] == 0
+        assert st["rows_written"]["trades"] == 5_000
+        assert st["rows_written"]["quotes"] + dropped["quotes"] == 5_000
+    assert trade_ids(store.db_path) == [str(i) for i in range(5_000)]
+
+
+def test_trade_dedup_keeps_consecutive_ids_as_ranges() -> None:
+    """Issue 14 soak: a set of every id of the last hour grew the collector by ~250 bytes a
+    trade. Decimal ids are kept as ranges: same answers, memory per hole, not per trade."""
+    import pyarrow as pa
+
+    from analyzer.store.convert import TradeDedup
+
+    d = TradeDedup(window_ns=100, max_ids=1_000)
+
+    def new(*ids: str, ts: int = 0, symbol: str = "S") -> list[str]:
+        kept, _ = d.filter([Trade("v", symbol, ts, ts, i, 1.0, 1.0, "buy", "trade")
+                            for i in ids])
+        return [t.trade_id for t in kept]
+
+    assert new(*(str(i) for i in range(1, 100_001))) == [str(i) for i in range(1, 100_001)]
+    st = d._keys[("v", "S")]
+    assert (st.los, st.his, len(d)) == ([1], [100_000], 100_000)
+    assert new("100000", "5", "100002", "100001", "100002") == ["100002", "100001"]
+    assert new("200000", "150000", "150001", "149999", "x-1", "007", "7") == [
+        "200000", "150000", "150001", "149999", "x-1", "007"]
+    assert (st.los, st.his) == ([1, 149_999, 200_000], [100_002, 150_001, 200_000])
+    d.forget(pa.table({"venue": ["v"], "symbol": ["S"], "trade_id": ["150000"]}))
+    assert (st.los, st.his) == ([1, 149_999, 150_001, 200_000], [100_002, 149_999, 150_001,
+                                                                 200_000])
+    assert new("150000") == ["150000"]  # stored again after its batch was dropped
+    # the window: an hour (here 100 ns) behind the key's newest id
+    d = TradeDedup(window_ns=100, max_ids=1_000)  # (new() reads d when called)
+    assert new("1", "2", "x-1", ts=0) == ["1", "2", "x-1"]
+    assert new("1", "x-1", ts=50) == []
+    assert new("10", ts=200) == ["10"]  # moves the window past ts 0
+    assert new("1", "x-1", ts=200) == ["1", "x-1"]

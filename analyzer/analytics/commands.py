@@ -16,6 +16,7 @@ import polars as pl
 from analyzer import config as config_mod
 from analyzer.analytics.batch import backfill, progress_bar
 from analyzer.analytics.funding import mean_realised, oi_change, realised_funding
+from analyzer.analytics.opportunities import stale_after_s
 from analyzer.analytics.pipeline import candidate_rows
 from analyzer.store.research import frame
 
@@ -152,15 +153,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-OPEN_SQL = """
-WITH last AS (
-    SELECT * FROM opportunities WHERE source = 'live' AND (? IS NULL OR base = ?)
-    QUALIFY row_number() OVER (PARTITION BY pair, notional_usd ORDER BY ts DESC) = 1
-)
-SELECT base, pair, tenor, notional_usd, round(net_ann * 100, 2) AS net_ann_pct,
-       round(net_usd) AS net_usd, round(peak_net_ann * 100, 2) AS peak_pct,
-       make_timestamp(opened_ts // 1000) AS opened, round(duration_s / 60, 1) AS minutes
-FROM last WHERE event <> 'close' ORDER BY net_ann DESC
+NOT_CLOSED_SQL = """
+SELECT state, base, pair, tenor, notional_usd, round(net_ann * 100, 2) AS net_ann_pct,
+       round(net_usd) AS net_usd, round(peak_net_ann * 100, 2) AS peak_pct, opened,
+       last_time AS last_event, round(duration_s / 60, 1) AS minutes,
+       CAST(to_seconds(round(age_s)::BIGINT) AS VARCHAR) AS age
+FROM opportunity_status_within(?) WHERE state <> 'closed' AND (? IS NULL OR base = ?)
+ORDER BY net_ann DESC NULLS LAST
 """
 
 CLOSED_SQL = """
@@ -184,14 +183,24 @@ FROM last WHERE NOT passes_all ORDER BY net_ann DESC NULLS LAST LIMIT 15
 
 
 def cmd_opportunities(args: argparse.Namespace) -> int:
-    _, database, _, _ = _settings(args)
+    _, database, cfg, carry = _settings(args)
     asset = args.asset.upper() if args.asset else None
     since = parse_time(args.since)
+    limit = stale_after_s(carry.update_seconds, carry.close_grace_seconds, cfg.interval_seconds)
     with _connect(database) as con:
         try:
+            live = frame(con, NOT_CLOSED_SQL, [limit, asset, asset])  # one clock for both
+            stale = live.filter(pl.col("state") == "stale").select(
+                "state", "base", "pair", "tenor", "notional_usd", "net_ann_pct", "opened",
+                "last_event", "minutes", "age")
             tables = [
-                ("Open opportunities (every gate passed, persistently)",
-                 frame(con, OPEN_SQL, [asset, asset])),
+                (f"Open opportunities (every gate passed, persistently; an event within the "
+                 f"last {limit:.0f} s)", live.filter(pl.col("state") == "open").select(
+                     "base", "pair", "tenor", "notional_usd", "net_ann_pct", "net_usd",
+                     "peak_pct", "opened", "minutes", last_event_age="age")),
+                *([(f"Stale: open at their last event but none for over {limit:.0f} s, so no "
+                    "longer tracked (the collector stopped without closing them, e.g. it "
+                    "crashed)", stale)] if stale.height else []),
                 (f"Closed since {args.since}", frame(con, CLOSED_SQL, [since, asset, asset])),
                 ("Best rejected candidates at the last sample, and the gate that rejected them",
                  frame(con, REJECTED_SQL, [asset, asset])),

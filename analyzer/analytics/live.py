@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ FUNDING_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
 FUNDING_WINDOW = "7d"
 FUNDING_KEEP_NS = 8 * 86_400 * 1_000_000_000
 NS = 1_000_000_000
+NOTIFY_WAIT_S = 5.0  # at stop, for the "collector stopped" notifications
 
 
 class LiveAnalytics:
@@ -137,22 +139,32 @@ class LiveAnalytics:
             self.suppressed_total[reason] += n
 
     def _carry(self, cand: pl.DataFrame, now: int) -> None:
-        if not cand.height:
-            return
-        if now >= self.next_candidates_ns:
+        if cand.height and now >= self.next_candidates_ns:
             self.next_candidates_ns = now + self.candidates_ns - self.half_tick_ns
             rows = candidate_rows(cand).with_columns(source=pl.lit("live"))
             self.store.add_rows("carry_candidates", rows.to_arrow())
-        events = self.lifecycle.update(cand, now)
-        if events:
-            self.store.add_rows("opportunities", events_frame(events).with_columns(
-                source=pl.lit("live")).to_arrow())
-            for e in events:
-                if e["event"] != "update":
-                    log.warning("carry opportunity %s: %s %s net %.2f%% a year (%s)",
-                                e["event"], e["pair"], e["notional_usd"],
-                                100 * (e["net_ann"] or 0), e["reason"] or "all gates passed")
-            self.notifier.notify(events)
+        # also without candidates: an open opportunity no longer evaluated closes as "gone"
+        self._emit(self.lifecycle.update(cand, now))
+
+    def close(self, now: int) -> None:
+        """Close every open opportunity with reason ``collector stopped`` and store the events;
+        ``Collector.stop()`` calls it after the tick task has ended and before the store
+        closes. Waits up to ``NOTIFY_WAIT_S`` for their notifications. Idempotent."""
+        thread = self._emit(self.lifecycle.close_all(now))
+        if thread is not None:
+            thread.join(NOTIFY_WAIT_S)
+
+    def _emit(self, events: list[dict[str, Any]]) -> threading.Thread | None:
+        if not events:
+            return None
+        self.store.add_rows("opportunities", events_frame(events).with_columns(
+            source=pl.lit("live")).to_arrow())
+        for e in events:
+            if e["event"] != "update":
+                log.warning("carry opportunity %s: %s %s net %.2f%% a year (%s)",
+                            e["event"], e["pair"], e["notional_usd"],
+                            100 * (e["net_ann"] or 0), e["reason"] or "all gates passed")
+        return self.notifier.notify(events)
 
     # -- inputs, from the collector's state --
 

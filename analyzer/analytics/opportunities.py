@@ -10,7 +10,19 @@ stays open while its net carry is at or above the lower ``exit_ann`` (hysteresis
 gates hold; it CLOSES when the net carry falls below ``exit_ann`` (``below_exit``), when a
 non-economic gate has failed for ``close_grace_s`` in a row (``gate:<name>``: a stale book or
 a resync does not close it at the first tick), or when the candidate is no longer evaluated at
-all for ``close_grace_s`` (``gone``: delisted or expired).
+all for ``close_grace_s`` (``gone``: delisted or expired). When the collector stops cleanly,
+every open opportunity closes with reason ``collector stopped`` (``Lifecycle.close_all``): the
+lifecycle lives in memory only, and a restarted collector starts afresh, so nothing in the
+store would otherwise say that nobody tracks it any more.
+
+After a crash no close is written. A reader then tells a tracked opportunity from an orphan by
+the age of its last event: while tracked, an open opportunity has an event at least every
+``update_every_s``, except while a non-economic gate fails (at most ``close_grace_s``, then it
+closes) and between ticks, so one whose last event is older than ``stale_after_s`` (that bound,
+doubled for a slow tick and the store's flush) is shown as ``stale`` with its age, not as open
+(``opportunity_status`` in sql/views.sql, ``analyzer opportunities``). The age is taken against
+the reader's clock: the newest row the collector wrote would not do, since after a kill -9 it
+is as old as the orphan itself.
 
 Times are the evaluation instants (``ts``, local clock), so the same rules apply live and in a
 replay of the candidates table.
@@ -33,6 +45,13 @@ log = logging.getLogger(__name__)
 
 KEY = ("base", "spot_venue", "spot_symbol", "venue", "symbol", "notional_usd")
 NS = 1_000_000_000
+STOPPED = "collector stopped"
+
+
+def stale_after_s(update_every_s: float, close_grace_s: float, interval_s: float) -> float:
+    """How long an open opportunity may go without an event while a collector tracks it (see
+    the module docstring); ``interval_s`` is the analytics tick."""
+    return 2 * (update_every_s + close_grace_s + interval_s)
 
 
 @dataclass(slots=True)
@@ -77,6 +96,10 @@ class Lifecycle:
         return [{**t.last, "opened_ts": t.opened_ts, "peak_net_ann": t.peak,
                  "avg_net_ann": t.total / t.n if t.n else None}
                 for t in self.tracks.values() if t.open]
+
+    def close_all(self, ts: int, reason: str = STOPPED) -> list[dict[str, Any]]:
+        """Close every open opportunity now (the collector stops)."""
+        return [self._close(t, ts, reason) for t in self.tracks.values() if t.open]
 
     def update(self, candidates: pl.DataFrame, ts: int) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -188,12 +211,15 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
-    def notify(self, events: list[dict[str, Any]]) -> None:
+    def notify(self, events: list[dict[str, Any]]) -> threading.Thread | None:
+        """Send in a new thread, returned (None: nothing to send)."""
         chosen = [e for e in events if e["event"] in ("open", "close")]
         if not chosen or not (self.webhook_url or self.command):
-            return
-        threading.Thread(target=self._send, args=(chosen,), daemon=True,
-                         name="notifier").start()
+            return None
+        thread = threading.Thread(target=self._send, args=(chosen,), daemon=True,
+                                  name="notifier")
+        thread.start()
+        return thread
 
     def message(self, e: dict[str, Any]) -> dict[str, Any]:
         net = e["net_ann"]

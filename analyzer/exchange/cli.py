@@ -4,7 +4,9 @@
     analyzer exchange --simulate --scenario calm_contango,sequence_gap@5m --seed 7 --speed 60
 
 The main CLI calls ``add_arguments(parser)`` on its ``exchange`` subparser and then
-``run_exchange(args)``; ``python -m analyzer.exchange`` does the same on its own.
+``run_exchange(args)``; ``python -m analyzer.exchange`` does the same on its own. SIGINT and
+SIGTERM stop it alike (its connections closed, exit status 0): the demo stops its exchange
+child with SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 import time
 from collections.abc import Sequence
 
+from analyzer.cli import (
+    Parser,
+    port_number,
+    positive_int,
+    positive_seconds,
+    speed_factor,
+    stop_on_signals,
+)
 from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.recordings import FEED_IDS, MARKETS, Recording
 from analyzer.exchange.replay import Faults, Replay
@@ -57,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 2026-01-05T00:00:00Z)",
     )
     sim.add_argument(
-        "--sim-duration", type=float, metavar="S", help="market seconds to run (default: forever)"
+        "--sim-duration",
+        type=positive_seconds,
+        metavar="S",
+        help="market seconds to run (default: forever)",
     )
     sim.add_argument(
         "--fast", action="store_true", help="one-second model steps: the throughput mode"
@@ -67,21 +81,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed",
-        type=float,
+        type=speed_factor,
         default=1.0,
         help="1 = recorded pace, N = N times faster, 0 = as fast as clients read (default 1)",
     )
     parser.add_argument("--loop", action="store_true", help="start over at the end of a recording")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     parser.add_argument(
-        "--ping-interval", type=float, help="seconds between server pings (default: Binance's)"
+        "--port", type=port_number, default=8765, help="0 picks a free port (default 8765)"
     )
     parser.add_argument(
-        "--ping-timeout", type=float, help="seconds to wait for a pong (default: Binance's)"
+        "--ping-interval",
+        type=positive_seconds,
+        help="seconds between server pings (default: Binance's)",
     )
     parser.add_argument(
-        "--rest-weight-limit", type=int, help="REST weight per IP per minute (default: Binance's)"
+        "--ping-timeout",
+        type=positive_seconds,
+        help="seconds to wait for a pong (default: Binance's)",
+    )
+    parser.add_argument(
+        "--rest-weight-limit",
+        type=positive_int,
+        help="REST weight per IP per minute (default: Binance's)",
     )
     faults = parser.add_argument_group(
         "replay faults (first pass of every replay; positions count frames from 0; a "
@@ -126,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_exchange(args: argparse.Namespace) -> LocalExchange:
     """The exchange the arguments describe (raises ExchangeError on bad arguments)."""
-    if args.speed < 0:
+    if not (math.isfinite(args.speed) and args.speed >= 0):
         raise ExchangeError(f"--speed must be 0 or positive, not {args.speed}")
     if not 0 <= args.port < 65536:
         raise ExchangeError(f"--port must be 0..65535, not {args.port}")
@@ -221,8 +243,10 @@ async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
         else:
             print("replays start when a client subscribes; Ctrl-C stops", flush=True)
         stop = asyncio.Event()
-        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)  # Windows, or not the main thread: none
         await stop.wait()
     finally:
         await exchange.stop()
@@ -237,17 +261,16 @@ def run_exchange(args: argparse.Namespace) -> int:
         if exchange.feed(m).replay is not None
         or (exchange.simulation is not None and FEED_IDS[m] in exchange.simulation.feed_ids)
     ]
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a signal before the loop runs
         asyncio.run(_serve(exchange, markets))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m analyzer.exchange", description=__doc__.splitlines()[0]
-    )
+    parser = Parser(prog="python -m analyzer.exchange", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    stop_on_signals()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -256,3 +279,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExchangeError as exc:
         print(f"analyzer exchange: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # SIGINT or SIGTERM while loading: nothing to stop yet
+        return 0

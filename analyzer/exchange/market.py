@@ -351,6 +351,22 @@ class MarketFeed:
                 c.frozen = True
                 loop.call_later(seconds, self._unfreeze, c)
 
+    def mute(self, stream: str, seconds: float) -> None:
+        """Like ``freeze``, for one stream of the connections open now: their other streams
+        keep flowing (a stream stuck on the venue's side)."""
+        self._flush()
+        key = stream.encode()
+        loop = asyncio.get_running_loop()
+        for c in list(self.clients):
+            if key in c.streams and not c.frozen:
+                self._unroute(c, [key])
+                loop.call_later(seconds, self._unmute, c, key)
+
+    def _unmute(self, client: Client, key: bytes) -> None:
+        if (not client.closed and not client.frozen and key in client.streams
+                and client not in self.subs.get(key, ())):
+            self._route(client, [key])
+
     def stall(self, seconds: float) -> None:
         """The whole market sends nothing for a while, to old and new connections alike (they
         stay open and answer pings); the replay pauses, so nothing is lost, only late."""
@@ -406,6 +422,10 @@ class MarketFeed:
             elif what == "freeze":
                 log.info("%s: freezing open connections %ss at frame %d", self.feed_id, arg, pos)
                 self.freeze(arg)  # type: ignore[arg-type]
+            elif what == "mute":
+                stream, secs = arg  # type: ignore[misc]
+                log.info("%s: muting %s %ss at frame %d", self.feed_id, stream, secs, pos)
+                self.mute(stream, secs)
 
     # ------------------------------------------------------------------------------------------
     # Replay

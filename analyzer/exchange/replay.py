@@ -37,6 +37,8 @@ class Faults:
                 them, so one that outlives the freeze resumes with a gap. New connections are
                 served at once: reconnecting heals it. As fast as possible, the replay waits
                 while every subscriber is frozen.
+    mute_at     (position, stream, seconds): as freeze_at, for one stream only (``btcusdt@depth``
+                ...): the connection stays up and its other streams flow.
     """
 
     drop_depth: list[tuple[str, int]] = field(default_factory=list)
@@ -44,6 +46,7 @@ class Faults:
     close_at: list[tuple[int, int | None]] = field(default_factory=list)
     stall_at: list[tuple[int, float]] = field(default_factory=list)
     freeze_at: list[tuple[int, float]] = field(default_factory=list)
+    mute_at: list[tuple[int, str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.drop_depth = [(s.upper(), int(n)) for s, n in self.drop_depth]
@@ -117,6 +120,7 @@ class Faults:
         out += [(p, "close", c) for p, c in self.close_at]
         out += [(p, "stall", s) for p, s in self.stall_at]
         out += [(p, "freeze", s) for p, s in self.freeze_at]
+        out += [(p, "mute", (stream, s)) for p, stream, s in self.mute_at]
         return sorted(out, key=lambda item: item[0])
 
 

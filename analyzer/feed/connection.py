@@ -1,10 +1,11 @@
 """A websocket connection to a venue that stays up.
 
 Subscribes (paced below the venue's incoming-message limit), answers the venue's pings and
-pings it in turn, watches for silent stalls, reconnects with capped, jittered exponential
-backoff, and rotates to a fresh connection before the venue's maximum connection age: the new
-connection subscribes and receives before the old one is closed, so nothing is lost; the
-overlap is deduplicated downstream by update and trade ids.
+pings it in turn, watches for silent stalls (no data frame: pongs do not count), and reconnects
+with capped, jittered exponential backoff whatever ended the connection (a close code, an error,
+a stall); only a healthy period resets the backoff. Before the venue's maximum connection age it
+rotates to a fresh connection: the new connection subscribes and receives before the old one is
+closed, so nothing is lost; the overlap is deduplicated downstream by update and trade ids.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ CLOSE_REASONS = {1000: "1000", 1001: "1001", 1006: "abnormal", 1008: "1008", 101
 
 @dataclass(slots=True)
 class ConnectionSettings:
-    stall_seconds: float = 30.0  # no frame at all for this long: reconnect
+    stall_seconds: float = 30.0  # no data frame for this long: reconnect
     max_age_seconds: float = 23.5 * 3600  # Binance closes at 24 h: rotate before
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    # a connection that delivered data for this long resets the backoff; a shorter one, however
+    # it ended (a clean close code included), makes the next reconnect wait twice as long
+    healthy_seconds: float = 60.0
     subscribe_interval: float = 0.25  # seconds between subscribe messages
     open_timeout: float = 10.0
     ping_interval: float = 20.0  # our pings; a pong must come back within the same time
@@ -68,6 +72,8 @@ class Connection:
         self.subscribe_interval = settings.subscribe_interval
         self._ws: WireConnection | None = None
         self._stop = asyncio.Event()
+        self._restart: str | None = None  # why restart() ended the current connection
+        self.delay = 0.0  # the last reconnect delay (for tests and logs)
 
     @property
     def last_ns(self) -> int:
@@ -76,8 +82,10 @@ class Connection:
 
     async def run(self) -> None:
         """Connect, receive, reconnect, until ``stop()``."""
+        s = self.settings
         failures = 0
         while not self._stop.is_set():
+            started = time.monotonic()
             reason = await self._session()
             self.stats.connected = False
             if self._stop.is_set():
@@ -85,10 +93,13 @@ class Connection:
             self._count(reason)
             if reason == "1008":  # policy violation: we were too fast; subscribe slower
                 self.subscribe_interval = min(self.subscribe_interval * 2, 5.0)
-            failures = failures + 1 if reason in ("error", "abnormal") else 1
-            s = self.settings
+            # A venue that closes at once, cleanly or not, must not be hammered (Binance bans
+            # an IP that reconnects too often): only a healthy period resets the backoff.
+            healthy = time.monotonic() - started >= s.healthy_seconds and reason != "error"
+            failures = 1 if healthy else failures + 1
             delay = min(s.backoff_max, s.backoff_initial * 2 ** (failures - 1))
             delay *= 0.5 + random.random() / 2  # jitter: a fleet must not reconnect in lockstep
+            self.delay = delay
             log.warning("%s: connection ended (%s); reconnecting in %.2fs", self.name, reason,
                         delay)
             with contextlib.suppress(TimeoutError):
@@ -97,6 +108,13 @@ class Connection:
     def stop(self) -> None:
         self._stop.set()
         if self._ws is not None:
+            self._ws.abort()
+
+    def restart(self, reason: str) -> None:
+        """End the current connection now (e.g. one of its streams stalled); ``run`` counts
+        ``reason`` and reconnects through the backoff."""
+        if self._ws is not None and self.stats.connected and self._restart is None:
+            self._restart = reason
             self._ws.abort()
 
     def _count(self, reason: str) -> None:
@@ -129,6 +147,9 @@ class Connection:
                                          return_when=asyncio.FIRST_COMPLETED)
             if ws.closed in done:
                 watchdog.cancel()
+                if self._restart is not None:
+                    reason, self._restart = self._restart, None
+                    return reason
                 return CLOSE_REASONS.get(ws.closed.result(), "other")
             why = watchdog.result()
             if why != "rotation":
@@ -161,7 +182,7 @@ class Connection:
             await asyncio.sleep(min(1.0, s.stall_seconds / 4))
             now = time.monotonic()
             if time.time_ns() - max(ws.last_ns, started) > s.stall_seconds * 1e9:
-                log.warning("%s: no frame for %.0fs: stalled", self.name, s.stall_seconds)
+                log.warning("%s: no data frame for %.0fs: stalled", self.name, s.stall_seconds)
                 return "stall"
             if now - opened > s.max_age_seconds:
                 return "rotation"

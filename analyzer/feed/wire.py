@@ -77,7 +77,9 @@ class WireProtocol(asyncio.Protocol):
         self._need = 0  # bytes needed before parsing again (large frames)
         self._fragments: list[bytes] | None = None
         self.last_pong = time.monotonic()
-        self.last_ns = 0  # local time of the last read that carried data
+        # local time of the last data frame (text or binary): pings, pongs and control frames do
+        # not count, so a venue that answers pings but sends no data is seen as stalled
+        self.last_ns = 0
         self.frame_errors = 0
 
     # -- asyncio.Protocol --
@@ -146,7 +148,7 @@ class WireProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def _parse(self, data: bytes) -> None:
-        ts = self.last_ns = time.time_ns()  # one receipt time per read: these arrived together
+        ts = time.time_ns()  # one receipt time per read: these arrived together
         pos = 0
         n = len(data)
         on_frame = self.on_frame
@@ -180,6 +182,7 @@ class WireProtocol(asyncio.Protocol):
             pos = end
             opcode = b0 & 0x0F
             if opcode in (TEXT, BINARY):
+                self.last_ns = ts
                 if not b0 & 0x80:
                     self._fragments = [payload]
                     continue

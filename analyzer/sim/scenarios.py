@@ -88,8 +88,15 @@ class _Leg(Scenario, kw_only=True):
     contract: str = "near"
 
     def target(self, model: MarketModel, begin: int) -> dict[str, Any]:
+        # aimed at another kind of feed (``/binance_spot``, ``/binance_usdm``): a spot feed's
+        # one contract, or a futures feed's perpetual for a spot scenario
+        contract = self.contract
+        if model.world.venue(self.feed).kind == "spot":
+            contract = "spot"
+        elif contract == "spot":
+            contract = "perpetual"
         return {"feed": self.feed,
-                "symbol": model.symbol_at(self.feed, self.asset, self.contract, begin)}
+                "symbol": model.symbol_at(self.feed, self.asset, contract, begin)}
 
 
 # -- market scenarios -----------------------------------------------------------------------
@@ -405,6 +412,15 @@ class Disconnect(Scenario, kw_only=True):
                 for i, c in enumerate(self.codes)]
 
 
+class Close(Disconnect, kw_only=True):
+    """One close of the feed's connections with 1011 (server error): the collector reconnects
+    once, after its initial backoff, and loses no trade. ``disconnect`` is the burst of every
+    code."""
+
+    name: ClassVar[str] = "close"
+    codes: tuple[int | None, ...] = (1011,)
+
+
 class Malformed(Scenario, kw_only=True):
     """``count`` malformed frames on one feed, cycling through ``kinds``, ``spacing_s``
     apart: each is counted and skipped, the stream goes on, no book resyncs for it."""
@@ -434,10 +450,11 @@ SCENARIOS: dict[str, type[Scenario]] = {
     cls.name: cls
     for cls in (CalmContango, SteepContango, FleetingSpike, ThinBook, OneSidedBook,
                 CrossedBook, FundingNegative, ExpiryRoll, StaleFeed, SequenceGap, Disconnect,
-                Malformed)
+                Close, Malformed)
 }
 
-_ITEM = re.compile(r"^([a-z_]+)(?:@([0-9.]+)(ms|s|m|h)?)?(?:\+([0-9.]+)(ms|s|m|h)?)?$")
+_ITEM = re.compile(
+    r"^([a-z_]+)(?:@([0-9.]+)(ms|s|m|h)?)?(?:\+([0-9.]+)(ms|s|m|h)?)?(?:/([a-z0-9_]+))?$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -451,7 +468,8 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
-        """``name[@offset][+duration]``, comma-separated; offsets from the model's start."""
+        """``name[@offset][+duration][/feed]``, comma-separated; offsets from the model's
+        start; ``/feed`` aims a scenario that has a feed at another one (``/binance_spot``)."""
         out: list[Scenario] = []
         for raw in text.split(","):
             item = raw.strip()
@@ -459,9 +477,9 @@ class Schedule:
                 continue
             m = _ITEM.match(item)
             if not m:
-                raise SimError(f"bad scenario {item!r}: use name[@offset][+duration], "
-                               "e.g. fleeting_spike@300s or stale_feed@10m+90s")
-            name, at, at_unit, dur, dur_unit = m.groups()
+                raise SimError(f"bad scenario {item!r}: use name[@offset][+duration][/feed], "
+                               "e.g. fleeting_spike@300s or stale_feed@10m+90s/binance_spot")
+            name, at, at_unit, dur, dur_unit, feed = m.groups()
             if name not in SCENARIOS:
                 raise SimError(f"unknown scenario {name!r}: known: {', '.join(SCENARIOS)}")
             params: dict[str, Any] = {}
@@ -469,6 +487,10 @@ class Schedule:
                 params["at_s"] = _number(at, item) * _UNIT[at_unit]
             if dur is not None:
                 params["duration_s"] = _number(dur, item) * _UNIT[dur_unit]
+            if feed is not None:
+                if "feed" not in SCENARIOS[name].__struct_fields__:
+                    raise SimError(f"scenario {name!r} is not aimed at one feed: drop /{feed}")
+                params["feed"] = feed
             out.append(SCENARIOS[name](**params))
         return cls(out)
 

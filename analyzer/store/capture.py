@@ -42,7 +42,10 @@ class RawCapture:
 
     ``write`` costs a few hundred ns (an append to a bytearray); every ``flush_bytes`` of text
     or ``flush_seconds`` of ts_local the buffer goes to the compressor thread through a bounded
-    queue (a full queue blocks the caller, counted in ``stats``)."""
+    queue. The caller is the event loop and never blocks: when the compressor is behind (a
+    full queue: ``queue_members`` x ``flush_bytes``, 32 MB by default), the buffer is dropped
+    and counted in ``stats["bytes_dropped"]``. The capture is a replay aid and is shed first;
+    the normalized data has its own store."""
 
     def __init__(
         self,
@@ -138,7 +141,15 @@ class RawCapture:
 
     def _handoff(self) -> None:
         data, self._buf = bytes(self._buf), bytearray()
-        self._put(("data", self._buf_hour, data))
+        try:
+            self._queue.put_nowait(("data", self._buf_hour, data))
+        except queue.Full:
+            self.stats["backpressure_waits"] += 1
+            self.stats["bytes_dropped"] += len(data)
+            if self.stats["backpressure_waits"] in (1, 10, 100) or not (
+                    self.stats["backpressure_waits"] % 1000):
+                log.error("capture %s: compressor behind: %d bytes of raw frames dropped",
+                          self.venue, self.stats["bytes_dropped"])
 
     def _put(self, job: tuple[Any, ...]) -> None:
         try:

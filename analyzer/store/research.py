@@ -27,7 +27,7 @@ def connect(db_path: Path | str = DEFAULT_DB_PATH) -> duckdb.DuckDBPyConnection:
     path = Path(db_path)
     if not path.exists():
         raise DatabaseError(
-            f"DuckDB file {path} does not exist; the collector (Store.open()) creates it"
+            f"DuckDB file {path} does not exist: run `analyzer collect` or `analyzer demo` first"
         )
     return connect_or_raise(path, read_only=True, hint=_HINT)
 

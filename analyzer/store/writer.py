@@ -4,6 +4,17 @@ Threads: the caller's (the collector's event loop) only appends to per-table lis
 full or old lists to a bounded queue; one writer thread converts them to Arrow, drops
 duplicate trades and writes segments (pyarrow releases the GIL while encoding and writing);
 an optional compactor thread merges old segments.
+
+Slow consumer (a disk slower than the market): the caller never blocks, because its thread is
+the event loop that answers the venues' pings. A batch the full writer queue cannot take is
+held in memory, in order, and handed over as soon as the queue has room. Past ``max_held_rows``
+held rows, whole held batches are dropped and counted per table (``rows_dropped_by_table``),
+least valuable first: sampled book levels and computed analytics (recomputable with
+``analyzer backfill`` from what is kept), then best bid/ask quotes, then tickers, open
+interest and liquidations; trades, gaps, instruments and opportunities last. Memory is bounded
+by the queue (``queue_batches`` x ``flush_rows`` events), the held rows and the writer's retry
+buffer (``max_retry_rows`` rows in Arrow); with the defaults about 0.8 M + 0.5 M events (a
+stored event is ~150-250 bytes in Python: ~0.3 GB) plus 2 M Arrow rows (~0.2 GB).
 """
 
 from __future__ import annotations
@@ -62,8 +73,11 @@ def _new_stats() -> dict[str, Any]:
         "last_error": None,
         "rows_pending_retry": 0,  # rows held after failed writes
         "rows_dropped": 0,  # rows lost: retry cap exceeded, unconvertible, or failing at close
-        "backpressure_waits": 0,  # add()/flush calls that blocked on a full writer queue
-        "backpressure_seconds": 0.0,
+        "backpressure_waits": 0,  # batches the full writer queue could not take at once
+        "backpressure_seconds": 0.0,  # flush()/close() time spent waiting for queue room
+        "rows_held": 0,  # rows waiting for room in the writer queue (the caller never blocks)
+        "batches_shed": 0,  # held batches dropped because the writer was too far behind
+        "rows_dropped_by_table": dict.fromkeys(TABLES, 0),  # every drop, whatever the cause
         "events_ignored": 0,  # events of types that are not stored (BookChange)
         "compactions": 0,
         "compaction_files_merged": 0,
@@ -85,6 +99,7 @@ class Store:
         flush_rows: int = 50_000,
         flush_seconds: float = 1.0,
         queue_batches: int = 16,
+        max_held_rows: int = 500_000,
         max_retry_rows: int = 2_000_000,
         retry_seconds: float = 1.0,
         compact_every_s: float | None = 300.0,
@@ -101,6 +116,8 @@ class Store:
         self._flush_rows = max(1, flush_rows)
         self._flush_ns = int(flush_seconds * 1e9)
         self._max_retry_rows = max_retry_rows
+        self._max_held_rows = max_held_rows
+        self._held: deque[tuple[Any, ...]] = deque()  # jobs the full queue could not take
         self._retry_ns = int(retry_seconds * 1e9)
         self._compact_every_s = compact_every_s
         self._compact_older_ns = int(compact_older_than_s * 1e9)
@@ -173,10 +190,12 @@ class Store:
         self._queue.put(("stop",))
         for th in self._threads:
             th.join()
-        lost = sum(t.num_rows for q in self._pending.values() for t in q)
+        lost = {t: sum(a.num_rows for a in q) for t, q in self._pending.items() if q}
         if lost:
-            log.error("store closing with %d rows that could not be written: dropped", lost)
-            self.stats["rows_dropped"] += lost
+            log.error("store closing with %d rows that could not be written: dropped",
+                      sum(lost.values()))
+            for table, n in lost.items():
+                self._count_dropped(table, n)
             self.stats["rows_pending_retry"] = 0
         self._unlock_data_dir()
 
@@ -231,12 +250,17 @@ class Store:
 
     def flush(self) -> None:
         """Hand over every buffer and wait until the writer has written it (failed writes are
-        retried once more here, then kept for later retries: see ``stats``)."""
+        retried once more here, then kept for later retries: see ``stats``). Blocks: for a
+        clean stop and for tests, not for the event loop's hot path."""
         if self._state != "open":
             raise StoreStateError(f"Store for {self.data_dir} is not open")
         for buf in self._every_buffer():
             if buf.rows:
                 self._submit(buf)
+        while self._held:
+            job = self._held.popleft()
+            self.stats["rows_held"] -= _job_rows(job)
+            self._put(job)
         done = threading.Event()
         self._put(("barrier", done))
         done.wait()
@@ -277,10 +301,59 @@ class Store:
         self.stats["events_ignored"] += 1
 
     def _submit(self, buf: _Buffer) -> None:
+        """Hand a buffer to the writer without ever blocking (see the module doc)."""
         rows, buf.rows = buf.rows, []
-        self._put(("rows" if buf.arrow else "batch", buf.table, rows))
+        job = ("rows" if buf.arrow else "batch", buf.table, rows)
+        if self._held:
+            self._release_held()
+        if not self._held:
+            try:
+                self._queue.put_nowait(job)
+                return
+            except queue.Full:
+                pass
+        self.stats["backpressure_waits"] += 1
+        self._held.append(job)
+        self.stats["rows_held"] += _job_rows(job)
+        if self.stats["rows_held"] > self._max_held_rows:
+            self._shed()
+
+    def _release_held(self) -> None:
+        while self._held:
+            try:
+                self._queue.put_nowait(self._held[0])
+            except queue.Full:
+                return
+            self.stats["rows_held"] -= _job_rows(self._held.popleft())
+
+    def _shed(self) -> None:
+        """Drop held batches, least valuable table first, oldest first, until under the cap."""
+        st = self.stats
+        while st["rows_held"] > self._max_held_rows and len(self._held) > 1:
+            victim = min(range(len(self._held)),
+                         key=lambda i: (_KEEP_RANK.get(self._held[i][1], 0), i))
+            job = self._held[victim]
+            del self._held[victim]
+            n = _job_rows(job)
+            st["rows_held"] -= n
+            self._count_dropped(job[1], n)
+            st["batches_shed"] += 1
+            if st["batches_shed"] <= 10 or st["batches_shed"] % 100 == 0:  # a sample
+                log.error("store: writer behind, %d rows held: dropped %d %s rows (%d rows "
+                          "dropped so far)", st["rows_held"], n, job[1], st["rows_dropped"])
+
+    def _count_dropped(self, table: str, n: int) -> None:
+        self.stats["rows_dropped"] += n
+        by = self.stats["rows_dropped_by_table"]
+        by[table] = by.get(table, 0) + n
+
+    @property
+    def healthy(self) -> bool:
+        """False while a failed segment write waits for its retry (``store_up``)."""
+        return not any(self._retry_after.values())
 
     def _put(self, job: tuple[Any, ...]) -> None:
+        """Blocking hand-over, for flush() and close() only."""
         try:
             self._queue.put_nowait(job)
             return
@@ -322,10 +395,8 @@ class Store:
                     return
             except Exception:  # a bug here must not stop the writer; the batch is counted
                 log.exception("store writer: unexpected error on %s job", job[0])
-                if job[0] == "batch":
-                    self.stats["rows_dropped"] += len(job[2])
-                elif job[0] == "rows":  # Arrow tables of rows
-                    self.stats["rows_dropped"] += sum(t.num_rows for t in job[2])
+                if job[0] in ("batch", "rows"):
+                    self._count_dropped(job[1], _job_rows(job))
                 elif job[0] == "barrier":
                     job[1].set()
 
@@ -358,7 +429,7 @@ class Store:
                 convert([e])
                 good.append(e)
             except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError) as exc:
-                self.stats["rows_dropped"] += e.num_rows if isinstance(e, pa.Table) else 1
+                self._count_dropped(table, e.num_rows if isinstance(e, pa.Table) else 1)
                 log.error("store: dropping unconvertible %s event %r: %s", table, e, exc)
         return convert(good) if good else None
 
@@ -428,7 +499,7 @@ class Store:
             table = max(self._pending, key=lambda t: sum(a.num_rows for a in self._pending[t]))
             arrow = self._pending[table].popleft()
             self.stats["rows_pending_retry"] -= arrow.num_rows
-            self.stats["rows_dropped"] += arrow.num_rows
+            self._count_dropped(table, arrow.num_rows)
             if table == "trades":
                 self._dedup.forget(arrow)
             log.error(
@@ -464,8 +535,12 @@ class Store:
             raise DataDirLockedError(
                 f"data directory {self.data_dir} is in use by another Store (PID {holder})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as e:  # a full disk, most likely
+            os.close(fd)
+            raise DataDirError(f"cannot write {path}: {e.strerror}") from None
         self._lock_fd = fd
 
     def _unlock_data_dir(self) -> None:
@@ -500,6 +575,18 @@ class Store:
         for key, group in _group_by_key(t):
             self._dedup.remember(key[0], key[1], group["ts_local"], group["trade_id"])
         log.info("store: dedup seeded with %d trade ids from %d segments", t.num_rows, len(files))
+
+
+# what a full writer keeps longest (higher: kept longer); unlisted tables rank 0 (dropped first:
+# sampled book levels and analytics, which `analyzer backfill` recomputes)
+_KEEP_RANK = {"quotes": 1, "derivative_tickers": 2, "open_interest": 2, "liquidations": 2,
+              "trades": 3, "gaps": 3, "instruments": 3, "opportunities": 3}
+
+
+def _job_rows(job: tuple[Any, ...]) -> int:
+    if job[0] == "rows":  # Arrow tables of computed rows
+        return sum(t.num_rows for t in job[2])
+    return len(job[2])
 
 
 def _group_by_key(t: pa.Table) -> list[tuple[tuple[str, str], dict[str, list[Any]]]]:

@@ -7,15 +7,16 @@ Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-strea
 Combined streams arrive as ``{"stream": "<name>", "data": {...}}``. The stream name is read
 with a cheap byte slice and picks a typed decoder built once per stream kind, so each frame is
 parsed by msgspec exactly once (``strict=False`` turns Binance's decimal strings into floats in
-C). Prices must be finite and positive, sizes finite and non-negative, or the frame is a
-counted decode error.
+C). Every number read, of every stream and REST body, is range-checked by msgspec while it
+parses (the ``Annotated`` types below): a value out of range, NaN, infinite, or text that is no
+number makes the frame a counted ``DecodeError`` of its channel, never an event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -31,8 +32,37 @@ from analyzer.events import (
 from analyzer.venues.base import DecodeError, Sink, UnknownStream
 
 MS = 1_000_000  # ms -> ns
-Price = Annotated[float, msgspec.Meta(gt=0, lt=1e15)]
-Size = Annotated[float, msgspec.Meta(ge=0, lt=1e15)]
+
+# ---- what "absurd" means: bounds no real Binance number reaches -----------------------------
+# The dearest quotes on Binance are bitcoin in weak fiat currencies (in rupiah about 2e9 at
+# 120k USD a bitcoin): 1e12 leaves a factor of 500 above them.
+MAX_PRICE = 1e12
+# No order, book level, trade or open interest holds more units than the whole supply of the
+# most plentiful token listed in its own unit (BTTC 9.9e14, SHIB 5.9e14; bigger supplies are
+# listed in lots, e.g. 1MBABYDOGE); contracts are far fewer.
+MAX_SIZE = 1e15
+# Funding per interval, either sign: 100 %. Binance clamps funding to a cap of a few per cent
+# (fundingInfo's adjustedFundingRateCap, e.g. 0.02): loose on purpose, so that a raised cap never
+# turns real rates into errors, while "1e300" or "-5" still fail.
+MAX_FUNDING_RATE = 1.0
+# Binance's intervals are 1, 4 or 8 hours; more than a day is no funding interval.
+MAX_FUNDING_HOURS = 24.0
+# The last millisecond an int64 nanosecond timestamp can hold (2262-04-11): the store keeps
+# times as int64 ns. Perpetuals' deliveryDate (2100, FAR_FUTURE_MS) is well inside.
+MAX_MS = (2**63 - 1) // MS
+# Update and trade ids are int64 at Binance (and in the store).
+MAX_ID = 2**63 - 1
+
+# Checked by msgspec in C while it parses: each bound is one comparison, and NaN fails them all.
+# A bound only applies to a value the frame carries; an absent key takes its default unchecked.
+Price = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)]
+Size = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # a book level: size 0 removes it
+Qty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # traded or liquidated: never 0
+FundingRate = Annotated[float, msgspec.Meta(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
+Ms = Annotated[int, msgspec.Meta(gt=0, lt=MAX_MS)]  # ms since the epoch
+MsOrZero = Annotated[int, msgspec.Meta(ge=0, lt=MAX_MS)]  # 0: none (dated futures' funding)
+Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+PrevId = Annotated[int, msgspec.Meta(ge=-1, le=MAX_ID)]  # -1: none
 Levels = list[tuple[Price, Size]]
 # Binance marks a perpetual's deliveryDate with a date in 2100.
 FAR_FUTURE_MS = 4_000_000_000_000
@@ -77,64 +107,66 @@ MARKETS: dict[str, Market] = {
 
 
 class DepthUpdate(msgspec.Struct, frozen=True):
-    E: int  # event time, ms
-    U: int  # first update id in this event
-    u: int  # final update id in this event
+    E: Ms  # event time
+    U: Id  # first update id in this event
+    u: Id  # final update id in this event
     b: Levels  # bids [price, qty]; qty 0 removes the level
     a: Levels  # asks
-    pu: int = -1  # futures only: final update id of the previous event
+    pu: PrevId = -1  # futures only: final update id of the previous event
 
 
 class BookTickerMsg(msgspec.Struct, frozen=True):
-    u: int  # order book update id
+    u: Id  # order book update id
     b: Price  # best bid price
     B: Size  # best bid qty
     a: Price  # best ask price
     A: Size  # best ask qty
-    E: int = 0  # futures only (spot has no event time)
+    E: Ms = 0  # futures only (spot has no event time)
 
 
 class TradeMsg(msgspec.Struct, frozen=True):
-    t: int  # trade id
+    t: Id  # trade id
     p: Price
-    q: Size
-    T: int  # trade time, ms
+    q: Qty
+    T: Ms  # trade time
     m: bool  # buyer is the maker: the taker sold
     X: str = "MARKET"  # futures: MARKET | INSURANCE_FUND | ADL | NA
 
 
 class AggTradeMsg(msgspec.Struct, frozen=True):
-    a: int  # aggregate trade id
+    a: Id  # aggregate trade id
     p: Price
-    q: Size
-    T: int
+    q: Qty
+    T: Ms
     m: bool
 
 
 class MarkPriceMsg(msgspec.Struct, frozen=True):
-    E: int
+    E: Ms
     p: Price  # mark price
-    i: float | None = None  # index price (USDⓈ-M only)
-    r: str = ""  # funding rate; "" for dated futures
-    T: int = 0  # next funding time, ms; 0 for dated futures
+    i: Price | None = None  # index price (USDⓈ-M only)
+    # funding rate; "" for dated futures. Any other text that is no rate in range fails (msgspec
+    # words it "Invalid enum value").
+    r: FundingRate | Literal[""] = ""
+    T: MsOrZero = 0  # next funding time; 0 for dated futures
 
 
 class IndexPriceMsg(msgspec.Struct, frozen=True):
-    E: int
+    E: Ms
     i: str  # pair, e.g. BTCUSD
     p: Price  # index price
 
 
 class ForceOrderBody(msgspec.Struct, frozen=True):
     S: str  # side of the liquidation order: BUY | SELL
-    q: Size  # original quantity
+    q: Qty  # original quantity
     p: Price  # price
-    T: int  # trade time, ms
-    ap: float = 0.0  # average price
+    T: Ms  # trade time
+    ap: Annotated[float, msgspec.Meta(ge=0, lt=MAX_PRICE)] = 0.0  # average price; 0: none
 
 
 class ForceOrderMsg(msgspec.Struct, frozen=True):
-    E: int
+    E: Ms
     o: ForceOrderBody
 
 
@@ -144,49 +176,55 @@ def _envelope(data_type: Any) -> type:
 
 # REST bodies
 class DepthSnapshot(msgspec.Struct, frozen=True):
-    lastUpdateId: int
+    lastUpdateId: Id
     bids: Levels
     asks: Levels
-    E: int = 0
+    E: Ms = 0  # futures only
 
 
 class RestTrade(msgspec.Struct, frozen=True):
-    id: int
+    id: Id
     price: Price
-    qty: Size
-    time: int
+    qty: Qty
+    time: Ms
     isBuyerMaker: bool
 
 
 class RestAggTrade(msgspec.Struct, frozen=True):
-    a: int
+    a: Id
     p: Price
-    q: Size
-    T: int
+    q: Qty
+    T: Ms
     m: bool
 
 
 class OpenInterestBody(msgspec.Struct, frozen=True):
     symbol: str
-    openInterest: float
-    time: int = 0
+    openInterest: Size  # 0 when no position is open
+    time: Ms = 0
 
 
 class FundingInfo(msgspec.Struct, frozen=True):
     symbol: str
-    fundingIntervalHours: float = 8.0
+    fundingIntervalHours: Annotated[float, msgspec.Meta(gt=0, le=MAX_FUNDING_HOURS)] = 8.0
+
+
+class SymbolFilter(msgspec.Struct, frozen=True):
+    filterType: str  # PRICE_FILTER, LOT_SIZE, ... (only these two are read)
+    tickSize: Annotated[float, msgspec.Meta(ge=0, lt=MAX_PRICE)] = 0.0  # 0: not enforced
+    stepSize: Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)] = 0.0  # 0: not enforced
 
 
 class SymbolInfo(msgspec.Struct, frozen=True):
     symbol: str
     baseAsset: str
     quoteAsset: str
-    filters: list[dict[str, Any]]
+    filters: list[SymbolFilter]
     status: str = ""  # spot
     contractStatus: str = ""  # COIN-M
     contractType: str = ""  # PERPETUAL | CURRENT_QUARTER | NEXT_QUARTER ...; "" on spot
-    deliveryDate: int = 0
-    contractSize: float = 1.0  # COIN-M: USD per contract
+    deliveryDate: MsOrZero = 0  # futures; perpetuals: a date in 2100
+    contractSize: Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)] = 1.0  # COIN-M: USD each
     marginAsset: str = ""
     pair: str = ""
 
@@ -454,7 +492,7 @@ class BinanceFeed:
                 ts_local,
                 mark_price=d.p,
                 index_price=d.i,
-                funding_rate=float(d.r) if d.r else None,
+                funding_rate=d.r if isinstance(d.r, float) else None,  # "": no funding
                 next_funding_time=d.T * MS if d.T else None,
                 funding_interval_hours=self.funding_hours.get(symbol, 8.0) if d.T else None,
             )
@@ -479,7 +517,7 @@ class BinanceFeed:
         try:
             s = _snapshot_decoder.decode(body)
         except (msgspec.DecodeError, ValueError) as exc:
-            raise DecodeError(f"depth snapshot {symbol}: {exc}") from None
+            raise DecodeError(f"depth snapshot {symbol}: {exc}", "depth") from None
         L = s.lastUpdateId
         return BookChange(self.venue, symbol, s.E * MS, ts_local, True, s.bids, s.asks, L, L)
 
@@ -505,7 +543,7 @@ class BinanceFeed:
                 for t in _trades_decoder.decode(body)
             ]
         except (msgspec.DecodeError, ValueError) as exc:
-            raise DecodeError(f"trades {symbol}: {exc}") from None
+            raise DecodeError(f"trades {symbol}: {exc}", "trades") from None
 
     def open_interest_path(self, symbol: str) -> str:
         return f"{self.market.rest_prefix}/openInterest?symbol={symbol}"
@@ -516,7 +554,7 @@ class BinanceFeed:
         try:
             oi = _oi_decoder.decode(body)
         except (msgspec.DecodeError, ValueError) as exc:
-            raise DecodeError(f"openInterest: {exc}") from None
+            raise DecodeError(f"openInterest: {exc}", "openInterest") from None
         value: float | None = None
         if instrument is not None and instrument.inverse:
             value = oi.openInterest * instrument.contract_size  # contracts of N USD
@@ -531,7 +569,7 @@ class BinanceFeed:
         try:
             return {f.symbol: f.fundingIntervalHours for f in _funding_decoder.decode(body)}
         except (msgspec.DecodeError, ValueError) as exc:
-            raise DecodeError(f"fundingInfo: {exc}") from None
+            raise DecodeError(f"fundingInfo: {exc}", "markPrice") from None
 
     def exchange_info_path(self) -> str:
         return f"{self.market.rest_prefix}/exchangeInfo"
@@ -545,9 +583,8 @@ class BinanceFeed:
         for s in info.symbols:
             if (s.status or s.contractStatus or "TRADING") != "TRADING":
                 continue  # settling, delivered, pending listing: nothing to follow
-            filters = {f.get("filterType"): f for f in s.filters}
-            tick = float(filters.get("PRICE_FILTER", {}).get("tickSize", 0) or 0)
-            lot = float(filters.get("LOT_SIZE", {}).get("stepSize", 0) or 0)
+            tick = next((f.tickSize for f in s.filters if f.filterType == "PRICE_FILTER"), 0.0)
+            lot = next((f.stepSize for f in s.filters if f.filterType == "LOT_SIZE"), 0.0)
             ctype = s.contractType
             if self.market.is_spot:
                 market, expiry = "spot", None
