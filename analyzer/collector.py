@@ -447,7 +447,8 @@ class Collector:
         for feed in cfg.feeds:
             capture = None
             if cfg.store.raw_capture:
-                capture = self.captures.get(feed.venue) or RawCapture(data_dir / "raw", feed.venue)
+                capture = self.captures.get(feed.venue) or RawCapture(
+                    data_dir / "raw", feed.venue, shed_when_behind=True)
                 self.captures[feed.venue] = capture
             self.runners.append(
                 FeedRunner(feed, self.store, capture)

@@ -159,3 +159,23 @@ def test_hftbacktest_2024_ns_file(tmp_path: Path) -> None:
     again = [x for p in ours for x in iter_capture(p)]
     assert again == got
     shutil.rmtree(tmp_path / "binance_usdm")
+
+
+def test_a_capture_that_falls_behind_sheds_whole_buffers_and_counts_them(tmp_path: Path) -> None:
+    """The collector's capture never blocks the event loop (issue 14, defect 7): buffers the
+    compressor cannot take are dropped and counted; what is written is whole lines, in order."""
+    frames = [(1_723_161_255_000_000_000 + i, b'{"n":%d,"pad":"%s"}' % (i, b"x" * 200))
+              for i in range(60_000)]
+    with RawCapture(tmp_path, "v", flush_bytes=8192, queue_members=1, compresslevel=9,
+                    shed_when_behind=True) as cap:
+        for ts, f in frames:
+            cap.write(ts, f)
+    st = cap.stats
+    total = sum(len(b"%d " % ts) + len(f) + 1 for ts, f in frames)
+    assert st["bytes_dropped"] > 0 and st["backpressure_waits"] > 0
+    assert st["bytes_in"] + st["bytes_dropped"] == total
+    kept = [x for p in sorted((tmp_path / "v").iterdir()) for x in iter_capture(p)]
+    assert 0 < len(kept) < len(frames)
+    index = {f: i for i, (_, f) in enumerate(frames)}
+    positions = [index[f] for _, f in kept]
+    assert positions == sorted(positions)  # whole frames, in order, none invented

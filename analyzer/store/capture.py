@@ -42,10 +42,11 @@ class RawCapture:
 
     ``write`` costs a few hundred ns (an append to a bytearray); every ``flush_bytes`` of text
     or ``flush_seconds`` of ts_local the buffer goes to the compressor thread through a bounded
-    queue. The caller is the event loop and never blocks: when the compressor is behind (a
-    full queue: ``queue_members`` x ``flush_bytes``, 32 MB by default), the buffer is dropped
-    and counted in ``stats["bytes_dropped"]``. The capture is a replay aid and is shed first;
-    the normalized data has its own store."""
+    queue. With ``shed_when_behind`` (the collector: its caller is the event loop, which must
+    never block) a buffer the full queue cannot take (``queue_members`` x ``flush_bytes``, 32 MB
+    by default) is dropped and counted in ``stats["bytes_dropped"]``: the capture is a replay
+    aid and is shed first, the normalized data has its own store. Without it, a full queue
+    blocks the caller (a tool writing a file in bulk), counted in ``backpressure_waits``."""
 
     def __init__(
         self,
@@ -57,6 +58,7 @@ class RawCapture:
         compresslevel: int = 6,
         queue_members: int = 32,
         max_retry_bytes: int = 64 << 20,
+        shed_when_behind: bool = False,
     ) -> None:
         self.dir = Path(dir)
         self.venue = venue
@@ -74,6 +76,7 @@ class RawCapture:
         self._flush_ns = int(flush_seconds * 1e9)
         self._level = compresslevel
         self._max_retry = max_retry_bytes
+        self._shed = shed_when_behind
         self._buf = bytearray()
         self._buf_hour = -1
         self._buf_since = 0
@@ -141,6 +144,9 @@ class RawCapture:
 
     def _handoff(self) -> None:
         data, self._buf = bytes(self._buf), bytearray()
+        if not self._shed:
+            self._put(("data", self._buf_hour, data))
+            return
         try:
             self._queue.put_nowait(("data", self._buf_hour, data))
         except queue.Full:
