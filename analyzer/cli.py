@@ -22,151 +22,25 @@ is already flushing (SIGKILL remains for a stop that hangs).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import csv
-import io
-import json
 import logging
-import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    import polars as pl
+from analyzer.argtypes import Parser, max_rows, positive_seconds
+from analyzer.formats import FORMATS
+from analyzer.signals import Terminated, run_until_signal, stop_on_signals
 
 log = logging.getLogger("analyzer")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SERVICES = ("collect", "demo", "exchange")  # the commands that run until stopped
 
 
 class UsageError(Exception):
     """A bad argument; reported in one line."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (the usage is one ``--help`` away)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# -- argument types: a bad value is argparse's one-line error, exit status 2 --
-
-
-def port_number(text: str) -> int:
-    """A TCP port, 0..65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, not {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """A finite number of seconds > 0 (``--duration``)."""
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def speed_factor(text: str) -> float:
-    """``--speed``: a finite factor >= 0 (0: as fast as the client reads)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or positive: {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-# -- stopping on signals --
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, outside an event loop: handled wherever Ctrl-C is."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def stop_on_signals() -> None:
-    """Outside an event loop, SIGTERM interrupts like Ctrl-C (``Terminated``, a
-    KeyboardInterrupt), so that a command stopped during start-up still runs its ``finally``
-    paths (the demo's child)."""
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, _terminate)
-
-
-async def _until_signal(main: Awaitable[None]) -> int | None:
-    """Await ``main`` in this task; the first SIGINT or SIGTERM cancels it, so that its
-    ``finally`` paths run (and run alone: later signals are ignored). Returns that signal."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    got: list[int] = []
-
-    def on_signal(sig: int) -> None:
-        if not got:
-            log.warning("%s: stopping (flushing the store)", signal.Signals(sig).name)
-            task.cancel()
-        got.append(sig)
-
-    installed = []
-    for sig in STOP_SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-    try:
-        await main
-    except asyncio.CancelledError:
-        if not got:
-            raise
-        task.uncancel()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-    return got[0] if got else None
-
-
-def run_until_signal(main: Callable[[], Awaitable[None]]) -> int | None:
-    """``asyncio.run(main())`` stopped cleanly by SIGINT or SIGTERM (the signal is returned,
-    None if ``main`` ended by itself)."""
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        return asyncio.run(_until_signal(main()))
-    finally:
-        # the loop resets SIGTERM to its default on the way out: SIGTERM during the clean-up
-        # that follows (the demo waiting for its child) must still interrupt like Ctrl-C
-        with contextlib.suppress(ValueError, TypeError):
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _setup_logging(level: str) -> None:
@@ -246,93 +120,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _text(value: Any, width: int | None = None) -> str:
-    """A cell as text: None as null, floats to 10 significant digits, times in ISO 8601."""
-    if value is None:
-        text = "null"
-    elif isinstance(value, float):
-        text = format(value, ".10g")
-    elif isinstance(value, datetime | date | time):
-        text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    elif isinstance(value, list | dict):
-        text = json.dumps(value, default=str)
-    else:
-        text = str(value)
-    text = " ".join(text.splitlines())
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
-
-
-def _cells(df: pl.DataFrame, width: int | None) -> tuple[list[list[str]], list[bool]]:
-    """The header and rows as text, and which columns are numeric (right-aligned)."""
-    rows = [list(df.columns)] + [[_text(v, width) for v in row] for row in df.iter_rows()]
-    return rows, [dtype.is_numeric() for dtype in df.dtypes]
-
-
-def format_table(df: pl.DataFrame) -> str:
-    """Aligned columns, numbers to the right; cells cut at 60 characters; no frame."""
-    rows, numeric = _cells(df, 60)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(numeric))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if n else c.ljust(w)
-                         for c, w, n in zip(cells, widths, numeric, strict=True)).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    body = [line(rows[0]), rule, *(line(r) for r in rows[1:])]
-    return "\n".join(body) + "\n" if numeric else ""
-
-
-def format_markdown(df: pl.DataFrame) -> str:
-    rows, numeric = _cells(df, None)
-    if not numeric:
-        return ""
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
-    return "\n".join([line(rows[0]), rule, *(line(r) for r in rows[1:])]) + "\n"
-
-
-def format_csv(df: pl.DataFrame) -> str:
-    """RFC 4180 with a header; null is an empty field, nested values are JSON."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(df.columns)
-    for row in df.iter_rows():
-        w.writerow(map(_csv_value, row))
-    return buf.getvalue()
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return json.dumps(value, default=str) if isinstance(value, list | dict) else value
-
-
-def format_json(df: pl.DataFrame) -> str:
-    """One JSON array of objects (``jq '.[]'`` for one object a line): NaN is null, times are
-    ISO 8601 strings."""
-    return (df.write_json() if df.width else "[]") + "\n"
-
-
-FORMATS: dict[str, Callable[[pl.DataFrame], str]] = {
-    "table": format_table, "csv": format_csv, "json": format_json, "markdown": format_markdown,
-}
-
-
-def _max_rows(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, not {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="analyzer", description="Streaming crypto market-structure analyzer")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -365,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or markdown")
     q.add_argument("--columns", metavar="A,B,...",
                    help="print only these columns of the result, in this order")
-    q.add_argument("--max-rows", type=_max_rows, default=None,
+    q.add_argument("--max-rows", type=max_rows, default=None,
                    help="rows to print (default: 50 in a table, all in the other formats; "
                         "0: all)")
     q.set_defaults(func=cmd_sql)

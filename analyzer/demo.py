@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import config as config_mod
-from analyzer.cli import port_number, positive_seconds, speed_factor
+from analyzer.argtypes import port_number, positive_seconds, speed_factor
 from analyzer.sim import DEFAULT_START_NS, Schedule
 from analyzer.sim.clock import iso
 
@@ -284,7 +284,8 @@ def _serve_metrics(collector: Collector, cfg: config_mod.Config) -> None:
 
 def _collect(collector: Collector, duration: float | None, status_seconds: float) -> None:
     """The collector, with the status line beside it, until the duration or a signal."""
-    from analyzer.cli import collect, run_until_signal
+    from analyzer.cli import collect
+    from analyzer.signals import run_until_signal
 
     async def main() -> None:
         status = asyncio.create_task(status_lines(collector, status_seconds), name="status")

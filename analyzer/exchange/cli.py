@@ -21,19 +21,19 @@ import sys
 import time
 from collections.abc import Sequence
 
-from analyzer.cli import (
+from analyzer.argtypes import (
     Parser,
     port_number,
     positive_int,
     positive_seconds,
     speed_factor,
-    stop_on_signals,
 )
 from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.recordings import FEED_IDS, MARKETS, Recording
 from analyzer.exchange.replay import Faults, Replay
 from analyzer.exchange.server import LocalExchange
 from analyzer.exchange.simulate import Simulation
+from analyzer.signals import stop_on_signals
 from analyzer.sim import SCENARIOS, SimError
 from analyzer.sim.clock import NS, iso, parse_utc
 
