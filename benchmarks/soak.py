@@ -144,13 +144,13 @@ async def collect(cfg: Config, seconds: float, samples: Samples) -> Collector:
 
 
 def calibrate(port_speed: float, seed: int, tmp: Path) -> float:
-    """Frames per second the collector receives at ``port_speed`` (a 20 s calm run)."""
+    """Frames per second the collector receives at ``port_speed`` (a 12 s calm run)."""
     port = free_port()
     ex = start_exchange(port, port_speed, "calm_contango", seed)
     try:
         cfg = sim_config(port, str(tmp / "calib"), 0, listed_symbols(port))
         s = Samples()
-        asyncio.run(collect(cfg, 20.0, s))
+        asyncio.run(collect(cfg, 12.0, s))
     finally:
         ex.terminate()
         ex.wait(10)

@@ -102,7 +102,9 @@ def gauntlet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         StaleFeed(at_s=g["stale_at"], feed=venue, duration_s=g["stale_s"]),
         Disconnect(at_s=g["disconnect_at"], feed=venue, spacing_s=20.0),
     ])
-    options = {venue: {"stall_seconds": 1.0, "stream_stall_min_seconds": 1.0,
+    # the stream watchdog (1 s) acts before the connection's (3 s): the book leaves sync as soon
+    # as its own stream is found silent (tests/test_freshness.py covers the connection's)
+    options = {venue: {"stall_seconds": 3.0, "stream_stall_min_seconds": 1.0,
                        "healthy_seconds": 0.5}}
     run = run_sim(tmp_path_factory.mktemp(venue), schedule, seconds=g["end"], speed=20,
                   options=options)
@@ -352,16 +354,16 @@ def test_row12_rest_429_and_418_are_honoured(tmp_path: Path, venue: str, status:
 def test_row16_slow_consumer_keeps_answering_pings_and_counts_what_it_drops(
     tmp_path: Path, venue: str,
 ) -> None:
-    """The disk is far slower than the market (every segment takes 0.3 s more) while the venue
+    """The disk is far slower than the market (every segment takes 0.15 s more) while the venue
     pings every 0.3 s and drops a client that has not answered within 1 s: the event loop never
     blocks on storage, so no connection is lost; what the writer could not keep is dropped,
     least valuable first, and counted; nothing is lost uncounted."""
 
     def slow_disk(collector: Any) -> None:
-        collector.store._on_flush = lambda table, rows, secs: time.sleep(0.3)
-        collector.store._max_held_rows = 3_000
+        collector.store._on_flush = lambda table, rows, secs: time.sleep(0.15)
+        collector.store._max_held_rows = 1_500
 
-    run = run_sim(tmp_path, "calm_contango", seconds=120, speed=20, setup=slow_disk,
+    run = run_sim(tmp_path, "calm_contango", seconds=60, speed=20, setup=slow_disk,
                   exchange={"ping_interval": 0.3, "ping_timeout": 1.0},
                   store={"flush_seconds": 0.1, "flush_rows": 200})
     st = run.collector.store.stats
@@ -372,7 +374,7 @@ def test_row16_slow_consumer_keeps_answering_pings_and_counts_what_it_drops(
     produced = sum(run.produced_trades().values())
     stored = sum(n for (v, _), n in run.stored_trades().items())
     assert stored + dropped["trades"] == produced
-    assert st["rows_dropped"] == sum(dropped.values())
+    assert st["rows_dropped"] == sum(dropped.values()) > 0
     assert metric(run, "analyzer_store_rows_dropped_total", table="trades") == dropped["trades"]
 
 
