@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +36,24 @@ def tool(name: str) -> str:
         pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager "
                     "(.ci/run does it in CI)")
     return path
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid`` (from /proc: no psutil)."""
+    out = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(p))
+    return out
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -4,7 +4,6 @@ its metrics over HTTP, its banner and status lines, and a clean stop on SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -15,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from harness import children_of, running
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
@@ -90,26 +90,6 @@ def test_demo_is_queryable_while_it_runs(tmp_path: Path) -> None:
         out, err = demo.communicate(timeout=90)
     assert demo.returncode == 0, err[-2000:]
     assert "metrics   http://127.0.0.1:" in out and "stopped" in out
-
-
-def children_of(pid: int) -> list[int]:
-    """The PIDs whose parent is ``pid`` (from /proc: no psutil)."""
-    out = []
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(p))
-    return out
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def trades(db: Path) -> int:
