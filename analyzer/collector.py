@@ -362,11 +362,9 @@ class FeedRunner:
         while True:
             await asyncio.sleep(1.0)
             now = time.time_ns()
-            for route in self.freshness.check(list(self.feed.routes.values()), now):
-                silent = (now - route.last_ns) / 1e9
+            for route, gap_ns in self.freshness.check(list(self.feed.routes.values()), now):
                 log.warning("%s: %s silent for %.1fs (expected a frame every %.2fs): stale",
-                            self.venue, route.stream, silent,
-                            (self.freshness.seen[route.stream].gap_ns / 2) / 1e9)
+                            self.venue, route.stream, (now - route.last_ns) / 1e9, gap_ns / 1e9)
                 if route.channel == "depth":
                     self.books.invalidate(route.symbol, "stale")
                 conn = self.connection_of.get(route.stream)
@@ -374,8 +372,11 @@ class FeedRunner:
                     conn.restart("stall")
 
     def _on_gap(self, gap: Gap) -> None:
-        log.warning("%s %s: book %s (had %d, change follows %d): resyncing", gap.venue,
-                    gap.symbol, gap.reason, gap.expected_id, gap.received_id)
+        if gap.expected_id < 0:  # not a break in the ids: a stale stream, a bad snapshot
+            log.warning("%s %s: book %s: resyncing", gap.venue, gap.symbol, gap.reason)
+        else:
+            log.warning("%s %s: book %s (had %d, change follows %d): resyncing", gap.venue,
+                        gap.symbol, gap.reason, gap.expected_id, gap.received_id)
         self.store.add(gap)
 
     def _on_connected(self) -> None:

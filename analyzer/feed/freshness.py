@@ -59,8 +59,10 @@ class Freshness:
             return None
         return max(self.min_ns, self.factor * s.gap_ns)
 
-    def check(self, routes: Iterable[StreamRoute], now_ns: int) -> list[StreamRoute]:
-        """Update the learned gaps; return the routes that have just become stale."""
+    def check(self, routes: Iterable[StreamRoute], now_ns: int
+              ) -> list[tuple[StreamRoute, float]]:
+        """Update the learned gaps; return the routes that have just become stale, each with
+        the gap (ns) it was expected to keep."""
         stale = []
         for r in routes:
             if r.channel not in WATCHED_CHANNELS:
@@ -79,10 +81,10 @@ class Freshness:
             limit = self.threshold_ns(r.stream)
             if limit is None or s.stalled or now_ns - s.last_ns <= limit:
                 continue
+            stale.append((r, s.gap_ns))
             s.stalled = True
             s.gap_ns *= 2  # a stream this quiet by nature stops tripping the check
             self.stalls[r.channel] = self.stalls.get(r.channel, 0) + 1
-            stale.append(r)
         return stale
 
     def forget(self, stream: str) -> None:
