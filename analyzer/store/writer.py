@@ -238,6 +238,8 @@ class Store:
     def maybe_flush(self, now_ns: int | None = None) -> None:
         """Hand over every buffer whose oldest row is ``flush_seconds`` old (wall clock, ns).
         Does not wait for the write."""
+        if self._held:  # hand over what a full queue held back, even when nothing new came
+            self._release_held()
         now = _time_ns() if now_ns is None else now_ns
         for buf in self._every_buffer():
             if buf.rows and now - buf.since_ns >= self._flush_ns:
