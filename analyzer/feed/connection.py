@@ -171,6 +171,7 @@ class Connection:
             await ws.close()
             self._count("rotation")
             ws = self._ws = new_ws
+            self._restart = None  # a restart asked meanwhile wanted this: a fresh connection
             opened = time.monotonic()
 
     async def _watch(self, ws: WireConnection, opened: float) -> str:
