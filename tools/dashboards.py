@@ -454,6 +454,35 @@ def feed_health() -> dict[str, Any]:
               "per interval: both should stay 0.", "short",
               [(f"increase(analyzer_store_write_errors_total[{ri}])", "store write errors"),
                (f"increase(analyzer_analytics_errors_total[{ri}])", "analytics errors")]),
+        Row("Losses"),
+        Panel("Data lost", "What was counted as lost per interval (each has an alert): store rows "
+              "dropped by table (a writer far behind, over the retry cap), raw-capture bytes shed, "
+              "REST requests refused by a full queue, frames whose handling failed, book buffer "
+              "overflows. All should stay 0.", "short",
+              [(f"sum by (table) (increase(analyzer_store_rows_dropped_total[{ri}]))",
+                "store rows {{table}}"),
+               (f"sum by (venue) (increase(analyzer_raw_capture_bytes_dropped_total{{{v}}}"
+                f"[{ri}]))", "raw capture bytes {{venue}}"),
+               (f"sum by (venue) (increase(analyzer_rest_rejected_total{{{v}}}[{ri}]))",
+                "REST refused {{venue}}"),
+               (f"sum by (venue) (increase(analyzer_frame_handler_errors_total{{{v}}}[{ri}]))",
+                "handler errors {{venue}}"),
+               (f"sum by (venue) (increase(analyzer_book_buffer_overflows_total{{{v}}}[{ri}]))",
+                "book buffer overflows {{venue}}")]),
+        Panel("Store health", "1 while the store writes (0: a failed write waits for its retry; "
+              "StoreWritesFailing), rows held for room in the writer's queue (StoreBehind: the "
+              "disk is slower than the market) and rows of failed writes held for retry.",
+              "short",
+              [("analyzer_store_up", "store up"),
+               ("analyzer_store_rows_held", "rows held"),
+               ("analyzer_store_rows_pending_retry", "rows pending retry")]),
+        Panel("REST bans", "418/403 answers per interval: the venue banned this IP for a while "
+              "(RestBanned); the queue pauses with its own backoff.", "short",
+              [(f"sum by (venue) (increase(analyzer_rest_bans_total{{{v}}}[{ri}]))",
+                "{{venue}}")]),
+        Panel("Clock: last lag, signed", "The last frame's local receipt minus the venue's event "
+              "time: below 0 our clock is behind the venue's (ClockBehindVenue at -0.5 s).",
+              "s", [(f"analyzer_exchange_lag_last_seconds{{{vc}}}", "{{venue}} {{channel}}")]),
         Panel("Analyzer up", "1 while Prometheus scrapes the analyzer (AnalyzerDown alert "
               "after a minute at 0).", "bool_yes_no",
               [('up{job="analyzer"}', "{{instance}}")], type="stat"),
