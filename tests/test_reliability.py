@@ -65,10 +65,6 @@ def contract(venue: str) -> str:
     return "spot" if VENUES[venue][0].is_spot else "perpetual"
 
 
-def reasons(run: Run, venue: str) -> dict[str, int]:
-    return run.reconnects(venue)
-
-
 def metric(run: Run, name: str, **labels: str) -> float | None:
     registry = CollectorRegistry()
     registry.register(CollectorMetrics(run.collector))
@@ -117,7 +113,7 @@ def others(venue: str) -> list[str]:
 
 def test_row2_close_codes_reconnect_through_backoff(gauntlet: tuple[str, Run]) -> None:
     venue, run = gauntlet
-    got = reasons(run, venue)
+    got = run.reconnects(venue)
     assert {k: got.get(k) for k in ("1000", "1001", "1008", "1011", "abnormal")} == {
         "1000": 1, "1001": 1, "1008": 1, "1011": 1, "abnormal": 1}
     conns = run.runner(venue).connections
@@ -127,13 +123,13 @@ def test_row2_close_codes_reconnect_through_backoff(gauntlet: tuple[str, Run]) -
     assert any(c.subscribe_interval > base for c in conns)
     assert metric(run, "analyzer_reconnects_total", venue=venue, reason="1011") == 1
     for v in others(venue):
-        assert reasons(run, v) == {}
+        assert run.reconnects(v) == {}
 
 
 def test_row3_silent_stall_is_detected_and_recovered(gauntlet: tuple[str, Run]) -> None:
     venue, run = gauntlet
     runner = run.runner(venue)
-    assert reasons(run, venue).get("stall", 0) >= 1
+    assert run.reconnects(venue).get("stall", 0) >= 1
     assert runner.freshness.stalls.get("depth", 0) >= 1  # its books left sync at once
     stale = run.sql(f"SELECT count(*) FROM gaps WHERE venue = '{venue}' AND reason = 'stale'")
     assert stale[0][0] >= 1
@@ -318,8 +314,8 @@ def test_row1_planned_rotation_loses_and_doubles_nothing(tmp_path: Path, venue: 
     before the old one closes; the overlap is deduplicated."""
     run = run_sim(tmp_path, "calm_contango", seconds=100, speed=20,
                   options={venue: {"max_connection_age_seconds": 1.0}})
-    assert reasons(run, venue).get("rotation", 0) >= 2
-    assert set(reasons(run, venue)) == {"rotation"}
+    assert run.reconnects(venue).get("rotation", 0) >= 2
+    assert set(run.reconnects(venue)) == {"rotation"}
     assert run.stored_trades() == run.produced_trades()
     runner = run.runner(venue)
     assert runner.books.stats.gaps == 0 and runner.books.stats.bbo_mismatched == 0
@@ -369,7 +365,7 @@ def test_row16_slow_consumer_keeps_answering_pings_and_counts_what_it_drops(
     st = run.collector.store.stats
     assert st["backpressure_waits"] > 0
     for v in VENUE_IDS:
-        assert reasons(run, v) == {}, v  # pings answered all along
+        assert run.reconnects(v) == {}, v  # pings answered all along
     dropped = st["rows_dropped_by_table"]
     produced = sum(run.produced_trades().values())
     stored = sum(n for (v, _), n in run.stored_trades().items())

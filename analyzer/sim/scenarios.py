@@ -88,7 +88,7 @@ class _Leg(Scenario, kw_only=True):
     contract: str = "near"
 
     def target(self, model: MarketModel, begin: int) -> dict[str, Any]:
-        # aimed at another kind of feed (``/binance_spot``, ``/binance_usdm``): a spot feed's
+        # aimed at another kind of feed (``/<feed>``): a spot feed's
         # one contract, or a futures feed's perpetual for a spot scenario
         contract = self.contract
         if model.world.venue(self.feed).kind == "spot":
@@ -469,7 +469,7 @@ class Schedule:
     @classmethod
     def parse(cls, text: str) -> Schedule:
         """``name[@offset][+duration][/feed]``, comma-separated; offsets from the model's
-        start; ``/feed`` aims a scenario that has a feed at another one (``/binance_spot``)."""
+        start; ``/<feed>`` aims a scenario that has a feed at another feed of the world."""
         out: list[Scenario] = []
         for raw in text.split(","):
             item = raw.strip()
@@ -478,7 +478,7 @@ class Schedule:
             m = _ITEM.match(item)
             if not m:
                 raise SimError(f"bad scenario {item!r}: use name[@offset][+duration][/feed], "
-                               "e.g. fleeting_spike@300s or stale_feed@10m+90s/binance_spot")
+                               "e.g. fleeting_spike@300s or stale_feed@10m+90s/<feed>")
             name, at, at_unit, dur, dur_unit, feed = m.groups()
             if name not in SCENARIOS:
                 raise SimError(f"unknown scenario {name!r}: known: {', '.join(SCENARIOS)}")
