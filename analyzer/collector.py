@@ -289,8 +289,6 @@ class FeedRunner:
                 log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
         except Exception as exc:  # a bug or a value no check caught: count it, keep the stream
             self.handler_errors += 1
-            n = self.decode_errors.get("other", 0) + 1
-            self.decode_errors["other"] = n
             if self.handler_errors <= 10 or self.handler_errors % 1000 == 0:
                 log.error("%s: handling a frame failed #%d (%s: %s); frame %r", self.venue,
                           self.handler_errors, type(exc).__name__, exc, frame[:200])
