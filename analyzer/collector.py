@@ -29,7 +29,7 @@ from analyzer.events import (
     Trade,
 )
 from analyzer.feed.books import BookKeeper
-from analyzer.feed.connection import Connection, ConnectionSettings
+from analyzer.feed.connection import Connection, ConnectionSettings, Hooks
 from analyzer.feed.freshness import Freshness
 from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
@@ -87,20 +87,24 @@ class FeedRunner:
         self.funding_hours: dict[str, float] = {}
         self.feed = feed_cls(
             market, self.symbols, cfg.channels, self,
-            depth_speed=cfg.depth_speed, trade_stream=cfg.trade_stream,
-            funding_hours=self.funding_hours,
+            options=cfg.options, funding_hours=self.funding_hours,
         )
-        headers = {"X-MBX-APIKEY": cfg.api_key} if cfg.api_key else None
+        self.weights = self.feed.rest_weights
+        self._inflate = self.feed.inflate  # None: text frames
         self.rest = RestQueue(
             cfg.rest_url or market.rest_url,
             cfg.rest_weight_per_minute or market.weight_per_minute,
-            headers=headers,
+            headers=self.feed.rest_headers(cfg.api_key),
+            ban_statuses=market.ban_statuses, used_weight_header=market.used_weight_header,
         )
+        ws = market.snapshot_source == "ws"
         self.books = BookKeeper(
             self.venue, self.symbols if "depth" in cfg.channels else [], self.feed.rules,
             self._request_snapshot, self._on_gap, store.add,
-            snapshot_levels=self.feed.snapshot_levels,
-            refresh_fraction=cfg.book_refresh_fraction, refresh_seconds=cfg.book_refresh_seconds,
+            # a socket's book is the venue's own window of it: no horizon to refresh
+            snapshot_levels=None if ws else self.feed.snapshot_levels,
+            refresh_fraction=0.0 if ws else cfg.book_refresh_fraction,
+            refresh_seconds=cfg.book_refresh_seconds, ws_snapshots=ws,
         )
         self.instruments: dict[str, Instrument] = {}
         self.marks: dict[str, float] = {}
@@ -131,13 +135,15 @@ class FeedRunner:
     # -- start-up --
 
     async def _listed(self, tries: int | None = None) -> tuple[dict[str, Instrument], int]:
-        """The venue's tradable instruments, from exchangeInfo (``tries``: RestQueue.get)."""
-        path = self.feed.exchange_info_path()
-        body = await self.rest.get(path, 20, tries=tries)
-        ts = time.time_ns()
-        if self.capture is not None:
-            self.capture.write_rest(ts, path, body)
-        return self.feed.decode_instruments(body, ts), ts
+        """The venue's tradable instruments, from its listing (``tries``: RestQueue.get)."""
+        bodies = []
+        for path in self.feed.instrument_paths():
+            body = await self.rest.get(path, self.weights["instruments"], tries=tries)
+            ts = time.time_ns()
+            if self.capture is not None:
+                self.capture.write_rest(ts, path, body)
+            bodies.append(body)
+        return self.feed.decode_instruments(bodies, ts), ts
 
     def _matches(self, listed: dict[str, Instrument]) -> list[str]:
         return [s for s in listed if any(fnmatchcase(s, p) for p in self.patterns)]
@@ -146,7 +152,7 @@ class FeedRunner:
         """Read the listing and resolve the symbols. A REST failure is a one-line CollectorError
         naming the venue, the URL and the cause: a few quick retries of a network error (some
         4 s against a closed port), none of a ban, whose backoff is minutes."""
-        url = self.rest.base_url + self.feed.exchange_info_path()
+        url = self.rest.base_url + self.feed.instrument_paths()[0]
         try:
             known, ts = await self._listed(tries)
         except (RestError, DecodeError) as exc:
@@ -158,7 +164,7 @@ class FeedRunner:
         if missing:
             raise CollectorError(
                 f"unknown symbol{'s' if len(missing) > 1 else ''} on {self.venue}: "
-                f"{', '.join(missing)} (not trading in the venue's exchangeInfo)"
+                f"{', '.join(missing)} (not trading in the venue's listing)"
             )
         for s in self._matches(known):
             if s not in self.symbols:
@@ -169,10 +175,12 @@ class FeedRunner:
         for s in self.symbols:
             self.instruments[s] = known[s]
             self.store.add(known[s])
+        self.feed.set_instruments(self.instruments)
         path = self.feed.funding_info_path()
         if path is not None and "markPrice" in self.cfg.channels:
             try:
-                self._on_funding_info(await self.rest.get(path, tries=tries), ts)
+                self._on_funding_info(
+                    await self.rest.get(path, self.weights["funding_info"], tries=tries), ts)
             except (RestError, DecodeError) as exc:  # a refinement: 8 h is the default
                 log.warning("%s: funding info unavailable (%s); assuming 8 h", self.venue, exc)
 
@@ -192,7 +200,8 @@ class FeedRunner:
         assert path is not None
         while True:
             await asyncio.sleep(3600)
-            self.rest.submit(path, 1, self._funding_info_refreshed, key="fundingInfo")
+            self.rest.submit(path, self.weights["funding_info"], self._funding_info_refreshed,
+                             key="fundingInfo")
 
     def _funding_info_refreshed(self, body: bytes, ts: int) -> None:
         try:
@@ -206,7 +215,8 @@ class FeedRunner:
         tasks.append(asyncio.create_task(self.rest.run(), name=f"{self.venue}-rest"))
         tasks.append(asyncio.create_task(self._refresh_instruments(),
                                          name=f"{self.venue}-instruments"))
-        if "openInterest" in self.cfg.channels and not self.market.is_spot:
+        if ("openInterest" in self.cfg.channels and not self.market.is_spot
+                and self.feed.open_interest_path("") is not None):  # else on the stream
             tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
         if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
             tasks.append(asyncio.create_task(self._refresh_funding_info(),
@@ -219,17 +229,19 @@ class FeedRunner:
         per = min(self.cfg.streams_per_connection, self.market.max_streams)
         settings = ConnectionSettings(
             stall_seconds=self.cfg.stall_seconds,
-            max_age_seconds=self.cfg.max_connection_age_seconds,
+            max_age_seconds=min(self.cfg.max_connection_age_seconds,
+                                self.market.max_connection_age_seconds),
             subscribe_interval=2.0 / self.market.max_messages_per_second,
             backoff_max=self.cfg.backoff_max_seconds,
             healthy_seconds=self.cfg.healthy_seconds,
         )
         url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
+        hooks = Hooks(self.feed.control, self.market.heartbeat, self.market.heartbeat_seconds)
         for i in range(0, len(streams), per):
             conn = Connection(
                 f"{self.venue}#{len(self.connections)}", url,
                 self.feed.subscribe_messages(streams[i : i + per]),
-                self.on_frame, settings, on_connected=self._on_connected,
+                self.on_frame, settings, on_connected=self._on_connected, hooks=hooks,
             )
             self.connections.append(conn)
             for stream in streams[i : i + per]:
@@ -275,23 +287,35 @@ class FeedRunner:
     # -- hot path --
 
     def on_frame(self, frame: bytes, ts_local: int) -> None:
-        if self.capture is not None:
+        inflate = self._inflate
+        if inflate is not None:  # a compressed binary frame: captured as received
+            if self.capture is not None:
+                self.capture.write_binary(ts_local, frame)
+            try:
+                frame = inflate(frame)
+            except DecodeError as exc:
+                self._count_decode_error(exc, frame)
+                return
+        elif self.capture is not None:
             self.capture.write(ts_local, frame)
         try:
             self.feed.decode(frame, ts_local)
         except UnknownStream:
             self.unknown_frames += 1
         except DecodeError as exc:
-            channel = getattr(exc, "channel", "other")
-            n = self.decode_errors.get(channel, 0) + 1
-            self.decode_errors[channel] = n
-            if n <= 10 or n % 1000 == 0:  # a sample, not a flood
-                log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
+            self._count_decode_error(exc, frame)
         except Exception as exc:  # a bug or a value no check caught: count it, keep the stream
             self.handler_errors += 1
             if self.handler_errors <= 10 or self.handler_errors % 1000 == 0:
                 log.error("%s: handling a frame failed #%d (%s: %s); frame %r", self.venue,
                           self.handler_errors, type(exc).__name__, exc, frame[:200])
+
+    def _count_decode_error(self, exc: DecodeError, frame: bytes) -> None:
+        channel = getattr(exc, "channel", "other")
+        n = self.decode_errors.get(channel, 0) + 1
+        self.decode_errors[channel] = n
+        if n <= 10 or n % 1000 == 0:  # a sample, not a flood
+            log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
 
     def on_book(self, ev: BookChange) -> None:
         if ev.ts_exchange:
@@ -311,10 +335,11 @@ class FeedRunner:
         self.duplicate_frames += 1
 
     def on_quote(self, ev: Quote) -> None:
-        if ev.update_id <= self.last_quote_id.get(ev.symbol, -1):
-            self.duplicate_frames += 1  # overlap of a rotated connection
-            return
-        self.last_quote_id[ev.symbol] = ev.update_id
+        if ev.update_id >= 0:  # venues whose quotes carry an update id
+            if ev.update_id <= self.last_quote_id.get(ev.symbol, -1):
+                self.duplicate_frames += 1  # overlap of a rotated connection
+                return
+            self.last_quote_id[ev.symbol] = ev.update_id
         if ev.ts_exchange:
             self._lag_quotes(ev.ts_local - ev.ts_exchange)
         self.store.add(ev)
@@ -333,6 +358,11 @@ class FeedRunner:
             self._refresh_soon.set()  # its last ticker: the contract has settled
         self.store.add(ev)
 
+    def on_open_interest(self, ev: OpenInterest) -> None:
+        """Open interest on the stream (venues that publish it there)."""
+        self.open_interest[ev.symbol] = ev
+        self.store.add(ev)
+
     def on_liquidation(self, ev: Liquidation) -> None:
         self.store.add(ev)
 
@@ -340,6 +370,13 @@ class FeedRunner:
 
     def _request_snapshot(self, symbol: str) -> None:
         path = self.feed.depth_path(symbol)
+        if path is None:  # snapshots on the socket: resubscribe this book's stream alone
+            stream = self.feed.book_stream(symbol)
+            conn = self.connection_of.get(stream)
+            if conn is not None:
+                conn.send(self.feed.unsubscribe_messages([stream])
+                          + self.feed.subscribe_messages([stream]))
+            return
 
         def done(body: bytes, ts: int) -> None:
             if self.capture is not None:
@@ -351,7 +388,7 @@ class FeedRunner:
                 self.decode_errors["depth"] = self.decode_errors.get("depth", 0) + 1
                 self.books.snapshot_failed(symbol)  # (ignored if retired at an expiry meanwhile)
 
-        self.rest.submit(path, self.market.depth_weight, done, key=f"depth:{symbol}")
+        self.rest.submit(path, self.weights["depth"], done, key=f"depth:{symbol}")
 
     async def _watch_streams(self) -> None:
         """Once a second: a watched stream silent past its own expected rate takes its book out
@@ -388,6 +425,8 @@ class FeedRunner:
         """Fetch trades ``first..last`` (``last`` None: up to the newest) over REST."""
         limit = 1000 if last is None else min(1000, last - first + 1)
         path = self.feed.trades_path(symbol, first, limit)
+        if path is None:
+            return
 
         def done(body: bytes, ts: int) -> None:
             try:
@@ -404,13 +443,15 @@ class FeedRunner:
             if trades and (got < last if last is not None else len(trades) == limit):
                 self._backfill(symbol, got + 1, last)
 
-        self.rest.submit(path, 20, done, key=f"trades:{symbol}:{first}")
+        self.rest.submit(path, self.weights["trades"], done, key=f"trades:{symbol}:{first}")
 
     async def _poll_open_interest(self) -> None:
         while True:
             for symbol in self.symbols:
+                path = self.feed.open_interest_path(symbol)
+                assert path is not None
                 self.rest.submit(
-                    self.feed.open_interest_path(symbol), 1,
+                    path, self.weights["open_interest"],
                     lambda body, ts, s=symbol: self._on_open_interest(s, body, ts),
                     key=f"oi:{symbol}",
                 )

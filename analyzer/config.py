@@ -1,8 +1,9 @@
 """The collector's TOML configuration, decoded and validated with msgspec.
 
 A wrong value is a ``ConfigError`` whose one-line message names the key, and lists the valid
-values where there is a fixed set, e.g. ``config error at feeds[0].depth_speed: Invalid enum
-value '7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)``.
+values where there is a fixed set, e.g. ``config error at feeds[0].options.depth_speed: Invalid
+enum value '7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)``. A feed's ``options`` are its
+venue's own settings, checked by the venue's feed class (``Options``, ``check_options``).
 Endpoints default to the live venues; point them at ``analyzer exchange`` to run offline.
 
 Example::
@@ -19,6 +20,7 @@ Example::
     venue = "binance_usdm"
     symbols = ["BTCUSDT", "ETHUSDT"]
     channels = ["depth", "trades", "bookTicker", "markPrice", "openInterest"]
+    options = {depth_speed = "0ms"}
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ import re
 import tomllib
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
 
 from analyzer.analytics.carry import CarryConfig, FeeSchedule, VenueFees
 from analyzer.venues import VENUES
-from analyzer.venues.base import CHANNELS
+from analyzer.venues.base import CHANNELS, OptionError
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 Channel = Literal["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
@@ -56,13 +58,13 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     ws_url: str | None = None  # default: the venue's live endpoint
     rest_url: str | None = None
-    depth_speed: Literal["0ms", "100ms", "250ms", "500ms", "1000ms"] = "100ms"
-    trade_stream: Literal["trade", "aggTrade"] = "trade"
+    # the venue's own settings (its feed class's ``Options``), e.g. {depth_speed = "0ms"}
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
     streams_per_connection: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 200
     open_interest_seconds: Positive = 10.0
     instruments_seconds: Positive = 300.0  # re-read exchangeInfo: expiries, new listings
     rest_weight_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    api_key: str | None = None  # sent as X-MBX-APIKEY (Binance futures trade backfill)
+    api_key: str | None = None  # sent as the venue asks (e.g. for REST trade backfill)
     stall_seconds: Positive = 30.0  # no data frame on a connection for this long: reconnect
     # a watched stream (depth, bookTicker, markPrice) silent for this many times its own learned
     # mean gap, and at least stream_stall_min_seconds, is stale: its book leaves sync, its
@@ -125,7 +127,8 @@ class Carry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     notionals_usd: Annotated[list[Positive], msgspec.Meta(min_length=1, max_length=8)] = (
         msgspec.field(default_factory=lambda: [100_000.0]))
     gates: CarryConfig = msgspec.field(default_factory=CarryConfig)  # thresholds, hysteresis
-    # per venue, replacing the default (Binance VIP0) fees of that venue: your fee tier
+    # per venue, replacing that venue's documented default fees (analyzer/venues/*/spec.py):
+    # your fee tier
     fees: dict[str, VenueFees] = msgspec.field(default_factory=dict)
     close_grace_seconds: Positive = 30.0  # a non-economic gate failing this long closes
     update_seconds: Positive = 60.0  # an "update" event of an open opportunity this often
@@ -167,10 +170,10 @@ def _path_of(message: str) -> str:
     return m.group(1) if m else ""
 
 
-def _choices(path: str) -> list[str] | None:
+def _choices(path: str, root: type = Config) -> list[str] | None:
     """The values of the ``Literal`` field at a msgspec error path (``feeds[0].channels[1]``),
     read from the Config's own annotations, in their written order; None for other fields."""
-    t: object = Config
+    t: object = root
     for token in re.findall(r"[^.\[\]]+|\[[^\]]*\]", path):
         t = _unwrap(t)
         index = token.startswith("[")
@@ -220,29 +223,35 @@ def _check_url(key: str, url: str | None, schemes: tuple[str, ...]) -> None:
         )
 
 
+def _error(exc: msgspec.ValidationError, root: type = Config, prefix: str = "") -> ConfigError:
+    msg = str(exc)
+    key = _path_of(msg)
+    text = msg.split(" - at ")[0]
+    valid = _choices(key, root) if key else None
+    if valid:
+        text += f" (valid: {', '.join(valid)})"
+    where = ".".join(k for k in (prefix, key) if k) or "top level"
+    return ConfigError(f"config error at {where}: {text}")
+
+
 def parse(data: dict) -> Config:
     try:
         cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        msg = str(exc)
-        key = _path_of(msg)
-        text = msg.split(" - at ")[0]
-        valid = _choices(key) if key else None
-        if valid:
-            text += f" (valid: {', '.join(valid)})"
-        raise ConfigError(f"config error at {key or 'top level'}: {text}") from None
+        raise _error(exc) from None
     for i, feed in enumerate(cfg.feeds):
         if feed.venue not in VENUES:
             raise ConfigError(
                 f"config error at feeds[{i}].venue: unknown venue {feed.venue!r} "
                 f"(known: {', '.join(sorted(VENUES))})"
             )
-        market = VENUES[feed.venue][0]
-        if market.kind == "spot" and feed.depth_speed not in ("100ms", "1000ms"):
-            raise ConfigError(
-                f"config error at feeds[{i}].depth_speed: spot offers 100ms or 1000ms, "
-                f"not {feed.depth_speed}"
-            )
+        market, feed_cls = VENUES[feed.venue]
+        try:
+            feed.options = feed_cls.check_options(market, feed.options)
+        except msgspec.ValidationError as exc:
+            raise _error(exc, feed_cls.Options, f"feeds[{i}].options") from None
+        except OptionError as exc:
+            raise ConfigError(f"config error at feeds[{i}].options.{exc.key}: {exc}") from None
         for key, schemes in _URL_KEYS.items():
             _check_url(f"feeds[{i}].{key}", getattr(feed, key), schemes)
     _check_url("alerts.webhook_url", cfg.alerts.webhook_url, ("http", "https"))

@@ -80,9 +80,9 @@ def demo_config(port: int, data_dir: str, metrics_port: int,
 
     return config_mod.parse({
         "feeds": [
-            feed("binance_usdm", ["BTCUSDT"], depth_speed="0ms"),
+            feed("binance_usdm", ["BTCUSDT"], options={"depth_speed": "0ms"}),
             feed("binance_spot", ["BTCUSDT"], channels=["depth", "trades", "bookTicker"]),
-            feed("binance_coinm", COINM_SYMBOLS, trade_stream="aggTrade",
+            feed("binance_coinm", COINM_SYMBOLS, options={"trade_stream": "aggTrade"},
                  channels=["depth", "trades", "bookTicker", "openInterest"]),
         ],
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
@@ -109,7 +109,7 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
     return config_mod.parse({
         "feeds": [
             feed("binance_spot", channels=["depth", "trades", "bookTicker"]),
-            feed("binance_usdm", depth_speed="0ms", channels=futures),
+            feed("binance_usdm", options={"depth_speed": "0ms"}, channels=futures),
             feed("binance_coinm", channels=futures),
         ],
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},

@@ -4,9 +4,9 @@ Every venue module turns raw frames into these shapes and nothing else crosses t
 The meaning of each field is written here once.
 
 Common fields
-    venue        feed id of the market the event came from: ``binance_spot``, ``binance_usdm``,
-                 ``binance_coinm`` (one id per endpoint family, so that the same symbol on two
-                 markets of one exchange, e.g. spot and USDⓈ-M ``BTCUSDT``, never collide).
+    venue        feed id of the market the event came from, ``<exchange>_<market>`` (one id per
+                 endpoint family, so that the same symbol on two markets of one exchange, e.g.
+                 its spot and linear ``BTCUSDT``, never collide; see ``analyzer.venues``).
     symbol       the venue's own symbol, upper case as the venue spells it (``BTCUSDT``,
                  ``BTCUSD_PERP``, ``BTCUSD_250926``).
     ts_exchange  the venue's event time, integer nanoseconds since the Unix epoch (venues send
@@ -32,9 +32,9 @@ Level = tuple[float, float]
 
 
 class Trade(msgspec.Struct, gc=False):
-    """One execution. ``side`` is the taker's side (Binance ``m`` true: the buyer was the maker,
-    so the taker sold). ``trade_id`` is the venue's id as text (some venues use UUIDs); storage is
-    idempotent on (venue, symbol, trade_id). ``kind`` is ``trade`` or ``aggTrade`` (a Binance
+    """One execution. ``side`` is the taker's side (a buyer who was the maker means the taker
+    sold). ``trade_id`` is the venue's id as text (some venues use UUIDs); storage is
+    idempotent on (venue, symbol, trade_id). ``kind`` is ``trade`` or ``aggTrade`` (an
     aggregate of fills at one price by one taker order), or ``insurance_fund`` / ``adl`` for
     non-market executions."""
 
@@ -53,9 +53,10 @@ class BookChange(msgspec.Struct, gc=False):
     """A change to an L2 order book. Levels are absolute (the new size at that price, not a
     delta); size 0 removes the level. ``is_snapshot`` true means: discard prior state, these
     levels are the whole (visible) book. ``first_id`` / ``last_id`` are the venue's update ids
-    covered by this change (Binance ``U`` / ``u``; a snapshot has first_id == last_id ==
-    ``lastUpdateId``); ``prev_id`` is the venue's pointer to the previous change's last id where
-    it sends one (Binance futures ``pu``), else -1."""
+    covered by this change (a snapshot has first_id == last_id == its id); ``prev_id`` is the
+    venue's pointer to the previous change's last id where it sends one, else -1. ``checksum``
+    is the venue's checksum of the book after this change (0: none sent; see
+    ``SequenceRules.checksum``)."""
 
     venue: str
     symbol: str
@@ -67,11 +68,12 @@ class BookChange(msgspec.Struct, gc=False):
     first_id: int
     last_id: int
     prev_id: int = -1
+    checksum: int = 0
 
 
 class Quote(msgspec.Struct, gc=False):
     """Best bid and ask with their sizes. ``source`` is ``venue`` for the venue's own top-of-book
-    stream (Binance bookTicker) and ``book`` for the top of our rebuilt book. ``update_id`` is the
+    stream and ``book`` for the top of our rebuilt book. ``update_id`` is the
     venue update id the quote reflects (-1 if the venue sends none)."""
 
     venue: str
@@ -131,7 +133,7 @@ class OpenInterest(msgspec.Struct, gc=False):
 
 class Liquidation(msgspec.Struct, gc=False):
     """A forced order. ``side`` is the side of the liquidation order itself (a long position is
-    liquidated by a sell). Binance sends at most one per symbol per second (sampled)."""
+    liquidated by a sell). Some venues sample them (at most one per symbol per second)."""
 
     venue: str
     symbol: str
@@ -166,7 +168,7 @@ class Gap(msgspec.Struct, gc=False):
     """A break in a book's update sequence (or another reason to distrust the book: crossed,
     a disagreement with the venue's best bid/ask) and what the collector did about it.
     ``expected_id`` is the last update id the book had applied; ``received_id`` the id the
-    offending change claimed to follow (Binance futures ``pu``, spot ``U - 1``); -1 where not
+    offending change claimed to follow (its ``prev_id``, else its first id - 1); -1 where not
     applicable."""
 
     venue: str

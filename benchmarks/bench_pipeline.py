@@ -81,7 +81,8 @@ def offline(frames: list[bytes], with_book: bool, with_store: bool, tmp: Path) -
         store = Store(tmp / "data", tmp / "data" / "a.duckdb", compact_every_s=None)
         store.open()
     sink = StageSink(None, store)
-    feed = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], CHANNELS, sink, depth_speed="0ms")
+    feed = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], CHANNELS, sink,
+                       options={"depth_speed": "0ms"})
     if with_book:
         add = store.add if store is not None else (lambda q: None)
         sink.keeper = BookKeeper("binance_usdm", ["BTCUSDT"], feed.rules, lambda s: None,
@@ -135,7 +136,8 @@ def online(tmp: Path, channels: list[str], raw_capture: bool,
             time.sleep(0.05)
         base = f"127.0.0.1:{port}/binance_usdm"
         cfg = config.parse({
-            "feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"], "depth_speed": "0ms",
+            "feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"],
+                       "options": {"depth_speed": "0ms"},
                        "channels": channels, "ws_url": f"ws://{base}",
                        "rest_url": f"http://{base}"}],
             "store": {"data_dir": str(tmp / "data"), "database": str(tmp / "data" / "a.duckdb"),

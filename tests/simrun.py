@@ -86,9 +86,11 @@ def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
     feeds = [
         {"venue": "binance_spot", "symbols": by["binance_spot"],
          "channels": ["depth", "trades", "bookTicker"]},
-        {"venue": "binance_usdm", "symbols": by["binance_usdm"], "depth_speed": "0ms",
+        {"venue": "binance_usdm", "symbols": by["binance_usdm"],
+         "options": {"depth_speed": "0ms"},
          "channels": futures, **usdm},
-        {"venue": "binance_coinm", "symbols": by["binance_coinm"], "trade_stream": "aggTrade",
+        {"venue": "binance_coinm", "symbols": by["binance_coinm"],
+         "options": {"trade_stream": "aggTrade"},
          "channels": futures},
     ]
     for f in feeds:

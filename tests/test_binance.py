@@ -84,7 +84,8 @@ def test_aggtrade() -> None:
         for line in (SAMPLES / "binance_raw_msgs.ndjson").read_text().splitlines()
         if '"source_module": "trade", "source_fn": "linear_swap"' in line
     )
-    [ev] = decode_one("binance_usdm", ["BTCUSDT"], raw.encode(), trade_stream="aggTrade")
+    [ev] = decode_one("binance_usdm", ["BTCUSDT"], raw.encode(),
+                      options={"trade_stream": "aggTrade"})
     d = json.loads(raw)["data"]
     assert ev == Trade("binance_usdm", "BTCUSDT", d["T"] * 1_000_000, LOCAL, str(d["a"]),
                        float(d["p"]), float(d["q"]), "sell" if d["m"] else "buy", "aggTrade")
@@ -94,7 +95,7 @@ def test_aggtrade_without_its_id_is_a_decode_error() -> None:
     # a 2019 frame without "a": no id means no idempotent storage, so it is not guessed
     frame = sample("binance_futures.ndjson", "btcusdt@aggTrade")
     feed = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], ALL, Recorder(),
-                       trade_stream="aggTrade")
+                       options={"trade_stream": "aggTrade"})
     with pytest.raises(DecodeError, match="`a`"):
         feed.decode(frame, LOCAL)
 
@@ -190,7 +191,7 @@ def test_instruments_from_coinm_exchange_info() -> None:
     body = next(line for line in path.read_text().splitlines() if "exchangeInfo" in line)
     body = body.split(": ", 1)[1].encode()
     feed = BinanceFeed(MARKETS["binance_coinm"], ["BTCUSD_PERP"], ALL, Recorder())
-    inst = feed.decode_instruments(body, LOCAL)
+    inst = feed.decode_instruments([body], LOCAL)
     perp, quarterly, eth = inst["BTCUSD_PERP"], inst["BTCUSD_211231"], inst["ETHUSD_210924"]
     assert (perp.market, perp.expiry, perp.inverse, perp.contract_size) == (
         "perpetual", None, True, 100.0)
@@ -202,7 +203,7 @@ def test_instruments_from_coinm_exchange_info() -> None:
     info = json.loads(body)
     settling = next(s for s in info["symbols"] if s["symbol"] == "BTCUSD_211231")
     settling["contractStatus"] = "SETTLING"
-    left = feed.decode_instruments(json.dumps(info).encode(), LOCAL)
+    left = feed.decode_instruments([json.dumps(info).encode()], LOCAL)
     assert left.keys() == inst.keys() - {"BTCUSD_211231"}
 
 
@@ -219,7 +220,8 @@ def test_instruments_from_coinm_exchange_info() -> None:
     ],
 )
 def test_bad_frames_are_decode_errors(frame: bytes) -> None:
-    feed = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], ALL, Recorder(), depth_speed="0ms")
+    feed = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], ALL, Recorder(),
+                       options={"depth_speed": "0ms"})
     with pytest.raises(DecodeError):
         feed.decode(frame, LOCAL)
 
@@ -227,7 +229,7 @@ def test_bad_frames_are_decode_errors(frame: bytes) -> None:
 def test_zero_size_is_a_removal_not_an_error() -> None:
     frame = b'{"stream":"btcusdt@depth@0ms","data":{"E":1,"U":1,"u":2,"pu":0,' \
             b'"b":[["100.5","0.000"]],"a":[]}}'
-    [ev] = decode_one("binance_usdm", ["BTCUSDT"], frame, depth_speed="0ms")
+    [ev] = decode_one("binance_usdm", ["BTCUSDT"], frame, options={"depth_speed": "0ms"})
     assert ev.bids == [(100.5, 0.0)]
 
 
@@ -238,8 +240,8 @@ def test_unknown_symbol_and_new_fields() -> None:
     frame = b'{"stream":"btcusdt@aggTrade","data":{"a":5,"p":"1","q":"2","T":3,"m":true,' \
             b'"brandNew":{"x":[1,2]}}}'
     rec = Recorder()
-    BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], ALL, rec, trade_stream="aggTrade").decode(
-        frame, LOCAL)
+    BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT"], ALL, rec,
+                options={"trade_stream": "aggTrade"}).decode(frame, LOCAL)
     assert rec.events[0].trade_id == "5"
 
 

@@ -383,7 +383,8 @@ def test_rebuilt_book_agrees_with_venue_best_bid_ask(
         def on_duplicate(self) -> None: ...
 
     feed = BinanceFeed(MARKETS[venue], ["BTCUSDT"], ["depth", "bookTicker", "trades",
-                                                     "markPrice"], Sink(), depth_speed=speed)
+                                                     "markPrice"], Sink(),
+                       options={"depth_speed": speed})
     keeper = BookKeeper(venue, ["BTCUSDT"], feed.rules, requests.append, gaps.append,
                         lambda q: None, snapshot_levels=feed.snapshot_levels)
     keeper.start()
@@ -399,3 +400,82 @@ def test_rebuilt_book_agrees_with_venue_best_bid_ask(
     assert keeper.books["BTCUSDT"].in_sync
     assert s.bbo_mismatched == 0
     assert s.bbo_compared == expected >= min_compared
+
+
+# -- snapshots on the socket, checksums (venue-neutral: a toy rule set) -----------------------
+
+
+class SocketRules:
+    """Ids rise by one per change; the checksum is the sum of the top two levels' prices."""
+
+    @staticmethod
+    def checksum(symbol: str, book) -> int:  # noqa: ANN001 (an OrderBook)
+        return int(sum(p for p, _ in book.bids(2) + book.asks(2)))
+
+    def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
+        return ev.last_id <= snapshot_id
+
+    def bridges(self, snapshot_id: int, ev: BookChange) -> bool:
+        return ev.first_id == snapshot_id + 1
+
+    def follows(self, last_id: int, ev: BookChange) -> bool:
+        return ev.first_id == last_id + 1
+
+
+def socket_change(u: int, bids=(), asks=(), checksum: int = 0, symbol: str = "S",
+                  is_snapshot: bool = False) -> BookChange:
+    return BookChange("v", symbol, 0, 0, is_snapshot, list(bids), list(asks), u, u,
+                      checksum=checksum)
+
+
+def test_socket_snapshots_resync_one_symbol_by_resubscribing() -> None:
+    h = Harness(SocketRules(), ("S", "T"), ws_snapshots=True)
+    k = h.keeper
+    k.start()
+    assert h.requests == []  # the subscription brings the snapshots
+    for sym in ("S", "T"):
+        k.on_change(socket_change(10, [(10.0, 1.0), (9.0, 1.0)], [(11.0, 1.0), (12.0, 1.0)],
+                                  symbol=sym, is_snapshot=True))
+    assert k.books["S"].in_sync and k.books["T"].in_sync
+    assert h.tops[-1].bid_price == 10.0 and h.tops[-1].symbol == "T"
+    k.on_change(socket_change(11, bids=[(10.0, 0.0)]))
+    assert k.books["S"].book.top() == (9.0, 1.0, 11.0, 1.0)
+    k.on_change(socket_change(13, asks=[(11.5, 2.0)]))  # 12 was lost
+    assert not k.books["S"].in_sync and k.books["T"].in_sync
+    assert h.requests == ["S"]  # that book's stream alone is resubscribed
+    assert [(g.reason, g.expected_id, g.received_id) for g in h.gaps] == [("gap", 11, 12)]
+    k.on_change(socket_change(14, asks=[(11.5, 3.0)]))  # before the new snapshot: dropped
+    k.on_change(socket_change(20, [(9.5, 1.0)], [(10.5, 1.0)], is_snapshot=True))
+    sb = k.books["S"]
+    assert sb.in_sync and sb.last_id == 20 and sb.book.top() == (9.5, 1.0, 10.5, 1.0)
+    assert sb.book.bids(10) == [(9.5, 1.0)] and sb.book.asks(10) == [(10.5, 1.0)]
+    k.on_change(socket_change(21, bids=[(9.6, 1.0)]))
+    assert sb.in_sync and sb.book.top() == (9.6, 1.0, 10.5, 1.0)
+
+
+def test_a_snapshot_mid_stream_replaces_the_live_book() -> None:
+    h = Harness(SocketRules(), ws_snapshots=True)
+    k = h.keeper
+    k.start()
+    k.on_change(socket_change(1, [(10.0, 1.0), (9.0, 5.0)], [(11.0, 1.0)], is_snapshot=True))
+    k.on_change(socket_change(2, bids=[(8.0, 1.0)]))
+    k.on_change(socket_change(1, [(10.0, 2.0)], [(11.0, 2.0)], is_snapshot=True))  # a reset
+    sb = k.books["S"]
+    assert sb.in_sync and sb.last_id == 1 and not h.gaps
+    assert sb.book.bids(10) == [(10.0, 2.0)] and sb.book.asks(10) == [(11.0, 2.0)]
+    assert k.stats.snapshots_applied == 2
+
+
+def test_checksums_are_verified_when_sent_and_a_mismatch_resyncs() -> None:
+    h = Harness(SocketRules(), ws_snapshots=True)
+    k = h.keeper
+    k.start()
+    levels = ([(10.0, 1.0), (9.0, 1.0)], [(11.0, 1.0), (12.0, 1.0)])
+    k.on_change(socket_change(1, *levels, checksum=42, is_snapshot=True))  # 10+9+11+12
+    k.on_change(socket_change(2, bids=[(9.5, 1.0)], checksum=43))  # 10+9.5+11+12 = 42.5
+    k.on_change(socket_change(3, bids=[(9.7, 1.0)]))  # no checksum sent: not checked
+    assert k.stats.checksums_verified == 1 and k.stats.checksums_failed == 1
+    assert [(g.reason, g.expected_id, g.received_id) for g in h.gaps] == [("checksum", 43, 42)]
+    assert not k.books["S"].in_sync and h.requests == ["S"]
+    k.on_change(socket_change(5, *levels, checksum=42, is_snapshot=True))
+    assert k.books["S"].in_sync and k.stats.checksums_verified == 2

@@ -179,3 +179,16 @@ def test_a_capture_that_falls_behind_sheds_whole_buffers_and_counts_them(tmp_pat
     index = {f: i for i, (_, f) in enumerate(frames)}
     positions = [index[f] for _, f in kept]
     assert positions == sorted(positions)  # whole frames, in order, none invented
+
+
+def test_binary_frames_are_stored_byte_exact(tmp_path: Path) -> None:
+    """Compressed frames (venues that gzip theirs) hold newlines and any byte: stored as
+    base64 behind a marker no JSON frame starts with, read back byte for byte."""
+    binary = [gzip.compress(b'{"dataType":"BTC-USDT@depth","data":{}}\n' * (i + 1))
+              for i in range(50)] + [bytes(range(256)), b"\n\n~"]
+    with RawCapture(tmp_path, "x_swap") as cap:
+        for i, f in enumerate(binary):
+            cap.write_binary(T0 + i, f)
+        cap.write(T0 + 999, b'{"text":"frame"}')
+    got = list(iter_capture(capture_path(tmp_path, "x_swap", T0)))
+    assert got == [(T0 + i, f) for i, f in enumerate(binary)] + [(T0 + 999, b'{"text":"frame"}')]

@@ -24,6 +24,7 @@ import pytest
 
 from analyzer import cli, config, demo
 from analyzer.store.research import query
+from analyzer.venues import VENUES
 
 CLI = [sys.executable, "-m", "analyzer.cli"]
 
@@ -224,9 +225,9 @@ def test_bad_rest_url_is_one_line_from_the_cli(tmp_path: Path) -> None:
 
 def test_enum_error_lists_the_valid_values() -> None:
     with pytest.raises(config.ConfigError) as err:
-        config.parse({"feeds": [{**FEED, "depth_speed": "7ms"}]})
-    assert str(err.value) == ("config error at feeds[0].depth_speed: Invalid enum value '7ms' "
-                              "(valid: 0ms, 100ms, 250ms, 500ms, 1000ms)")
+        config.parse({"feeds": [{**FEED, "options": {"depth_speed": "7ms"}}]})
+    assert str(err.value) == ("config error at feeds[0].options.depth_speed: Invalid enum value "
+                              "'7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)")
 
 
 def _literal_fields(t: object, path: list[str | int]) -> list[tuple[list[str | int], tuple]]:
@@ -271,7 +272,7 @@ def _put(data: dict, path: list[str | int], value: object) -> dict:
 
 def test_every_literal_field_lists_its_values() -> None:
     fields = _literal_fields(config.Config, [])
-    assert len(fields) >= 4  # depth_speed, trade_stream, channels, log_level at least
+    assert len(fields) >= 2  # channels, log_level at least
     for path, values in fields:
         data = _put({"feeds": [dict(FEED)]}, path, "no-such-value")
         with pytest.raises(config.ConfigError) as err:
@@ -279,6 +280,21 @@ def test_every_literal_field_lists_its_values() -> None:
         where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path).lstrip(".")
         assert str(err.value) == (f"config error at {where}: Invalid enum value 'no-such-value' "
                                   f"(valid: {', '.join(map(str, values))})"), str(err.value)
+
+
+@pytest.mark.parametrize("feed_id", sorted(VENUES))
+def test_every_venue_option_lists_its_values(feed_id: str) -> None:
+    """A venue's own options are checked as strictly as the config's keys."""
+    market, feed_cls = VENUES[feed_id]
+    symbol = "BTCUSDT" if market.exchange != "okx" else "BTC-USDT"
+    for path, values in _literal_fields(feed_cls.Options, []):
+        data = {"feeds": [{"venue": feed_id, "symbols": [symbol],
+                           "options": _put({}, path, "no-such-value")}]}
+        with pytest.raises(config.ConfigError) as err:
+            config.parse(data)
+        where = ".".join(map(str, path))
+        assert str(err.value) == (f"config error at feeds[0].options.{where}: Invalid enum value "
+                                  f"'no-such-value' (valid: {', '.join(map(str, values))})")
 
 
 def test_metrics_listen_on_loopback_by_default() -> None:

@@ -43,8 +43,12 @@ def test_defaults() -> None:
          "config error at feeds[0].symbols: Expected `array` of length >= 1"),
         ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"], "depth_sped": "0ms"}]},
          "config error at feeds[0]: Object contains unknown field `depth_sped`"),
-        ({"feeds": [{"venue": "binance_spot", "symbols": ["BTCUSDT"], "depth_speed": "0ms"}]},
-         "config error at feeds[0].depth_speed: spot offers 100ms or 1000ms"),
+        ({"feeds": [{"venue": "binance_spot", "symbols": ["BTCUSDT"],
+                     "options": {"depth_speed": "0ms"}}]},
+         "config error at feeds[0].options.depth_speed: spot offers 100ms or 1000ms"),
+        ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"],
+                     "options": {"depth_sped": "0ms"}}]},
+         "config error at feeds[0].options: Object contains unknown field `depth_sped`"),
         ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTC USDT"]}]},
          "config error at feeds[0].symbols[0]"),
         ({"feeds": [{"venue": "binance_usdm", "symbols": ["BTCUSDT"],
@@ -67,12 +71,12 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 def test_cli_bad_config_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(GOOD + 'depth_speed = "7ms"\n')
+    bad.write_text(GOOD + 'options = {depth_speed = "7ms"}\n')
     r = run_cli("collect", "--config", str(bad))
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
-    assert r.stderr == ("analyzer: config error at feeds[0].depth_speed: Invalid enum value "
-                        "'7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)\n")
+    assert r.stderr == ("analyzer: config error at feeds[0].options.depth_speed: Invalid enum "
+                        "value '7ms' (valid: 0ms, 100ms, 250ms, 500ms, 1000ms)\n")
     (tmp_path / "broken.toml").write_text("[[feeds]\n")
     r = run_cli("collect", "--config", str(tmp_path / "broken.toml"))
     assert r.returncode == 2 and "is not valid TOML" in r.stderr and "Traceback" not in r.stderr
@@ -124,7 +128,7 @@ def test_cli_unknown_symbol_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == ("analyzer: unknown symbol on binance_usdm: NOPEUSDT "
-                                         "(not trading in the venue's exchangeInfo)")
+                                         "(not trading in the venue's listing)")
 
 
 def test_example_config_is_valid() -> None:

@@ -10,8 +10,9 @@ import time
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
-from analyzer.feed.connection import Connection, ConnectionSettings
+from analyzer.feed.connection import Connection, ConnectionSettings, Hooks
 
 
 async def run_against(handler, seconds: float, **settings: float) -> tuple[Connection, list]:
@@ -76,3 +77,107 @@ def test_a_healthy_period_resets_the_backoff() -> None:
     gaps = [b - a for a, b in itertools.pairwise(accepted)]
     # each session lasts ~0.4 s and is healthy: every wait is 0.1-0.2 s, never growing
     assert len(accepted) >= 5 and max(gaps) < 0.4 + 0.2 + 0.15, gaps
+
+
+# -- venue hooks: application-level heartbeats, control frames, restart notices --------------
+
+
+def _control(frame: bytes) -> str | None:
+    """A venue like OKX: text ping/pong, subscribe acks, a restart notice."""
+    if frame == b"pong":
+        return "pong"
+    if frame.startswith(b'{"event":"subscribe"'):
+        return "ack"
+    if frame.startswith(b'{"event":"notice"'):
+        return "restart"
+    return None
+
+
+async def run_hooked(handler, seconds: float, **settings: float
+                     ) -> tuple[Connection, list[bytes], list[float]]:
+    accepted: list[float] = []
+    delivered: list[bytes] = []
+
+    async def wrapped(ws: ServerConnection) -> None:
+        accepted.append(time.monotonic())
+        await handler(ws)
+
+    async with serve(wrapped, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        conn = Connection("test", f"ws://127.0.0.1:{port}/ws", [b'{"op":"subscribe"}'],
+                          lambda frame, ts: delivered.append(frame),
+                          ConnectionSettings(**settings),
+                          hooks=Hooks(_control, b"ping", heartbeat_seconds=0.4))
+        task = asyncio.create_task(conn.run())
+        await asyncio.sleep(seconds)
+        conn.stop()
+        await asyncio.wait_for(task, 5)
+    return conn, delivered, accepted
+
+
+def test_an_application_heartbeat_is_sent_and_its_pongs_are_not_data() -> None:
+    """The venue gets our text ping every heartbeat period and answers pong; pongs keep the
+    heartbeat satisfied but are neither delivered nor data: a stream of pongs alone stalls."""
+    pings: list[float] = []
+
+    async def pong_only(ws: ServerConnection) -> None:
+        await ws.send('{"event":"subscribe","arg":{"channel":"books"}}')
+        async for msg in ws:
+            if msg == "ping":
+                pings.append(time.monotonic())
+                await ws.send("pong")
+
+    conn, delivered, accepted = asyncio.run(run_hooked(pong_only, 3.0, stall_seconds=1.5,
+                                                       backoff_initial=5.0))
+    assert len(pings) >= 2  # every 0.4 s until the stall
+    assert delivered and all(f.startswith(b'{"event":"subscribe"') for f in delivered)
+    assert conn.stats.reconnects.get("stall") == 1, conn.stats.reconnects
+    assert len(accepted) == 1
+
+
+def test_a_venue_that_stops_answering_pings_is_left() -> None:
+    async def data_without_pongs(ws: ServerConnection) -> None:
+        while True:
+            await ws.send('{"arg":{"channel":"books"},"data":[]}')
+            await asyncio.sleep(0.05)
+
+    conn, delivered, _ = asyncio.run(run_hooked(data_without_pongs, 2.0, backoff_initial=5.0))
+    assert conn.stats.reconnects == {"ping_timeout": 1}
+    assert len(delivered) > 10
+
+
+def test_a_restart_notice_rotates_without_losing_frames() -> None:
+    """The notice reaches the decoder, a new connection is opened and receives before the old
+    one is closed: every frame either connection sent was delivered."""
+    sent: list[int] = []
+    counter = itertools.count()
+
+    async def notice_then_data(ws: ServerConnection) -> None:
+        first = not sent
+
+        async def answer_pings() -> None:
+            async for msg in ws:
+                if msg == "ping":
+                    await ws.send("pong")
+
+        reader = asyncio.create_task(answer_pings())
+        try:
+            for i in range(10_000):
+                n = next(counter)
+                await ws.send(f'{{"n":{n}}}')
+                sent.append(n)
+                if first and i == 5:
+                    await ws.send('{"event":"notice","code":"64008","msg":"restart in 30s"}')
+                await asyncio.sleep(0.02)
+        except ConnectionClosed:
+            pass  # the old connection, closed by the rotation
+        finally:
+            reader.cancel()
+
+    conn, delivered, accepted = asyncio.run(run_hooked(notice_then_data, 2.5,
+                                                       backoff_initial=5.0))
+    assert len(accepted) == 2  # the rotation's new connection, no reconnect
+    assert conn.stats.reconnects == {"rotation": 1}
+    assert b'{"event":"notice","code":"64008","msg":"restart in 30s"}' in delivered
+    got = {int(f[5:-1]) for f in delivered if f.startswith(b'{"n":')}
+    assert got == set(sent)

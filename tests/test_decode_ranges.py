@@ -121,7 +121,7 @@ KINDS = {
         _raw_msg("trade", "linear_swap"),
         lambda d: [Trade("binance_usdm", "BTCUSDT", d["T"] * MS, LOCAL, str(d["a"]),
                          float(d["p"]), float(d["q"]), "sell" if d["m"] else "buy", "aggTrade")],
-        {"trade_stream": "aggTrade"},
+        {"options": {"trade_stream": "aggTrade"}},
     ),
     "markPrice": Kind(
         "binance_usdm", "BTCUSDT", "markPrice",
@@ -338,7 +338,7 @@ BODIES = {
         lambda feed, b: feed.decode_trades(b, "BTCUSDT", LOCAL),
         lambda body: [Trade("binance_spot", "BTCUSDT", 1498793709153 * MS, LOCAL, "26129",
                             0.01633102, 4.70443515, "sell", "aggTrade")],
-        {"trade_stream": "aggTrade"},
+        {"options": {"trade_stream": "aggTrade"}},
     ),
     "openInterest": Body(
         "binance_usdm", "openInterest",
@@ -357,7 +357,7 @@ BODIES = {
     "exchangeInfo": Body(
         "binance_coinm", "other",
         _COINM_INFO,
-        lambda feed, b: feed.decode_instruments(b, LOCAL)["BTCUSD_PERP"],
+        lambda feed, b: feed.decode_instruments([b], LOCAL)["BTCUSD_PERP"],
         _perp,
     ),
 }

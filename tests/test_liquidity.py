@@ -223,7 +223,8 @@ def recording_keeper() -> tuple[BookKeeper, BinanceFeed]:
         def on_duplicate(self) -> None: ...
 
     venue = "binance_usdm"
-    feed = BinanceFeed(MARKETS[venue], ["BTCUSDT"], ["depth"], Sink(), depth_speed="0ms")
+    feed = BinanceFeed(MARKETS[venue], ["BTCUSDT"], ["depth"], Sink(),
+                       options={"depth_speed": "0ms"})
     keeper = BookKeeper(venue, ["BTCUSDT"], feed.rules, lambda s: None, lambda g: None,
                         lambda q: None)
     keeper.start()

@@ -35,7 +35,7 @@ COINM_SYMBOLS = [
 
 
 def usdm_feed(**kw: Any) -> dict[str, Any]:
-    return {"venue": "binance_usdm", "symbols": ["BTCUSDT"], "depth_speed": "0ms",
+    return {"venue": "binance_usdm", "symbols": ["BTCUSDT"], "options": {"depth_speed": "0ms"},
             "channels": ["depth", "trades", "bookTicker", "markPrice", "openInterest"], **kw}
 
 
@@ -157,9 +157,9 @@ def test_usdm_replay_book_matches_venue_and_store_holds_everything(tmp_path: Pat
     ("folder", "venue", "symbols", "feed"),
     [
         ("spot_2024", "binance_spot", ["BTCUSDT"], {"channels": ["depth", "trades", "bookTicker"]}),
-        ("usdm_2023", "binance_usdm", ["BTCUSDT"], {"depth_speed": "0ms"}),
+        ("usdm_2023", "binance_usdm", ["BTCUSDT"], {"options": {"depth_speed": "0ms"}}),
         ("coinm_2021", "binance_coinm", COINM_SYMBOLS,
-         {"trade_stream": "aggTrade", "channels": ["depth", "trades", "bookTicker"]}),
+         {"options": {"trade_stream": "aggTrade"}, "channels": ["depth", "trades", "bookTicker"]}),
     ],
 )
 def test_other_recordings_book_matches_venue(
@@ -237,7 +237,8 @@ def test_a_dropped_diff_resyncs_that_symbol_alone(tmp_path: Path) -> None:
     faults = Faults(drop_depth=[("BTCUSD_211231", 200)])  # of 227: the book is synced by then
     collector = run_pipeline(
         tmp_path, [Replay.from_path(FIXTURES / "coinm_2021", speed=0, faults=faults)],
-        [{"venue": "binance_coinm", "symbols": COINM_SYMBOLS, "trade_stream": "aggTrade",
+        [{"venue": "binance_coinm", "symbols": COINM_SYMBOLS,
+          "options": {"trade_stream": "aggTrade"},
           "channels": ["depth", "trades", "bookTicker"]}],
     )
     runner = collector.runners[0]
@@ -313,7 +314,8 @@ def test_rest_429_is_honoured(tmp_path: Path) -> None:
     """A venue that answers 429 with Retry-After: the queue waits and every book still syncs."""
     collector = run_pipeline(
         tmp_path, [Replay.from_path(FIXTURES / "coinm_2021", speed=0)],
-        [{"venue": "binance_coinm", "symbols": COINM_SYMBOLS, "trade_stream": "aggTrade",
+        [{"venue": "binance_coinm", "symbols": COINM_SYMBOLS,
+          "options": {"trade_stream": "aggTrade"},
           "channels": ["depth", "trades", "bookTicker"], "rest_weight_per_minute": 100_000}],
         exchange={"rest_weight_limit": 100, "rest_window_s": 1.0},
     )

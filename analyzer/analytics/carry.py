@@ -71,8 +71,8 @@ absent); ``<gate>_detail`` is null when it passes, else the first failing check 
    ``max_quote_age_s`` and ``leg_gap_s = |spot ts_book - deriv ts_book| / 1e9`` <=
    ``max_leg_gap_s``; ``mark_gap`` <= ``max_mark_index_gap``, where ``mark_gap = |mark -
    index| / index`` for a perpetual and ``|mid - mark| / mark`` for a dated future. (A
-   quarterly's mark carries its basis by construction, Binance: index + moving average of the
-   basis, so ``|mark - index|`` of a future *is* the carry, 2 % for 8 % a year at 90 days: bounding
+   quarterly's mark carries its basis by construction (e.g. index + moving average of the
+   basis), so ``|mark - index|`` of a future *is* the carry, 2 % for 8 % a year at 90 days: bounding
    it at 0.5 % would reject every opportunity. Its integrity check is that the book agrees with
    the venue's mark.)
 2. expiry (futures; perpetuals pass): ``hours_to_expiry = dte_days * 24`` >
@@ -103,6 +103,8 @@ from collections.abc import Sequence
 import msgspec
 import polars as pl
 
+from analyzer.venues import VENUES
+
 GATES: tuple[str, ...] = ("freshness", "expiry", "liquidity", "open_interest", "outlier",
                           "economics")
 GATE = pl.Enum(list(GATES))
@@ -121,19 +123,17 @@ class VenueFees(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     settlement: float = 0.0  # charged on delivery/settlement of a dated future
 
 
-def _binance_vip0() -> dict[str, VenueFees]:
-    return {
-        "binance_spot": VenueFees(taker=0.001, maker=0.001),
-        # quarterly delivery charges the taker fee
-        "binance_usdm": VenueFees(taker=0.0005, maker=0.0002, settlement=0.0005),
-        "binance_coinm": VenueFees(taker=0.0005, maker=0.0002, settlement=0.0005),
-    }
+def _documented_defaults() -> dict[str, VenueFees]:
+    """Every registered market's documented default fees (its lowest tier, see its spec)."""
+    return {feed: VenueFees(taker=m.fees.taker, maker=m.fees.maker, settlement=m.fees.settlement)
+            for feed, (m, _) in VENUES.items()}
 
 
 class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
-    """Per-venue fees; default Binance VIP0. A venue not listed is an error, never a guess."""
+    """Per-venue fees; default each venue's documented default tier. A venue not listed is an
+    error, never a guess."""
 
-    venues: dict[str, VenueFees] = msgspec.field(default_factory=_binance_vip0)
+    venues: dict[str, VenueFees] = msgspec.field(default_factory=_documented_defaults)
 
     def frame(self, venues: Sequence[str]) -> pl.DataFrame:
         """venue, taker, maker, settlement for ``venues``; ``UnknownVenueError`` if any lacks

@@ -11,9 +11,9 @@ the book as it was after every update ``<= b``. Our book passes through the stat
 after each change ``[U_k, u_k]``; ``S(b)`` is observable exactly when ``u_k <= b < U_{k+1}``. Those
 quotes are compared field by field; quotes whose id falls inside a change are not comparable.
 
-Snapshot depth: a venue's REST snapshot holds at most ``snapshot_levels`` levels a side (Binance
+Snapshot depth: a venue's REST snapshot holds at most ``snapshot_levels`` levels a side (e.g.
 ``depth?limit=1000``) and the diffs only mention levels that change, so a level beyond a full
-side's last one that no diff has touched is never seen (Binance documents this). The book is
+side's last one that no diff has touched is never seen (venues document this). The book is
 exact from its top down to that last level (the side's *horizon*). A top beyond it is usually
 still right (levels near the top change all the time, so the diffs have shown them), but may
 miss such a level: a venue quote that disagrees there is a ``beyond_snapshot`` gap, not a
@@ -28,6 +28,15 @@ snapshot's levels the book lacks and that no change since the snapshot has touch
 (``_merge``): the book is then exact out to whichever horizon lies further, which only moves out
 (at most one refresh per ``refresh_seconds`` of a book; a snapshot older than the request, one
 that fails, or one that has not come after ``SNAPSHOT_TIMEOUT_NS`` abandons the refresh).
+
+Snapshots on the socket (``ws_snapshots``: venues that send a book's snapshot when its stream is
+subscribed, and may send one again at any time). A snapshot change replaces the book whatever
+its state; the changes after it must follow it. Asking for a snapshot (the first, or a resync)
+is the venue's resubscription of that book's stream alone; nothing needs bridging or refreshing.
+
+Checksums. A venue that sends a checksum of its book with every change (``rules.checksum``) has
+it compared after the change is applied, whenever it is non-zero: a difference is a
+``checksum`` gap and a resync of that book alone.
 """
 
 from __future__ import annotations
@@ -124,6 +133,8 @@ class BookStats:
         "bbo_mismatched",
         "beyond_snapshot",
         "buffer_overflows",
+        "checksums_failed",
+        "checksums_verified",
         "crossed",
         "gaps",
         "refreshes",
@@ -145,6 +156,8 @@ class BookStats:
         self.bbo_compared = 0
         self.bbo_mismatched = 0
         self.buffer_overflows = 0
+        self.checksums_verified = 0
+        self.checksums_failed = 0
 
 
 class BookKeeper:
@@ -154,8 +167,10 @@ class BookKeeper:
     rate-limited REST queue); ``on_gap`` receives every ``Gap``; ``on_top`` receives a
     ``Quote(source="book")`` whenever the rebuilt book's best bid/ask changes.
     ``snapshot_levels``: the most levels a side of a snapshot holds (the ``limit`` requested);
-    None if snapshots are whole books. ``refresh_fraction`` / ``refresh_seconds``: when and how
-    often a live book is refreshed (module doc); a fraction of 0 never refreshes.
+    None if snapshots are whole books. ``ws_snapshots``: snapshots come on the socket (module
+    doc); ``request_snapshot`` then resubscribes the book's stream. ``refresh_fraction`` /
+    ``refresh_seconds``: when and how often a live book is refreshed (module doc); a fraction of
+    0 never refreshes.
     """
 
     def __init__(
@@ -172,9 +187,12 @@ class BookKeeper:
         snapshot_levels: int | None = None,
         refresh_fraction: float = 0.5,
         refresh_seconds: float = 60.0,
+        ws_snapshots: bool = False,
     ) -> None:
         self.venue = venue
         self.rules = rules
+        self.checksum = rules.checksum
+        self.ws_snapshots = ws_snapshots
         self.books = {s: SymbolBook(s) for s in symbols}
         self.request_snapshot = request_snapshot
         self.on_gap = on_gap
@@ -187,9 +205,14 @@ class BookKeeper:
         self.stats = BookStats()
 
     def start(self) -> None:
-        """Request the first snapshot of every book."""
+        """Request the first snapshot of every book (on the socket: the subscription does, so
+        only its timeout is started)."""
         for sb in self.books.values():
-            self._request(sb)
+            if self.ws_snapshots:
+                sb.snapshot_requested = True
+                sb.requested_ns = time.time_ns()
+            else:
+                self._request(sb)
 
     def add(self, symbol: str, *, request: bool = True) -> None:
         """Keep one more book (a new listing); its snapshot is requested at once unless
@@ -208,6 +231,9 @@ class BookKeeper:
     def on_change(self, ev: BookChange) -> None:
         sb = self.books.get(ev.symbol)
         if sb is None:
+            return
+        if ev.is_snapshot and self.ws_snapshots:  # replaces the book whatever its state
+            self._install_ws(sb, ev)
             return
         if sb.state == LIVE:
             if ev.last_id <= sb.last_id:
@@ -250,6 +276,8 @@ class BookKeeper:
         sb.last_ns = ev.ts_local
         sb.last_exchange_ns = ev.ts_exchange
         sb.updates += 1
+        if ev.checksum and self.checksum is not None and not self._checksum_ok(sb, ev):
+            return
         top = book.top()
         if top is not None and top[0] >= top[2]:
             self.stats.crossed += 1
@@ -343,6 +371,42 @@ class BookKeeper:
         return top is not None and (top[0] < lo or top[2] > hi)
 
     # -- snapshots and resyncs --
+
+    def _checksum_ok(self, sb: SymbolBook, ev: BookChange) -> bool:
+        assert self.checksum is not None
+        ours = self.checksum(sb.symbol, sb.book)
+        if ours == ev.checksum:
+            self.stats.checksums_verified += 1
+            return True
+        self.stats.checksums_failed += 1
+        self._invalidate(sb, "checksum", ev.checksum, ours)
+        return False
+
+    def _install_ws(self, sb: SymbolBook, ev: BookChange) -> None:
+        """A snapshot from the socket: the book from scratch, live at once (the stream is
+        ordered: every change before it is older, every change after it must follow it)."""
+        sb.refresh = None
+        sb.snapshot_requested = False
+        sb.buffer = []
+        sb.history.clear()
+        sb.pending.clear()
+        sb.top = None
+        self.stats.snapshots_applied += 1
+        sb.book.apply_snapshot(ev.bids, ev.asks)
+        sb.last_id = ev.last_id
+        sb.last_ns = ev.ts_local
+        sb.last_exchange_ns = ev.ts_exchange or ev.ts_local
+        sb.state = LIVE
+        if ev.checksum and self.checksum is not None and not self._checksum_ok(sb, ev):
+            return
+        top = sb.book.top()
+        sb.history.append((ev.last_id, ev.last_id, top))
+        if top is not None and top[0] >= top[2]:
+            self.stats.crossed += 1
+            self._invalidate(sb, "crossed", -1, ev.last_id)
+            return
+        self._publish_top(sb, top)
+        self._check_early_quotes(sb)
 
     def on_snapshot(self, ev: BookChange) -> None:
         sb = self.books.get(ev.symbol)

@@ -6,6 +6,14 @@ with capped, jittered exponential backoff whatever ended the connection (a close
 a stall); only a healthy period resets the backoff. Before the venue's maximum connection age it
 rotates to a fresh connection: the new connection subscribes and receives before the old one is
 closed, so nothing is lost; the overlap is deduplicated downstream by update and trade ids.
+
+Venue hooks (``Hooks``): a venue whose heartbeat is a message of its own (a text ``ping``, a
+JSON ``{"op":"ping"}``) has it sent every ``heartbeat_seconds`` instead of websocket pings, and
+its reply must come back within that time. Its ``control`` function looks at each frame first:
+``pong`` replies and ``ignore``d notices are not data (they neither reach the decoder nor keep
+the stall clock alive); subscribe ``ack``s reach the decoder but are not data either; a
+``restart`` notice (the venue will close this connection soon) rotates the connection at once,
+as the maximum age does.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ CLOSE_REASONS = {1000: "1000", 1001: "1001", 1006: "abnormal", 1008: "1008", 101
 @dataclass(slots=True)
 class ConnectionSettings:
     stall_seconds: float = 30.0  # no data frame for this long: reconnect
-    max_age_seconds: float = 23.5 * 3600  # Binance closes at 24 h: rotate before
+    max_age_seconds: float = 23.5 * 3600  # venues close at 24 h: rotate before
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     # a connection that delivered data for this long resets the backoff; a shorter one, however
@@ -39,6 +47,15 @@ class ConnectionSettings:
     subscribe_interval: float = 0.25  # seconds between subscribe messages
     open_timeout: float = 10.0
     ping_interval: float = 20.0  # our pings; a pong must come back within the same time
+
+
+@dataclass(slots=True)
+class Hooks:
+    """A venue's application-level protocol (see the module doc)."""
+
+    control: Callable[[bytes], str | None] | None = None
+    heartbeat: bytes | None = None
+    heartbeat_seconds: float = 20.0
 
 
 @dataclass(slots=True)
@@ -61,13 +78,20 @@ class Connection:
         settings: ConnectionSettings,
         *,
         on_connected: Callable[[], None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.name = name
         self.url = url
         self.subscribe_messages = subscribe_messages
-        self.on_frame = on_frame
         self.settings = settings
         self.on_connected = on_connected
+        self.hooks = hooks or Hooks()
+        self._deliver = on_frame
+        # without a control hook every frame is data: the wire's own clock, no extra call
+        self.on_frame = on_frame if self.hooks.control is None else self._on_frame_hooked
+        self._data_ns = 0  # with a control hook: local time of the last data frame
+        self._pong = 0.0  # monotonic time of the last application-level pong
+        self._rotate_now = False
         self.stats = ConnectionStats()
         self.subscribe_interval = settings.subscribe_interval
         self._ws: WireConnection | None = None
@@ -77,8 +101,33 @@ class Connection:
 
     @property
     def last_ns(self) -> int:
-        """Local time of the last frame on the current connection (0 before the first)."""
+        """Local time of the last data frame on the current connection (0 before the first)."""
+        if self.hooks.control is not None:
+            return self._data_ns
         return self._ws.last_ns if self._ws is not None else 0
+
+    def _on_frame_hooked(self, frame: bytes, ts: int) -> None:
+        kind = self.hooks.control(frame)  # type: ignore[misc]
+        if kind is None:
+            self._data_ns = ts
+        elif kind == "pong":
+            self._pong = time.monotonic()
+            return
+        elif kind == "ignore":
+            return
+        elif kind == "restart":
+            log.warning("%s: the venue announced a restart: rotating", self.name)
+            self._rotate_now = True
+        self._deliver(frame, ts)
+
+    def send(self, messages: list[bytes]) -> bool:
+        """Send requests on the current connection (e.g. resubscribe one book); False if it is
+        down (its reconnect subscribes everything anyway)."""
+        if self._ws is None or not self.stats.connected:
+            return False
+        for m in messages:
+            self._ws.send(m)
+        return True
 
     async def run(self) -> None:
         """Connect, receive, reconnect, until ``stop()``."""
@@ -93,7 +142,7 @@ class Connection:
             self._count(reason)
             if reason == "1008":  # policy violation: we were too fast; subscribe slower
                 self.subscribe_interval = min(self.subscribe_interval * 2, 5.0)
-            # A venue that closes at once, cleanly or not, must not be hammered (Binance bans
+            # A venue that closes at once, cleanly or not, must not be hammered (venues ban
             # an IP that reconnects too often): only a healthy period resets the backoff.
             healthy = time.monotonic() - started >= s.healthy_seconds and reason != "error"
             failures = 1 if healthy else failures + 1
@@ -176,21 +225,29 @@ class Connection:
 
     async def _watch(self, ws: WireConnection, opened: float) -> str:
         s = self.settings
+        h = self.hooks
         started = time.time_ns()
-        next_ping = time.monotonic() + s.ping_interval
+        interval = h.heartbeat_seconds if h.heartbeat is not None else s.ping_interval
+        next_ping = time.monotonic() + interval
         ping_sent: float | None = None
         while True:
-            await asyncio.sleep(min(1.0, s.stall_seconds / 4))
+            await asyncio.sleep(min(1.0, s.stall_seconds / 4, interval / 4))
             now = time.monotonic()
-            if time.time_ns() - max(ws.last_ns, started) > s.stall_seconds * 1e9:
+            last = self._data_ns if h.control is not None else ws.last_ns
+            if time.time_ns() - max(last, started) > s.stall_seconds * 1e9:
                 log.warning("%s: no data frame for %.0fs: stalled", self.name, s.stall_seconds)
                 return "stall"
-            if now - opened > s.max_age_seconds:
+            if now - opened > s.max_age_seconds or self._rotate_now:
+                self._rotate_now = False
                 return "rotation"
             if now >= next_ping:
-                if ping_sent is not None and ws.last_pong < ping_sent:
-                    log.warning("%s: no pong for %.0fs", self.name, s.ping_interval)
+                pong = self._pong if h.heartbeat is not None else ws.last_pong
+                if ping_sent is not None and pong < ping_sent:
+                    log.warning("%s: no pong for %.0fs", self.name, interval)
                     return "ping_timeout"
-                ws.ping()
+                if h.heartbeat is not None:
+                    ws.send(h.heartbeat)
+                else:
+                    ws.ping()
                 ping_sent = now
-                next_ping = now + s.ping_interval
+                next_ping = now + interval

@@ -6,8 +6,9 @@ weight, so a reconnect that invalidates hundreds of books cannot turn into a req
 ban. Answers that ask us to back off pause the whole queue:
 
 - 429 (throttled) for the ``Retry-After`` the venue asks for;
-- 418 (Binance's IP ban) and 403 (a WAF or a ban) for ``Retry-After`` if given, else for a ban
-  backoff that doubles with each ban in a row (60 s up to 30 min); each ban is logged once.
+- a ban (403, a WAF or a ban, and whatever else the venue uses: ``ban_statuses``) for
+  ``Retry-After`` if given, else for a ban backoff that doubles with each ban in a row (60 s up
+  to 30 min); each ban is logged once.
 
 ``Retry-After`` is delta-seconds or an HTTP-date, clamped to an hour; an unreadable one is a
 default, never an exception. Queued requests are retried (429, 5xx, network errors, timeouts),
@@ -116,11 +117,11 @@ class RestStats:
     requests: int = 0  # attempts, retries included
     errors: int = 0  # failed attempts, whatever the cause
     throttled: int = 0  # 429 answers
-    bans: int = 0  # 418 / 403 answers
+    bans: int = 0  # ban answers (``ban_statuses``)
     rejected: int = 0  # submits refused by a full queue: the only requests ever lost
     callback_errors: int = 0  # responses whose handler raised
     waited_seconds: float = 0.0  # time spent waiting for budget, Retry-After or a ban
-    used_weight: int = 0  # the venue's X-MBX-USED-WEIGHT-1M, last seen
+    used_weight: int = 0  # the venue's used-weight header, last seen (if it sends one)
     # attempts by HTTP status; "timeout" and "error" for those that got no answer
     by_status: dict[str, int] = field(default_factory=dict)
 
@@ -137,6 +138,8 @@ class RestQueue:
         throttle_default: float = 60.0,
         ban_backoff: tuple[float, float] = (60.0, 1800.0),
         retry_backoff: tuple[float, float] = (0.5, 30.0),
+        ban_statuses: tuple[int, ...] = (403,),
+        used_weight_header: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.capacity = float(weight_per_minute)
@@ -148,6 +151,8 @@ class RestQueue:
         self.throttle_default = throttle_default  # a 429 without a readable Retry-After
         self.ban_backoff = ban_backoff  # (first, longest) pause of a ban without Retry-After
         self.retry_backoff = retry_backoff  # (first, longest) between retries of a failure
+        self.ban_statuses = ban_statuses
+        self.used_weight_header = used_weight_header
         self.queue: asyncio.Queue[Request] = asyncio.Queue(max_queue)
         self.keys: set[str] = set()
         self.stats = RestStats()
@@ -263,9 +268,10 @@ class RestQueue:
             label, cause = _no_answer(exc)
             self._failed(url, label, cause)
             raise _Retry(cause) from None
-        used = headers.get("X-MBX-USED-WEIGHT-1M")
-        if used and used.isdigit():
-            self.stats.used_weight = int(used)
+        if self.used_weight_header is not None:
+            used = headers.get(self.used_weight_header)
+            if used and used.isdigit():
+                self.stats.used_weight = int(used)
         if status < 400:
             self._count(str(status))
             self.ban_streak = 0
@@ -276,7 +282,7 @@ class RestQueue:
             pause = retry_after(headers.get("Retry-After"), self.throttle_default)
             self._pause(pause)
             cause = "HTTP 429 (throttled)"
-        elif status in (403, 418):
+        elif status in self.ban_statuses:
             self._ban(status, headers)
             self._failed(url, str(status), f"HTTP {status} (banned)")
             raise RestBanned(f"HTTP {status} (banned)")

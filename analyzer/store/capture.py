@@ -1,10 +1,12 @@
 """Raw frame capture in the hftbacktest line format, and a reader for it.
 
-File format (the one hftbacktest's Binance collector writes, so its tools read ours): gzip
+File format (the one hftbacktest's collectors write, so its tools read ours): gzip
 text, one frame per line, ``<ts_local_ns> <frame>\\n``: the local receipt time as decimal ns,
 one space, the frame text verbatim. REST bodies are wrapped as
 ``<ts> {"rest":"<path?query>","body":<body>}`` so a replay knows which symbol a depth snapshot
-is for. Files: ``<dir>/<venue>/<venue>-<YYYYMMDD-HH>.gz``, one per UTC hour of ts_local.
+is for. Binary frames (venues that compress theirs) are stored byte-exact as
+``<ts> ~<base64 of the frame>`` (no JSON text starts with ``~``); the reader decodes them back.
+Files: ``<dir>/<venue>/<venue>-<YYYYMMDD-HH>.gz``, one per UTC hour of ts_local.
 
 Each flush is compressed on a background thread into its own complete gzip member and appended
 (a gzip file may hold many members), so the caller never compresses and a crash leaves every
@@ -13,6 +15,7 @@ completed member readable; only the member being written can be cut short.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
 import queue
@@ -113,6 +116,10 @@ class RawCapture:
         self.stats["lines"] += 1
         if len(buf) >= self._flush_bytes or ts_local_ns - self._buf_since >= self._flush_ns:
             self._handoff()
+
+    def write_binary(self, ts_local_ns: int, frame: bytes) -> None:
+        """Append a binary frame, byte-exact: ``<ts_local_ns> ~<base64>\n``."""
+        self.write(ts_local_ns, b"~" + base64.b64encode(frame))
 
     def write_rest(self, ts_local_ns: int, url_path: str, body: bytes) -> None:
         """Record a REST response: ``<ts> {"rest":"<url_path>","body":<body verbatim>}``."""
@@ -298,7 +305,10 @@ class CaptureReader:
                 self.bad_lines += 1
                 continue
             self.frames += 1
-            yield int(line[:sp]) * scale, line[sp + 1 :]
+            frame = line[sp + 1 :]
+            if frame[:1] == b"~":
+                frame = base64.b64decode(frame[1:])
+            yield int(line[:sp]) * scale, frame
 
     def _read(self) -> Iterator[tuple[int, bytes]]:
         size = self.path.stat().st_size

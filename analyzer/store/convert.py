@@ -180,7 +180,7 @@ class TradeDedup:
     restart). Bounded: per key, ids older than ``window_ns`` (by ts_local) behind the newest
     are forgotten, and beyond ``max_ids`` entries (a range of consecutive decimal ids is one
     entry, see ``_Ids``) the oldest go. An hour covers every replay the feed does (reconnect
-    overlap, REST backfill after a restart). Ids that rise by one (Binance) cost one range per
+    overlap, REST backfill after a restart). Ids that rise by one cost one range per
     hole, so a busy symbol's hour of trades (BTCUSDT futures: ~0.5-1M ids) takes bytes, not the
     ~20 MB a set of 200k ids took; 200k caps a venue with non-decimal ids at about that."""
 

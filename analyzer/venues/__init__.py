@@ -1,9 +1,26 @@
-"""Venue modules: one file per venue, registered here by feed id."""
+"""The venue registry: one package per exchange, one line here each.
 
-from analyzer.venues.binance import MARKETS as BINANCE_MARKETS
-from analyzer.venues.binance import BinanceFeed
+``EXCHANGES`` maps an exchange name to its ``Venue`` (markets, feed class, emulator module);
+``VENUES`` maps every feed id (one market of one exchange, the ``venue`` of a config's
+``[[feeds]]`` and of every stored row) to its ``Market`` and feed class. The interface is
+``analyzer/venues/base.py``; what a package holds is in ``analyzer/venues/README.md``.
+"""
 
-# feed id -> (market spec, feed class). Adding a venue: one module and one line per market.
-VENUES = {venue: (market, BinanceFeed) for venue, market in BINANCE_MARKETS.items()}
+from analyzer.venues import binance
+from analyzer.venues.base import Market, Venue, VenueFeed
 
-__all__ = ["VENUES"]
+EXCHANGES: dict[str, Venue] = {v.name: v for v in (binance.VENUE,)}
+
+VENUES: dict[str, tuple[Market, type[VenueFeed]]] = {
+    feed: (market, venue.feed)  # type: ignore[misc]
+    for venue in EXCHANGES.values()
+    for feed, market in venue.markets.items()
+}
+
+
+def market(feed: str) -> Market:
+    """The market of a feed id (KeyError if unknown)."""
+    return VENUES[feed][0]
+
+
+__all__ = ["EXCHANGES", "VENUES", "market"]
