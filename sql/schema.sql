@@ -361,6 +361,7 @@ SELECT
     deriv_sell_vwap::DOUBLE AS deriv_sell_vwap,
     gross::DOUBLE AS gross,                     -- (F_sell_vwap - S_buy_vwap) / S_buy_vwap
     fees::DOUBLE AS fees,                       -- entry, exit and settlement, fraction of N
+    exit_slippage::DOUBLE AS exit_slippage,     -- unwinding through today's books, fraction of N
     financing::DOUBLE AS financing,
     funding_ann_used::DOUBLE AS funding_ann_used,   -- perpetuals
     funding_source::VARCHAR AS funding_source,  -- realised | current

@@ -409,7 +409,7 @@ class SocketRules:
     """Ids rise by one per change; the checksum is the sum of the top two levels' prices."""
 
     @staticmethod
-    def checksum(symbol: str, book) -> int:  # noqa: ANN001 (an OrderBook)
+    def checksum(symbol: str, book) -> int:
         return int(sum(p for p, _ in book.bids(2) + book.asks(2)))
 
     def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:

@@ -179,11 +179,15 @@ def test_future_net_carry_by_hand() -> None:
     # exact DTE: 45 days 12 hours
     assert r["dte_days"] == 45.5 and r["hold_days"] == 45.5
     assert r["financing"] == pytest.approx(0.02 * 45.5 / 365)  # 0.0024932
-    net = gross - 0.003 - 0.02 * 45.5 / 365  # 0.0143069
+    # the exit: the coin sold into the spot bids (all at 49 990 against a mid of 49 995,
+    # 1.0001 bps); the future settles at the index, no book
+    exit_slippage = 5 / 49_995
+    assert r["exit_slippage"] == pytest.approx(exit_slippage, rel=1e-12)
+    net = gross - 0.003 - exit_slippage - 0.02 * 45.5 / 365  # 0.0142069
     assert r["net"] == pytest.approx(net, rel=1e-12)
     assert r["net_ann"] == pytest.approx(net * 365 / 45.5, rel=1e-12)
-    assert round(r["net_ann"], 5) == 0.11477
-    assert r["net_usd"] == pytest.approx(1_430.687, abs=1e-3)
+    assert round(r["net_ann"], 5) == 0.11397
+    assert r["net_usd"] == pytest.approx(1_420.686, abs=1e-3)
     assert r["funding_source"] is None and r["funding_income"] == 0.0
     assert r["same_exchange"] and r["tenor"] == "q1"
     assert r["passes_all"] and r["reject_gate"] is None and r["reject_detail"] is None
@@ -192,7 +196,8 @@ def test_future_net_carry_by_hand() -> None:
     # the spot exit fee is configurable
     r2 = one(run([spot(), future()], CarryConfig(financing_rate=0.02, count_spot_exit_fee=False)))
     assert r2["fee_spot_exit"] == 0.0 and r2["fees"] == pytest.approx(0.002)
-    assert r2["net"] == pytest.approx(net + 0.001, rel=1e-12)
+    assert r2["exit_slippage"] == 0.0  # the coin is kept: neither its fee nor its slippage
+    assert r2["net"] == pytest.approx(net + 0.001 + exit_slippage, rel=1e-12)
 
 
 def test_perp_funding_carry_realised_then_current() -> None:
@@ -206,18 +211,23 @@ def test_perp_funding_carry_realised_then_current() -> None:
             r["fee_spot_exit"], r["fee_settlement"]) == (0.001, 0.0005, 0.0005, 0.001, 0.0)
     assert r["hold_days"] == 30.0 and r["dte_days"] is None
     assert r["funding_source"] == "realised" and r["funding_ann_used"] == 0.10
-    # 0.10 - (0.003 + 0.00014998) * 365 / 30 - 0.02 = 0.0416753
-    expected = 0.10 - (0.003 - gross) * 365 / 30 - 0.02
+    # the exit, as the entry, through the books: the coin sold at 49 990 (mid 49 995, 1.0001
+    # bps), the perp bought back at 50 005 (mid 50 002.5, 0.49998 bps)
+    exit_slippage = 5 / 49_995 + 2.5 / 50_002.5
+    assert r["exit_slippage"] == pytest.approx(exit_slippage, rel=1e-12)
+    # 0.10 - (0.003 + 0.00014998 + 0.00015000) * 365 / 30 - 0.02 = 0.0398502
+    expected = 0.10 - (0.003 - gross + exit_slippage) * 365 / 30 - 0.02
     assert r["net_ann"] == pytest.approx(expected, rel=1e-12)
-    assert round(r["net_ann"], 6) == 0.041675
-    assert r["net_usd"] == pytest.approx(expected * 30 / 365 * N, rel=1e-12)  # 342.5 USD
+    assert round(r["net_ann"], 6) == 0.039850
+    assert r["net_usd"] == pytest.approx(expected * 30 / 365 * N, rel=1e-12)  # 327.5 USD
     assert r["passes_all"]
     assert r["hours_to_expiry"] is None and r["g_expiry"]
 
     # no realised history for the symbol: the current rate, 0.01 % per 8 h = 10.95 % a year
     r = one(run([spot(), perp()]))
     assert r["funding_source"] == "current" and r["funding_ann_used"] == pytest.approx(0.1095)
-    assert r["net_ann"] == pytest.approx(0.1095 - (0.003 - gross) * 365 / 30 - 0.02, rel=1e-12)
+    assert r["net_ann"] == pytest.approx(
+        0.1095 - (0.003 - gross + exit_slippage) * 365 / 30 - 0.02, rel=1e-12)
 
     # no funding rate at all: economics cannot be judged
     r = one(run([spot(), perp(funding_rate=None)]))
@@ -247,7 +257,7 @@ GATE_CASES: list[tuple[str, dict[str, Any], str, str]] = [
      "open_interest", "open interest 4590360 USD < 5000000 USD"),
     ("oi_fraction", {"future": {"open_interest": 150.0}}, "open_interest",
      "notional 100000 USD is 0.0131 of open interest 7650600 USD > 0.01"),
-    ("economics", {"cfg": {"min_net_ann": 0.2}}, "economics", "net_ann 0.1148 < 0.2"),
+    ("economics", {"cfg": {"min_net_ann": 0.2}}, "economics", "net_ann 0.114 < 0.2"),
 ]
 
 
@@ -363,8 +373,8 @@ def test_crossed_spot_book_fails_freshness() -> None:
 
 
 def test_unknown_venue_is_an_error() -> None:
-    with pytest.raises(UnknownVenueError, match="okx_swap"):
-        run([spot(), perp(venue="okx_swap", exchange="okx")])
+    with pytest.raises(UnknownVenueError, match="nowhere_swap"):
+        run([spot(), perp(venue="nowhere_swap", exchange="nowhere")])
 
 
 def test_batch_over_a_range_equals_tick_by_tick() -> None:

@@ -19,7 +19,7 @@ import polars as pl
 from analyzer.analytics.anomalies import AnomalyState
 from analyzer.analytics.levels import SIDE
 from analyzer.analytics.pipeline import Results, evaluate
-from analyzer.analytics.state import TICKER_COLUMNS, as_of, latest_instruments
+from analyzer.analytics.state import PAIR, TICKER_COLUMNS, as_of, latest_instruments
 from analyzer.config import Analytics as AnalyticsConfig
 from analyzer.config import Carry
 from analyzer.store.research import frame
@@ -81,7 +81,9 @@ def evaluate_range(con: duckdb.DuckDBPyConnection, cfg: AnalyticsConfig, carry: 
                   ).select("book", "band_bps", "bid_extra", "ask_extra", "bid_exact",
                            "ask_exact")
     grid = books.select("ts", "venue", "symbol")
-    pairs = grid.with_columns(pl.col("symbol").str.split("_").list.first()).unique()
+    # index-only tickers are keyed by their pair, base + quote (state.PAIR)
+    pairs = (grid.join(instruments.select("venue", "symbol", _pair=PAIR), on=["venue", "symbol"])
+             .select("ts", "venue", symbol="_pair").unique())
     grid_all = pl.concat([grid, pairs]).unique()
     tickers = as_of(frame(con, "SELECT * FROM derivative_tickers WHERE ts_local >= ? AND "
                           "ts_local <= ?", [start - LOOKBACK_NS, end]),

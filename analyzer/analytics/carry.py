@@ -45,18 +45,24 @@ Formulas (``notes/analytics.md``, "Carry opportunities"), per row:
   ``fee_settlement`` = the future's settlement fee, 0 for a perpetual; ``fee_spot_exit`` = spot
   taker when ``cfg.count_spot_exit_fee`` (selling the coin at the end) else 0;
   ``fees = `` their sum. A perpetual therefore pays both legs entry + exit.
+- ``exit_slippage``: unwinding at today's books, as a fraction of N: the spot leg's sell-side
+  slippage (``sell_bps / 1e4``, selling the coin at the end; counted with the spot exit fee,
+  ``cfg.count_spot_exit_fee``), plus, for a perpetual, its buy-side slippage (buying it back).
+  A future settles at the index: its own exit has no book. So both kinds count the exit of
+  every leg that is unwound through a book.
 - ``financing = cfg.financing_rate * hold_days / 365`` (the cost of funding the spot purchase
   over the hold, ``financing_rate`` a year).
 - ``funding_ann_used`` (perpetuals): ``funding_mean.funding_ann_mean`` of (venue, symbol) when
   given (``funding_source = 'realised'``), else the current ``funding_ann`` of ``basis_df``
   (``'current'``); null for futures. ``funding_income = funding_ann_used * hold_days / 365``
   (0 for futures: their carry is the gross basis).
-- ``net = gross + funding_income - fees - financing`` (fraction of N over the hold);
+- ``net = gross + funding_income - fees - exit_slippage - financing`` (fraction of N over the
+  hold);
   ``net_ann = net * 365 / hold_days``; ``net_usd = net * N``. This is the notes' formulas:
   futures ``net_ann = (gross - costs) * 365 / dte``; perpetuals ``net_ann = funding_ann_used -
-  (fees + entry_cost) * 365 / H - financing_rate`` with ``entry_cost = -gross`` (what entering
-  at the current perp-spot price levels and slippage costs; the exit is assumed at zero premium
-  and its slippage is not counted).
+  (fees + entry_cost + exit_slippage) * 365 / H - financing_rate`` with ``entry_cost = -gross``
+  (what entering at the current perp-spot price levels and slippage costs; the exit is assumed
+  at zero premium, at today's slippage).
 
 Gates: each ``g_<gate>`` is True when every check of the gate holds (a value that cannot be
 measured fails it, except the mark/index and leg-gap checks, skipped when their inputs are
@@ -233,9 +239,9 @@ def candidates(
     spot_quote, exchange, venue, symbol, quote, market, tenor, expiry, dte_days, hold_days,
     same_exchange`` · ``spot_buy_vwap, deriv_sell_vwap, spot_slippage_bps, deriv_slippage_bps,
     spot_spread_bps, deriv_spread_bps, spot_depth_usd, deriv_depth_usd, gross`` · ``fee_spot_entry,
-    fee_deriv_entry, fee_deriv_exit, fee_settlement, fee_spot_exit, fees, financing,
-    funding_ann_used, funding_source, funding_income, net, net_ann, net_usd`` · measured gate
-    values ``spot_age_s, deriv_age_s, leg_gap_s, mark_gap, hours_to_expiry, oi_usd,
+    fee_deriv_entry, fee_deriv_exit, fee_settlement, fee_spot_exit, fees, exit_slippage,
+    financing, funding_ann_used, funding_source, funding_income, net, net_ann, net_usd`` ·
+    measured gate values ``spot_age_s, deriv_age_s, leg_gap_s, mark_gap, hours_to_expiry, oi_usd,
     oi_fraction, outlier_value, xv_median, xv_venues, outlier_dev, anomaly_metrics`` · gates
     ``g_freshness, g_expiry, g_liquidity, g_open_interest, g_outlier, g_economics`` and
     ``<gate>_detail`` for each · ``passes_all, reject_gate`` (Enum ``GATE``), ``reject_detail``.
@@ -276,6 +282,13 @@ def candidates(
         slip.select("ts", "venue", "symbol", "notional_usd", deriv_sell_vwap="sell_vwap",
                     deriv_slippage_bps="sell_bps",
                     _deriv_fill=_c("sell_reason").cast(pl.String)),
+        on=["ts", "venue", "symbol", "notional_usd"], how="left",
+    ).join(  # the exit, at today's books: sell the coin, buy the perpetual back
+        slip.select("ts", "notional_usd", spot_venue="venue", spot_symbol="symbol",
+                    _spot_exit_bps="sell_bps"),
+        on=["ts", "spot_venue", "spot_symbol", "notional_usd"], how="left",
+    ).join(
+        slip.select("ts", "venue", "symbol", "notional_usd", _deriv_exit_bps="buy_bps"),
         on=["ts", "venue", "symbol", "notional_usd"], how="left",
     )
     has_tb = "ts_book" in summary.columns
@@ -340,6 +353,7 @@ def candidates(
     n = _c("notional_usd")
     hold = pl.when(perp).then(pl.lit(float(cfg.holding_days))).otherwise(_c("dte_days"))
     spot_exit = _c("_spot_taker") if cfg.count_spot_exit_fee else pl.lit(0.0)
+    spot_exit_slip = _c("_spot_exit_bps") / 1e4 if cfg.count_spot_exit_fee else pl.lit(0.0)
     f_used = pl.when(perp).then(pl.coalesce("_f_mean", "funding_ann"))
     x = x.with_columns(
         same_exchange=(_c("spot_exchange") == _c("exchange")),
@@ -350,6 +364,8 @@ def candidates(
         fee_deriv_exit=pl.when(perp).then(_c("_deriv_taker")).otherwise(0.0),
         fee_settlement=pl.when(perp).then(0.0).otherwise(_c("_deriv_settle")),
         fee_spot_exit=spot_exit,
+        exit_slippage=spot_exit_slip
+        + pl.when(perp).then(_c("_deriv_exit_bps") / 1e4).otherwise(0.0),
         funding_ann_used=f_used,
         funding_source=pl.when(perp & _c("_f_mean").is_not_null()).then(pl.lit("realised"))
         .when(perp & _c("funding_ann").is_not_null()).then(pl.lit("current")),
@@ -360,7 +376,8 @@ def candidates(
         funding_income=pl.when(perp).then(_c("funding_ann_used") * _c("hold_days") / 365.0)
         .otherwise(0.0),
     ).with_columns(
-        net=_c("gross") + _c("funding_income") - _c("fees") - _c("financing"),
+        net=_c("gross") + _c("funding_income") - _c("fees") - _c("exit_slippage")
+        - _c("financing"),
     ).with_columns(
         net_ann=pl.when(_c("hold_days") > 0).then(_c("net") * 365.0 / _c("hold_days")),
         net_usd=_c("net") * n,
@@ -485,8 +502,8 @@ def candidates(
         "spot_buy_vwap", "deriv_sell_vwap", "spot_slippage_bps", "deriv_slippage_bps",
         "spot_spread_bps", "deriv_spread_bps", "spot_depth_usd", "deriv_depth_usd", "gross",
         "fee_spot_entry", "fee_deriv_entry", "fee_deriv_exit", "fee_settlement", "fee_spot_exit",
-        "fees", "financing", "funding_ann_used", "funding_source", "funding_income", "net",
-        "net_ann", "net_usd",
+        "fees", "exit_slippage", "financing", "funding_ann_used", "funding_source",
+        "funding_income", "net", "net_ann", "net_usd",
         "spot_age_s", "deriv_age_s", "leg_gap_s", "mark_gap", "hours_to_expiry", "oi_usd",
         "oi_fraction", "outlier_value", "xv_median", "xv_venues", "outlier_dev",
         "anomaly_metrics",

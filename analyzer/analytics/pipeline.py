@@ -23,7 +23,7 @@ SERIES_METRICS = ("basis_spot_ann", "premium", "funding_ann")
 CANDIDATE_COLUMNS = (
     "ts", "base", "notional_usd", "spot_venue", "spot_symbol", "venue", "symbol", "market",
     "tenor", "dte_days", "same_exchange", "spot_buy_vwap", "deriv_sell_vwap", "gross", "fees",
-    "financing", "funding_ann_used", "funding_source", "net_ann", "net_usd",
+    "exit_slippage", "financing", "funding_ann_used", "funding_source", "net_ann", "net_usd",
     "spot_slippage_bps", "deriv_slippage_bps", "spot_depth_usd", "deriv_depth_usd", "oi_usd",
     "g_freshness", "g_expiry", "g_liquidity", "g_open_interest", "g_outlier", "g_economics",
     "passes_all", "reject_gate", "reject_detail",

@@ -7,8 +7,8 @@ Inputs, each keyed by (``ts``, ``venue``, ``symbol``) on the evaluation grid:
   book's ``ts_book`` (local time of its last applied change, for freshness) and ``ts_market``
   (venue time of that change: the instant its prices are as of, for the time to expiry);
 - ``tickers``: the latest derivative ticker of each symbol as of ``ts`` (mark, index, funding),
-  including index-only tickers keyed by a COIN-M pair (``BTCUSD``), which serve every contract
-  of that pair;
+  including index-only tickers keyed by a pair (base and quote, ``BTCUSD``), which serve every
+  contract of that pair;
 - ``oi``: the latest open interest of each symbol as of ``ts``;
 - ``instruments``: the latest definition of each (venue, symbol).
 
@@ -26,7 +26,9 @@ TICKER_COLUMNS = ("mark_price", "index_price", "funding_rate", "funding_interval
                   "next_funding_time")
 KEYS = ["ts", "venue", "symbol"]
 
-_pair = pl.col("symbol").str.split("_").list.first()
+# Venues that publish one index for every contract of a pair key its ticker by the pair, the
+# contracts' base and quote (``BTCUSD``); a contract's own index, where it has one, comes first.
+PAIR = pl.col("base") + pl.col("quote")
 
 
 def market_state(books: pl.DataFrame, tickers: pl.DataFrame, oi: pl.DataFrame,
@@ -47,7 +49,7 @@ def market_state(books: pl.DataFrame, tickers: pl.DataFrame, oi: pl.DataFrame,
                      "ts_market")
         .join(instruments.select(INSTRUMENT_COLUMNS), on=["venue", "symbol"], how="inner")
         .join(tickers.select(*KEYS, *TICKER_COLUMNS), on=KEYS, how="left")
-        .with_columns(_pair=_pair)
+        .with_columns(_pair=PAIR)
         .join(pair_index, on=["ts", "venue", "_pair"], how="left")
         .join(oi.select(*KEYS, "open_interest"), on=KEYS, how="left")
     )

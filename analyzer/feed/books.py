@@ -236,10 +236,12 @@ class BookKeeper:
             self._install_ws(sb, ev)
             return
         if sb.state == LIVE:
-            if ev.last_id <= sb.last_id:
-                self.stats.stale_dropped += 1
-            elif self.rules.follows(sb.last_id, ev):
+            # the rule first: some venues repeat an id (a change of nothing) or restart their
+            # ids lower, and say so by the pointer to the previous one
+            if self.rules.follows(sb.last_id, ev):
                 self._apply(sb, ev)
+            elif ev.last_id <= sb.last_id:
+                self.stats.stale_dropped += 1
             else:
                 self.stats.gaps += 1
                 follows_id = ev.prev_id if ev.prev_id >= 0 else ev.first_id - 1

@@ -6,10 +6,10 @@
 ``analyzer/venues/base.py``; what a package holds is in ``analyzer/venues/README.md``.
 """
 
-from analyzer.venues import binance
+from analyzer.venues import binance, bybit, okx
 from analyzer.venues.base import Market, Venue, VenueFeed
 
-EXCHANGES: dict[str, Venue] = {v.name: v for v in (binance.VENUE,)}
+EXCHANGES: dict[str, Venue] = {v.name: v for v in (binance.VENUE, bybit.VENUE, okx.VENUE)}
 
 VENUES: dict[str, tuple[Market, type[VenueFeed]]] = {
     feed: (market, venue.feed)  # type: ignore[misc]

@@ -1,0 +1,101 @@
+"""Bybit v5 REST: the instrument listing, request weights and rate-limit headers.
+
+Docs: https://bybit-exchange.github.io/docs/v5/market/instrument
+      https://bybit-exchange.github.io/docs/v5/rate-limit
+
+Only the listing is asked for: book snapshots come on the websocket, open interest and funding
+on the tickers stream, and Bybit's trade ids (UUIDs) allow no backfill by id. The funding
+interval of each perpetual comes with the listing (``fundingInterval``, minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from analyzer.events import Instrument
+from analyzer.venues.base import DecodeError, VenueError
+from analyzer.venues.bybit.schemas import MS, instruments_decoder
+
+log = logging.getLogger(__name__)
+
+INSTRUMENTS_PATH = "/v5/market/instruments-info"
+# "limit: [1, 1000]. Default: 500 ... There are now more than 500 linear symbols ... you will
+# need to use cursor for pagination or limit". Spot "does not support pagination, so limit,
+# cursor are invalid". One page of 1000 holds every category's listing today; a body that
+# still names a next page is logged (the interface asks for paths before any body is read).
+PAGE_LIMIT = 1000
+
+# Every public request counts 1 against the IP limit of 600 per 5 s (docs "Rate Limit Rules").
+REST_WEIGHTS = {"instruments": 1}
+
+# Sent with every response, per UID and endpoint (docs "Rate Limit Rules"): the remaining
+# requests, the limit, and when it resets (ms). The IP limit has no header: a breach answers
+# HTTP 403 "access too frequent", after which every session must wait at least 10 minutes.
+LIMIT_STATUS_HEADER = "X-Bapi-Limit-Status"
+LIMIT_HEADER = "X-Bapi-Limit"
+LIMIT_RESET_HEADER = "X-Bapi-Limit-Reset-Timestamp"
+IP_BAN_STATUS = 403
+IP_BAN_SECONDS = 600
+
+_MARKET = {
+    "LinearPerpetual": "perpetual",
+    "InversePerpetual": "perpetual",
+    "LinearFutures": "future",
+    "InverseFutures": "future",
+}
+
+
+def instrument_paths(category: str) -> list[str]:
+    if category == "spot":
+        return [f"{INSTRUMENTS_PATH}?category=spot"]
+    return [f"{INSTRUMENTS_PATH}?category={category}&limit={PAGE_LIMIT}"]
+
+
+def decode_instruments(
+    bodies: list[bytes], venue: str, category: str, ts_local: int,
+    funding_hours: dict[str, float] | None = None,
+) -> dict[str, Instrument]:
+    """The ``Trading`` instruments of the pages ``bodies``; perpetuals' funding intervals go
+    into ``funding_hours`` (minutes -> hours)."""
+    out: dict[str, Instrument] = {}
+    inverse = category == "inverse"
+    for body in bodies:
+        try:
+            page = instruments_decoder.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"instruments-info {category}: {exc}") from None
+        if page.retCode != 0 or page.result is None:
+            raise VenueError(f"instruments-info {category}: {page.retCode} {page.retMsg}")
+        if page.result.nextPageCursor and category != "spot":
+            log.warning("instruments-info %s: more than %d instruments, later pages unread",
+                        category, PAGE_LIMIT)
+        for s in page.result.items:
+            if s.status != "Trading":
+                continue  # pre-launch, delivering, closed: nothing to follow
+            if category == "spot":
+                market, expiry, lot = "spot", None, s.lotSizeFilter.basePrecision
+            else:
+                market = _MARKET.get(s.contractType)
+                if market is None:
+                    raise DecodeError(f"instruments-info {s.symbol}: contractType "
+                                      f"{s.contractType!r}")
+                # a perpetual's deliveryTime is a planned delisting, not an expiry
+                expiry = s.deliveryTime * MS if market == "future" and s.deliveryTime else None
+                lot = s.lotSizeFilter.qtyStep
+                if funding_hours is not None and market == "perpetual" and s.fundingInterval:
+                    funding_hours[s.symbol] = s.fundingInterval / 60
+            out[s.symbol] = Instrument(
+                venue, s.symbol, "bybit", market, s.baseCoin, s.quoteCoin, inverse,
+                1.0,  # linear: 1 base unit; inverse: 1 USD a contract (BTCUSD, ETHUSD ...)
+                s.priceFilter.tickSize, lot, expiry, ts_local,
+            )
+    return out
+
+
+def decode_funding_hours(body: bytes, category: str) -> dict[str, float]:
+    """{symbol: hours} of the perpetuals in one instruments-info page."""
+    hours: dict[str, float] = {}
+    decode_instruments([body], "", category, 0, hours)
+    return hours

@@ -1,0 +1,217 @@
+"""OKX v5's raw frames and REST bodies: its own keys, only the fields we read.
+
+Docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
+      https://www.okx.com/docs-v5/en/#public-data-websocket (mark price, index tickers, funding
+      rate, open interest channels)
+      https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+
+OKX sends every number as a decimal string except ``checksum``, ``seqId`` and ``prevSeqId``.
+``strict=False`` turns the strings into floats and ints in C, and every number read is
+range-checked by msgspec while it parses (the ``Annotated`` types below): a value out of range,
+NaN, infinite, or text that is no number makes the frame a counted ``DecodeError`` of its
+channel, never an event. A frame is an object ``{"arg": {"channel", "instId"}, "action"?,
+"data": [...]}``; each decoder below reads a whole frame, so a frame is parsed once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+MS = 1_000_000  # ms -> ns
+
+# ---- what "absurd" means: bounds no real OKX number reaches (defined here for now) -----------
+# OKX quotes crypto in USDT, USDC, USD, BTC, ETH, EUR, TRY, BRL, AUD, AED, SGD: the dearest
+# quote is bitcoin in lira (~4e6); 1e12 leaves a wide margin, as for Binance.
+MAX_PRICE = 1e12
+# A book level, trade or open interest: base units of the most plentiful token (~1e15), or
+# contracts (SHIB-USDT-SWAP has ctVal 1,000,000, so contracts are far fewer than units).
+MAX_SIZE = 1e15
+# Funding per interval, either sign: 100 %. OKX caps funding at a few per cent
+# (maxFundingRate, e.g. 0.00375 for BTC): loose on purpose, so that a raised cap never makes
+# real rates errors, while "1e300" or "-5" still fail.
+MAX_FUNDING_RATE = 1.0
+# OKX's intervals are 8 h, lowered to 6, 4, 2 or 1 h on volatile swaps: more than a day is no
+# funding interval.
+MAX_FUNDING_HOURS = 24.0
+# The last millisecond an int64 nanosecond timestamp can hold (2262-04-11): the store keeps
+# times as int64 ns.
+MAX_MS = (2**63 - 1) // MS
+# seqId / prevSeqId are int64 (the store keeps update ids as int64).
+MAX_ID = 2**63 - 1
+
+Price = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)]
+Size = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # a book level: size "0" removes it
+Qty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # traded: never 0
+Amount = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # open interest: 0 when none open
+Usd = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE * MAX_PRICE)]
+FundingRate = Annotated[float, msgspec.Meta(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
+Ms = Annotated[int, msgspec.Meta(gt=0, lt=MAX_MS)]  # ms since the epoch
+SeqId = Annotated[int, msgspec.Meta(ge=-1, le=MAX_ID)]  # -1: absent (2022) or a snapshot's prev
+Checksum = Annotated[int, msgspec.Meta(ge=-(2**31), lt=2**31)]  # signed CRC32; 0: none sent
+
+# A level [px, sz, "0", orderCount]: index 2 is a deprecated field (always "0"), not the count
+# (ccxt/ccxt#30156); both are read as text and ignored.
+Level = tuple[Price, Size, str, str]
+# The same level as the venue's text, for the legacy checksum (it hashes the strings as sent).
+TextLevel = tuple[str, str, str, str]
+
+
+# ---- websocket frames -------------------------------------------------------------------------
+
+
+class BookData(msgspec.Struct, frozen=True):
+    asks: list[Level]  # best (lowest) first
+    bids: list[Level]  # best (highest) first
+    ts: Ms  # book generation time
+    checksum: Checksum = 0  # legacy CRC32 of the top 25 levels; fixed to 0 since 2026
+    seqId: SeqId = -1  # this message's sequence id (absent in 2022 recordings)
+    prevSeqId: SeqId = -1  # the previous message's seqId; -1 on a snapshot
+
+
+class BookFrame(msgspec.Struct, frozen=True):
+    data: list[BookData]
+    action: str = "update"  # snapshot | update
+
+
+class BookTextData(msgspec.Struct, frozen=True):
+    asks: list[TextLevel]
+    bids: list[TextLevel]
+
+
+class BookTextFrame(msgspec.Struct, frozen=True):
+    """The levels of a book frame as text (read only for books whose checksum is checked)."""
+
+    data: list[BookTextData]
+
+
+class BboData(msgspec.Struct, frozen=True):
+    asks: list[Level]  # one level, or none (an empty side)
+    bids: list[Level]
+    ts: Ms  # matching engine time
+
+
+class BboFrame(msgspec.Struct, frozen=True):
+    data: list[BboData]
+
+
+class TradeData(msgspec.Struct, frozen=True):
+    tradeId: str  # the last trade id of an aggregation of fills at one price by one taker order
+    px: Price
+    sz: Qty  # spot: base units; SWAP/FUTURES: contracts
+    side: Literal["buy", "sell"]  # the taker's side
+    ts: Ms  # fill time
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1  # fills aggregated (absent in 2022 frames)
+
+
+class TradesFrame(msgspec.Struct, frozen=True):
+    data: list[TradeData]
+
+
+class MarkData(msgspec.Struct, frozen=True):
+    markPx: Price
+    ts: Ms
+
+
+class MarkFrame(msgspec.Struct, frozen=True):
+    data: list[MarkData]
+
+
+class IndexData(msgspec.Struct, frozen=True):
+    instId: str  # the index, e.g. BTC-USDT: an instrument's uly
+    idxPx: Price
+    ts: Ms
+
+
+class IndexFrame(msgspec.Struct, frozen=True):
+    data: list[IndexData]
+
+
+class FundingData(msgspec.Struct, frozen=True):
+    # the rate of the coming settlement; "" or absent in some 2022 frames: none
+    fundingRate: FundingRate | Literal[""] = ""
+    fundingTime: Ms | None = None  # the coming settlement
+    nextFundingTime: Ms | None = None  # the one after it (absent in 2022 frames)
+    ts: Ms | None = None  # data time (absent in 2022 frames)
+
+
+class FundingFrame(msgspec.Struct, frozen=True):
+    data: list[FundingData]
+
+
+class OpenInterestData(msgspec.Struct, frozen=True):
+    oi: Amount  # contracts
+    oiCcy: Amount  # base currency (linear) or coin (inverse) units
+    ts: Ms
+    oiUsd: Usd | None = None  # USD value (newer frames)
+
+
+class OpenInterestFrame(msgspec.Struct, frozen=True):
+    data: list[OpenInterestData]
+
+
+class Arg(msgspec.Struct, frozen=True):
+    channel: str = ""
+    instId: str = ""
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """Any frame, for the slow path: data (whitespace or key order unlike OKX's own), an event
+    (``subscribe``, ``unsubscribe``, ``error``, ``notice``, ``channel-conn-count``...)."""
+
+    event: str | None = None
+    code: str | int | None = None
+    msg: str | None = None
+    arg: Arg | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")  # empty: absent
+
+
+class Event(msgspec.Struct, frozen=True):
+    """A control frame: only what ``control`` reads."""
+
+    event: str
+    code: str | int | None = None
+
+
+# ---- REST bodies ------------------------------------------------------------------------------
+
+# "" for fields that do not apply (spot's ctVal, a swap's expTime)
+PositiveOrEmpty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)] | Literal[""]
+MsOrEmpty = Ms | Literal[""]
+
+
+class InstrumentInfo(msgspec.Struct, frozen=True):
+    instId: str
+    instType: str  # SPOT | SWAP | FUTURES | ...
+    state: str  # live | suspend | preopen | expired | rebase | post_only | test ...
+    tickSz: Price  # price increment
+    lotSz: Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # spot: base units; else contracts
+    baseCcy: str = ""  # SPOT/MARGIN only
+    quoteCcy: str = ""  # SPOT/MARGIN only
+    uly: str = ""  # derivatives: the underlying index, e.g. BTC-USD
+    settleCcy: str = ""  # derivatives: settlement and margin currency
+    ctType: str = ""  # derivatives: linear | inverse
+    ctVal: PositiveOrEmpty = ""  # linear: base units a contract; inverse: USD a contract
+    ctMult: PositiveOrEmpty = ""  # contract multiplier
+    ctValCcy: str = ""  # the currency of ctVal
+    expTime: MsOrEmpty = ""  # FUTURES: delivery time; else a delisting time if announced
+
+
+class InstrumentsBody(msgspec.Struct, frozen=True):
+    code: str
+    data: list[InstrumentInfo]
+    msg: str = ""
+
+
+BOOK_DECODER = msgspec.json.Decoder(BookFrame, strict=False)
+BOOK_TEXT_DECODER = msgspec.json.Decoder(BookTextFrame)
+BBO_DECODER = msgspec.json.Decoder(BboFrame, strict=False)
+TRADES_DECODER = msgspec.json.Decoder(TradesFrame, strict=False)
+MARK_DECODER = msgspec.json.Decoder(MarkFrame, strict=False)
+INDEX_DECODER = msgspec.json.Decoder(IndexFrame, strict=False)
+FUNDING_DECODER = msgspec.json.Decoder(FundingFrame, strict=False)
+OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestFrame, strict=False)
+ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
+EVENT_DECODER = msgspec.json.Decoder(Event)
+INSTRUMENTS_DECODER = msgspec.json.Decoder(InstrumentsBody, strict=False)
