@@ -1,7 +1,7 @@
 """The ``analyzer`` command.
 
     analyzer collect --config analyzer.toml   run the collectors of a config
-    analyzer exchange --replay PATH ...       the local exchange (Binance protocol, offline)
+    analyzer exchange --replay PATH ...       the local exchange (the venues' protocols, offline)
     analyzer exchange --simulate ...          the same, serving a simulated market
     analyzer demo [--duration S]              simulated market + collector, offline
     analyzer sql "SELECT ..."                 query what has been collected (also while collecting)
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after S seconds")
     c.set_defaults(func=cmd_collect)
 
-    e = sub.add_parser("exchange", help="run the local exchange (offline, Binance protocol)")
+    e = sub.add_parser("exchange", help="run the local exchange (offline, the venues' protocols)")
     from analyzer.exchange.cli import add_arguments
 
     add_arguments(e)

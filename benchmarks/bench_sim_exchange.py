@@ -38,10 +38,9 @@ sys.path.insert(0, str(ROOT))
 from wsframes import handshake, scan  # noqa: E402
 
 from analyzer.events import BookChange  # noqa: E402
-from analyzer.exchange import LocalExchange, Simulation  # noqa: E402
-from analyzer.exchange import render_binance as rb  # noqa: E402
-from analyzer.exchange.recordings import MARKET_OF_FEED  # noqa: E402
+from analyzer.exchange import LocalExchange, Simulation, markets  # noqa: E402
 from analyzer.sim import MarketModel  # noqa: E402
+from analyzer.venues.binance.emulate import render as rb  # noqa: E402
 
 FEEDS = ("binance_spot", "binance_usdm", "binance_coinm")
 
@@ -96,7 +95,7 @@ def all_streams(sim: Simulation, feed: str) -> list[str]:
     for inst in sim.model.instruments():
         if inst.venue != feed:
             continue
-        f = rb.SymbolFormat(MARKET_OF_FEED[feed], inst, 0)
+        f = rb.SymbolFormat(markets()[feed].market, inst, 0)
         depth = f"{inst.symbol.lower()}@depth@100ms".encode()
         names += [n.decode() for n in f.streams() if b"@depth" not in n or n == depth]
     return list(dict.fromkeys(names))
@@ -131,7 +130,7 @@ def real_time_factor(seconds: float, render: bool) -> tuple[float, int, list]:
     model = MarketModel(seed=1)
     insts = model.instruments()
     formats = {
-        (i.venue, i.symbol): rb.SymbolFormat(MARKET_OF_FEED[i.venue], i, 0) for i in insts
+        (i.venue, i.symbol): rb.SymbolFormat(markets()[i.venue].market, i, 0) for i in insts
     }
     model.advance(model.start_ns + 10 * 10**9)  # warm up
     t0 = time.perf_counter()

@@ -34,8 +34,8 @@ from analyzer.exchange import (
     add_arguments,
     build_exchange,
 )
-from analyzer.exchange.binance import contract_type, delivery_ms
 from analyzer.exchange.recordings import FRAME
+from analyzer.venues.binance.emulate.info import contract_type, delivery_ms
 
 FIX = Path(__file__).parent / "fixtures" / "binance"
 USDM24 = FIX / "usdm_2024"

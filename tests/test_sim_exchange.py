@@ -63,7 +63,7 @@ def keys(doc: Any) -> Any:
 def test_frames_have_binance_shapes() -> None:
     """Every frame kind of every market, against the recorded frames where the fixtures have
     that kind (key order, number formats, level order) and the venues' docs otherwise."""
-    from analyzer.exchange.render_binance import SymbolFormat
+    from analyzer.venues.binance.emulate.render import SymbolFormat
 
     model = Simulation(seed=5, speed=0).model
     events = model.advance(model.start_ns + 30 * 10**9)

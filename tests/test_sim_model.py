@@ -28,7 +28,8 @@ from analyzer.sim import (
     quarterly_expiry,
 )
 from analyzer.sim.clock import DAY_NS, HOUR_NS, NS, YEAR_NS, utc_ns
-from analyzer.sim.spec import BINANCE_COINM, BINANCE_SPOT, BINANCE_USDM, BTC, FundingSpec
+from analyzer.sim.spec import BTC, FundingSpec
+from analyzer.venues.binance.emulate.specs import BINANCE_COINM, BINANCE_SPOT, BINANCE_USDM
 
 # A day of market in a couple of seconds: 30-second steps, few events, coarse books (the cost
 # of a book is the path its top travels, times its levels per bp).

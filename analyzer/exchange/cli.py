@@ -1,6 +1,7 @@
-"""``analyzer exchange``: serve recordings, or a simulated market, as Binance on a local port.
+"""``analyzer exchange``: serve recordings, or a simulated market, in the venues' protocols on
+a local port.
 
-    analyzer exchange --replay tests/fixtures/binance/usdm_2024 --speed 10
+    analyzer exchange --replay tests/fixtures/<venue>/<recording> --speed 10
     analyzer exchange --simulate --scenario calm_contango,sequence_gap@5m --seed 7 --speed 60
 
 The main CLI calls ``add_arguments(parser)`` on its ``exchange`` subparser and then
@@ -29,7 +30,7 @@ from analyzer.argtypes import (
     speed_factor,
 )
 from analyzer.exchange.errors import ExchangeError
-from analyzer.exchange.recordings import FEED_IDS, MARKETS, Recording
+from analyzer.exchange.recordings import Recording
 from analyzer.exchange.replay import Faults, Replay
 from analyzer.exchange.server import LocalExchange
 from analyzer.exchange.simulate import Simulation
@@ -77,7 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast", action="store_true", help="one-second model steps: the throughput mode"
     )
     parser.add_argument(
-        "--market", choices=MARKETS, help="market of the recordings (default: inferred)"
+        "--market",
+        metavar="FEED",
+        help="market of the recordings: a feed id, or the venue's name of the market "
+        "(default: inferred)",
     )
     parser.add_argument(
         "--speed",
@@ -93,17 +97,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ping-interval",
         type=positive_seconds,
-        help="seconds between server pings (default: Binance's)",
+        help="seconds between server pings (default: each venue's)",
     )
     parser.add_argument(
         "--ping-timeout",
         type=positive_seconds,
-        help="seconds to wait for a pong (default: Binance's)",
+        help="seconds to wait for a pong (default: each venue's)",
     )
     parser.add_argument(
         "--rest-weight-limit",
         type=positive_int,
-        help="REST weight per IP per minute (default: Binance's)",
+        help="REST weight per IP per minute (default: each venue's)",
     )
     faults = parser.add_argument_group(
         "replay faults (first pass of every replay; positions count frames from 0; a "
@@ -162,7 +166,7 @@ def build_exchange(args: argparse.Namespace) -> LocalExchange:
     by_market: dict[str, list[Recording]] = {}
     for path in args.replay:
         rec = Recording.open(path, args.market)
-        by_market.setdefault(rec.market, []).append(rec)
+        by_market.setdefault(rec.feed, []).append(rec)
     exchange = LocalExchange(
         args.host,
         args.port,
@@ -215,12 +219,11 @@ def _build_simulation(args: argparse.Namespace) -> LocalExchange:
     return exchange
 
 
-async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
+async def _serve(exchange: LocalExchange, feeds: Sequence[str]) -> None:
     await exchange.start()
     sim = exchange.simulation
     try:
-        for market in markets:
-            feed = FEED_IDS[market]
+        for feed in feeds:
             stats = exchange.feed(feed).stats()
             what = (
                 f"{len(stats['symbols'])} symbols: {' '.join(stats['symbols'])}"
@@ -228,8 +231,7 @@ async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
                 else f"{stats['frames_total']} frames of {stats['recording']}"
             )
             print(
-                f"{feed}: {exchange.base_url(feed)}  "
-                f"ws {exchange.ws_url(feed)}/stream?streams=...  ({what})",
+                f"{feed}: {exchange.base_url(feed)}  ws {exchange.ws_url(feed)}  ({what})",
                 flush=True,
             )
         if sim is not None:
@@ -255,14 +257,14 @@ async def _serve(exchange: LocalExchange, markets: Sequence[str]) -> None:
 def run_exchange(args: argparse.Namespace) -> int:
     """Run until interrupted; prints the base URLs. Raises ExchangeError on bad arguments."""
     exchange = build_exchange(args)
-    markets = [
-        m
-        for m in MARKETS
-        if exchange.feed(m).replay is not None
-        or (exchange.simulation is not None and FEED_IDS[m] in exchange.simulation.feed_ids)
+    sim = exchange.simulation
+    feeds = [
+        f
+        for f in exchange.emulators
+        if exchange.feed(f).replay is not None or (sim is not None and f in sim.feed_ids)
     ]
     with contextlib.suppress(KeyboardInterrupt):  # a signal before the loop runs
-        asyncio.run(_serve(exchange, markets))
+        asyncio.run(_serve(exchange, feeds))
     return 0
 
 

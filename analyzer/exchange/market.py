@@ -1,4 +1,4 @@
-"""One market of the local exchange: its subscribers, its replay loop, its faults.
+"""One market (feed) of the local exchange: its subscribers, its replay loop, its faults.
 
 Frames go out verbatim. The replay writes websocket text frames straight to each subscriber's
 transport, a batch at a time (one write per client per batch, not one per frame: that is what
@@ -8,10 +8,11 @@ payloads per client; the frame headers are added when it is written, and a strea
 combined-stream subscriber (the usual case) hands its payloads straight to that list (see
 ``MarketFeed.sinks``). So a slow reader slows
 the replay down instead of growing a queue: nothing is buffered beyond one batch plus the
-transport's high-water mark per client. Control traffic (SUBSCRIBE answers, pings, close
+transport's high-water mark per client. Control traffic (control answers, pings, close
 frames) goes through websockets itself; both write whole frames on the same loop, so they
-never interleave inside a frame. Compression is not negotiated (Binance does not either), so
-the frames need no per-message processing.
+never interleave inside a frame. Compression is not negotiated, so the frames need no
+per-message processing. What the frames mean is the venue's (``MarketEmulator``): which are
+depth frames, what REST answers, how a raw connection's frames are unwrapped.
 """
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from websockets.protocol import State
 
-from analyzer.exchange import binance
-from analyzer.exchange.recordings import ENVELOPE, FEED_IDS, FRAME, REST, SNAPSHOT
-from analyzer.exchange.state import AGG, DEPTH, INDEX, MARK, TRADE, MarketState, classify
+from analyzer.exchange.recordings import FRAME, REST, SNAPSHOT
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
+    from analyzer.exchange.emulator import MarketEmulator, ReplayMarket
     from analyzer.exchange.replay import Replay
 
 log = logging.getLogger(__name__)
@@ -76,25 +75,6 @@ def frames(payloads: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def raw_payload(key: bytes, payload: bytes) -> bytes:
-    """The ``data`` of a combined-stream frame, for raw ``/ws`` clients (sliced, not parsed)."""
-    start = 20 + len(key)  # len('{"stream":"') + name + len('","data":')
-    if (
-        payload.startswith(ENVELOPE)
-        and payload[start - 9 : start] == b'","data":'
-        and payload.endswith(b"}")
-    ):
-        return payload[start:-1]
-    return payload
-
-
-def _bad_price(payload: bytes) -> bytes:
-    frame = msgspec.json.decode(payload)
-    data = frame.get("data", frame)
-    data["b"] = [["not-a-price", "1.000"], *data.get("b", [])]
-    return msgspec.json.encode(frame)
-
-
 class Client:
     """A websocket connection and the streams it asked for."""
 
@@ -103,7 +83,7 @@ class Client:
     def __init__(self, conn: ServerConnection, combined: bool) -> None:
         self.conn = conn
         self.transport = conn.transport
-        self.combined = combined  # {"stream":..,"data":..} envelope, else the data alone
+        self.combined = combined  # frames as stored, else through the venue's ``unwrap``
         self.streams: dict[bytes, None] = {}  # in subscription order
         self.out: list[bytes] = []  # payloads of the current batch
         self.frames = 0
@@ -112,13 +92,20 @@ class Client:
 
 
 class MarketFeed:
-    """Subscriptions, state and replay loop of one market (``binance_usdm`` ...)."""
+    """Subscriptions, state and replay loop of one market (a feed id). ``state`` is the venue's
+    ``ReplayMarket``: what the replay released, for the REST answers."""
 
     def __init__(
-        self, market: str, replay: Replay | None, weight_limit: int, send_timeout_s: float | None
+        self,
+        emulator: MarketEmulator,
+        replay: Replay | None,
+        weight_limit: int,
+        send_timeout_s: float | None,
     ) -> None:
-        self.market = market
-        self.feed_id = FEED_IDS[market]
+        self.emulator = emulator
+        self.market = emulator.market
+        self.feed_id = emulator.feed
+        self.unwrap = emulator.unwrap
         self.replay = replay
         self.weight_limit = weight_limit
         self.send_timeout_s = send_timeout_s
@@ -126,15 +113,9 @@ class MarketFeed:
         self.symbols: set[str] = set(rec.symbols) if rec else set()
         self.exchange_info: bytes | None = rec.exchange_info if rec else None
         self.streams: set[bytes] = set(rec.streams) if rec else set()
-        agg_symbols = {
-            n.partition(b"@")[0].decode().upper() for n in self.streams if n.endswith(b"@aggTrade")
-        }
-        self.state = MarketState(
-            market,
-            dict(rec.first_snapshots) if rec else {},
-            agg_symbols,
-            rec.first_ts if rec else 0,
-        )
+        self.state: ReplayMarket = emulator.replayed(rec)
+        # stream -> (handler, symbol, is_depth), asked of the state once per stream
+        self.kinds: dict[bytes, tuple[Any, str | None, bool]] = {}
         self.speed = replay.speed if replay is not None else 0.0
         self.clients: dict[Client, None] = {}  # in connection order
         self.subs: dict[bytes, list[Client]] = {}
@@ -199,7 +180,7 @@ class MarketFeed:
             self._unroute(client, gone)
 
     def set_combined(self, client: Client, combined: bool) -> None:
-        """SET_PROPERTY combined: the envelope, and so the route, of the client's frames."""
+        """Frames as stored or unwrapped for this client: and so their route."""
         client.combined = combined
         self._update_sinks()
 
@@ -253,14 +234,14 @@ class MarketFeed:
     # Writing
 
     def _deliver(self, key: bytes, payload: bytes, targets: list[Client]) -> None:
-        """Queue a payload for each target: the data alone for raw ``/ws`` clients."""
+        """Queue a payload for each target: unwrapped for clients not ``combined``."""
         raw = None
         for c in targets:
             if c.combined:
                 c.out.append(payload)
             else:
                 if raw is None:
-                    raw = raw_payload(key, payload)
+                    raw = self.unwrap(key, payload)
                 c.out.append(raw)
 
     def _flush(self) -> list[Client]:
@@ -311,11 +292,11 @@ class MarketFeed:
     # REST (a simulated market answers from its model instead)
 
     def rest(self, endpoint: str, params: dict[str, str]) -> bytes:
-        """The body of a REST answer (raises ``binance.RestError``)."""
-        return binance.HANDLERS[endpoint](self, params)
+        """The body of a REST answer (raises ``emulator.RestError``)."""
+        return self.state.rest(self, endpoint, params)
 
     def depth_body(self, symbol: str, limit: int) -> dict[str, Any]:
-        return binance.depth_body(self, symbol, limit)
+        return self.state.depth(self, symbol, limit)
 
     # ------------------------------------------------------------------------------------------
     # Faults, at positions or called at any time
@@ -380,9 +361,9 @@ class MarketFeed:
 
     def drop_next_depth(self, symbol: str, count: int = 1) -> None:
         """Keep the next ``count`` depth diffs of a symbol off the wire (the book applies them)."""
-        book = self.state.book(symbol.upper())
+        seen = self.state.depth_seen(symbol.upper())
         drops = self._drops.setdefault(symbol.upper(), set())
-        drops.update(range(book.diffs + 1, book.diffs + 1 + count))
+        drops.update(range(seen + 1, seen + 1 + count))
 
     def inject(self, stream: str, payload: bytes) -> int:
         """Send arbitrary bytes as one text frame to the subscribers of a stream, now."""
@@ -480,7 +461,8 @@ class MarketFeed:
         speed = replay.speed
         ns_to_s = 1e-9 / speed if speed > 0 else 0.0
         state = self.state
-        kinds = state.kinds
+        kinds = self.kinds
+        classify = state.classify
         subs = self.subs
         sinks = self.sinks
         drops = self._drops
@@ -529,26 +511,20 @@ class MarketFeed:
             info = kinds.get(key)
             if info is None:
                 info = kinds[key] = classify(key)
-            what, symbol = info
-            if what == DEPTH:
-                n = state.on_depth(symbol, payload)  # type: ignore[arg-type]
+            handle, symbol, depth = info
+            if depth:
+                n = handle(symbol, payload)
                 if self._badprice and n:
                     self._badprice -= 1
                     targets = subs.get(key)
                     if targets:
-                        self._deliver(key, _bad_price(payload), targets)
+                        self._deliver(key, self.emulator.corrupt_price(payload), targets)
                     self.injected += 1
                 if drops and n in drops.get(symbol, ()):  # type: ignore[arg-type]
                     self.dropped += 1
                     continue
-            elif what == TRADE:
-                state.on_trade(symbol, payload)  # type: ignore[arg-type]
-            elif what == AGG:
-                state.on_agg(symbol, payload)  # type: ignore[arg-type]
-            elif what == MARK:
-                state.on_mark(symbol, payload)  # type: ignore[arg-type]
-            elif what == INDEX:
-                state.on_index(payload)
+            elif handle is not None:
+                handle(symbol, payload)
             send = sinks.get(key)
             if send is not None:
                 send(payload)

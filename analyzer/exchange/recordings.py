@@ -1,28 +1,31 @@
-"""Readers for recorded Binance traffic, replayed by the local exchange.
+"""Readers of recorded venue traffic, replayed by the local exchange.
 
-Three layouts are read; each yields the same events in recorded order.
+Three layouts are read; each yields the same events in recorded order. What a payload means
+(a frame and its stream, a depth snapshot, an ack to skip) is the venue's ``RecordingFormat``
+(``analyzer.exchange.emulator``).
 
 hftbacktest lines
-    gzip (or plain) text, one ``<local ts> <frame>`` per line; the timestamp is nanoseconds
-    (19 digits) or microseconds (16 digits), normalised by digit count. Bare REST depth
-    snapshots ``{"lastUpdateId":..}`` are interleaved where they were fetched; USDⓈ-M and spot
-    bodies carry no symbol, so they belong to the file's only depth stream (else to the symbol
-    in the file name, ``btcusdt_20240808.gz``). A recording may span several files, read in order.
+    gzip (or plain) text, one ``<local ts> <payload>`` per line; the timestamp is nanoseconds
+    (19 digits) or microseconds (16 digits), normalised by digit count. REST depth snapshots
+    are interleaved where they were fetched; a snapshot without a symbol belongs to the file's
+    only depth stream (else to the symbol in the file name, ``btcusdt_20240808.gz``). A
+    recording may span several files, read in order.
 analyzer captures
     the same line format; REST bodies are recorded as
-    ``<ts> {"rest":"/fapi/v1/depth?symbol=BTCUSDT&limit=1000","body":{...}}``.
+    ``<ts> {"rest":"<path>?symbol=BTCUSDT&limit=1000","body":{...}}``.
 cryptofeed captures
     a folder with ``X.ws.<n>.<m>.txt`` (first line ``<url> <-> <ts>``, sent frames
     ``<url> <- <ts>: <json>``, received frames ``<ts>: <json>``; ts in seconds with a fraction),
     ``X.http.<n>.<m>.txt`` (``<url> -> <ts>: <body>`` depth snapshots, the symbol in the url) and
-    ``X.0.txt`` (exchangeInfo in the same layout, plus a ``configuration:`` line, ignored).
+    ``X.0.txt`` (the instrument listing in the same layout, plus a ``configuration:`` line,
+    ignored).
 
 Events are plain tuples ``(ts_ns, kind, key, payload)``, cheap to make and unpack per frame:
 
-    FRAME     key: stream name (bytes, as in the frame); payload: the frame exactly as recorded
+    FRAME     key: stream (bytes, as in the frame); payload: the frame as the venue sends it
     SNAPSHOT  key: symbol (str, upper case); payload: the REST depth body
     REST      key: (path, symbol or ""); payload: another recorded REST body (analyzer captures)
-    INFO      key: the REST path; payload: an exchangeInfo body
+    INFO      key: the REST path; payload: an instrument listing body
 """
 
 from __future__ import annotations
@@ -37,27 +40,24 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from analyzer.exchange.emulator import emulators
 from analyzer.exchange.errors import ExchangeError
+
+if TYPE_CHECKING:
+    from analyzer.exchange.emulator import MarketEmulator, RecordingFormat, VenueEmulator
 
 log = logging.getLogger(__name__)
 
 FRAME, SNAPSHOT, REST, INFO = 0, 1, 2, 3
 Event = tuple[int, int, Any, bytes]
 
-MARKETS = ("spot", "usdm", "coinm")
-FEED_IDS = {m: f"binance_{m}" for m in MARKETS}
-MARKET_OF_FEED = {feed: m for m, feed in FEED_IDS.items()}
-
-ENVELOPE = b'{"stream":"'
 _GZIP_MAGIC = b"\x1f\x8b"
 # Local timestamps by digit count: ns, µs, ms, s.
 _TS_SCALE = {19: 1, 16: 1_000, 13: 1_000_000, 10: 1_000_000_000}
-_COINM_STREAM = re.compile(rb"^[a-z0-9]+usd_(?:perp|\d{6})@")
 _LINE = re.compile(rb"^\d{10,19} [{\[]")
 # Cryptofeed file names: X.ws.1.0.txt, X.http.0.0.txt, X.0.txt.
 _CF_WS = re.compile(r"^(?P<prefix>.+)\.ws\.\d+\.\d+\.txt$")
@@ -71,78 +71,7 @@ class _RestLine(msgspec.Struct):
     body: msgspec.Raw  # the body, kept as recorded
 
 
-class _SymbolOnly(msgspec.Struct):
-    symbol: str | None = None  # COIN-M depth bodies name their symbol, USDⓈ-M and spot do not
-
-
-class _Kline(msgspec.Struct):
-    i: str  # interval
-
-
-class _Order(msgspec.Struct):
-    s: str
-
-
-class _Bare(msgspec.Struct):
-    """A frame recorded from a raw ``/ws`` connection (no ``{"stream":..}`` envelope)."""
-
-    e: str | None = None  # event type; spot bookTicker has none
-    s: str | None = None
-    i: str | None = None  # indexPrice pair
-    k: _Kline | None = None
-    o: _Order | None = None
-    u: int | None = None
-    b: Any = None
-
-
-_bare_decoder = msgspec.json.Decoder(_Bare)
 _rest_decoder = msgspec.json.Decoder(_RestLine)
-_symbol_decoder = msgspec.json.Decoder(_SymbolOnly)
-
-
-def stream_symbol(name: bytes) -> str | None:
-    """The upper-case symbol a per-symbol stream is about (``btcusd_perp@depth`` -> BTCUSD_PERP);
-    None for market-wide (``!bookTicker``) and pair-level (``btcusd@indexPrice``) streams."""
-    sym, _, rest = name.partition(b"@")
-    if not rest or sym[:1] == b"!" or rest.startswith(b"indexPrice"):
-        return None
-    return sym.decode().upper()
-
-
-def _bare_stream(payload: bytes) -> bytes | None:
-    """Stream name for a frame recorded without the combined envelope (None: not a data frame)."""
-    try:
-        m = _bare_decoder.decode(payload)
-    except msgspec.DecodeError:
-        return None
-    e = m.e
-    if e == "kline" and m.s and m.k:
-        name = f"{m.s.lower()}@kline_{m.k.i}"
-    elif e == "indexPriceUpdate" and m.i:
-        name = f"{m.i.lower()}@indexPrice"
-    elif e == "forceOrder" and m.o:
-        name = f"{m.o.s.lower()}@forceOrder"
-    elif not m.s:
-        return None
-    elif e in ("trade", "aggTrade"):
-        name = f"{m.s.lower()}@{e}"
-    elif e == "depthUpdate":
-        name = f"{m.s.lower()}@depth"
-    elif e == "markPriceUpdate":
-        name = f"{m.s.lower()}@markPrice"
-    elif e == "24hrTicker":
-        name = f"{m.s.lower()}@ticker"
-    elif e == "24hrMiniTicker":
-        name = f"{m.s.lower()}@miniTicker"
-    elif e == "bookTicker" or (e is None and m.u is not None and m.b is not None):
-        name = f"{m.s.lower()}@bookTicker"
-    else:
-        return None
-    return name.encode()
-
-
-def _wrap(name: bytes, data: bytes) -> bytes:
-    return b"".join((ENVELOPE, name, b'","data":', data, b"}"))
 
 
 def _sec_to_ns(text: bytes) -> int:
@@ -203,28 +132,22 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield rest
 
 
-def _rest_event(ts: int, url: str, body: bytes) -> Event:
-    parts = urlsplit(url)
-    path = parts.path
-    symbol = (parse_qs(parts.query).get("symbol") or [""])[0].upper()
-    if path.endswith("/depth") and symbol:
-        return ts, SNAPSHOT, symbol, body
-    if path.endswith("/exchangeInfo"):
-        return ts, INFO, path, body
-    return ts, REST, (path, symbol), body
-
-
 class _Source:
     """One part of a recording (a set of files read in order)."""
 
     name: str
     default_symbol: str | None = None  # owner of symbol-less bare snapshots
+    format: RecordingFormat  # the venue's, set by the Recording
 
     def events(self) -> Iterator[Event]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def urls(self) -> list[str]:
         return []
+
+    def head(self) -> bytes:
+        """The first bytes of the recording (which venue it is)."""
+        return b""
 
 
 class _LinesSource(_Source):
@@ -238,9 +161,17 @@ class _LinesSource(_Source):
         # The analyzer's captures live in <dir>/<feed id>/: the folder names the market.
         return [str(p) for p in self.paths]
 
+    def head(self) -> bytes:
+        with _open_binary(self.paths[0]) as f:
+            return f.read(1 << 16)
+
     def events(self) -> Iterator[Event]:
         scale = _TS_SCALE
         default_symbol = self.default_symbol
+        fmt = self.format
+        envelope = fmt.envelope or b"\0"  # no venue frame starts with a NUL
+        start = len(envelope)
+        parse = fmt.payload
         for path in self.paths:
             for line in _lines(path):
                 sp = line.find(b" ")
@@ -253,22 +184,15 @@ class _LinesSource(_Source):
                 payload = line[sp + 1 :]
                 if payload.endswith(b"\r"):
                     payload = payload.rstrip()
-                if payload.startswith(ENVELOPE):
-                    yield ts, FRAME, payload[11 : payload.find(b'"', 11)], payload
+                if payload.startswith(envelope):
+                    yield ts, FRAME, payload[start : payload.find(b'"', start)], payload
                     continue
                 try:
-                    if payload.startswith(b'{"lastUpdateId"'):
-                        sym = _symbol_decoder.decode(payload).symbol or default_symbol
-                        yield ts, SNAPSHOT, sym, payload
-                    elif payload.startswith(b'{"rest"'):
+                    if payload.startswith(b'{"rest"'):
                         rec = _rest_decoder.decode(payload)
-                        yield _rest_event(ts, rec.rest, bytes(rec.body))
-                    elif b'"result"' in payload and b'"id"' in payload:
-                        continue  # a subscription ack
-                    else:
-                        name = _bare_stream(payload)
-                        if name is not None:
-                            yield ts, FRAME, name, _wrap(name, payload)
+                        yield fmt.rest_event(ts, rec.rest, bytes(rec.body))
+                    elif (event := parse(ts, payload, default_symbol)) is not None:
+                        yield event
                 except msgspec.DecodeError:
                     log.warning("%s: skipped an unreadable line: %.80r", path, payload)
 
@@ -300,8 +224,16 @@ class _CryptofeedSource(_Source):
             out.append(first.split(b" ", 1)[0].decode(errors="replace"))
         return out
 
-    @staticmethod
-    def _ws(path: Path) -> Iterator[Event]:
+    def head(self) -> bytes:
+        if not self.ws_files:
+            return b""
+        with self.ws_files[0].open("rb") as f:
+            return f.read(1 << 16)
+
+    def _ws(self, path: Path) -> Iterator[Event]:
+        fmt = self.format
+        envelope = fmt.envelope or b"\0"
+        start = len(envelope)
         with path.open("rb") as f:
             for line in f:
                 i = line.find(b": ")
@@ -315,15 +247,17 @@ class _CryptofeedSource(_Source):
                     ts = _sec_to_ns(head)
                 except ValueError:
                     continue
-                if payload.startswith(ENVELOPE):
-                    yield ts, FRAME, payload[11 : payload.find(b'"', 11)], payload
-                elif b'"result"' not in payload:
-                    name = _bare_stream(payload)
-                    if name is not None:
-                        yield ts, FRAME, name, _wrap(name, payload)
+                if payload.startswith(envelope):
+                    yield ts, FRAME, payload[start : payload.find(b'"', start)], payload
+                    continue
+                try:
+                    event = fmt.payload(ts, payload, None)
+                except msgspec.DecodeError:
+                    continue
+                if event is not None and event[1] == FRAME:
+                    yield event
 
-    @staticmethod
-    def _http(path: Path) -> Iterator[Event]:
+    def _http(self, path: Path) -> Iterator[Event]:
         with path.open("rb") as f:
             for line in f:
                 i = line.find(b" -> ")
@@ -337,7 +271,7 @@ class _CryptofeedSource(_Source):
                     ts = _sec_to_ns(rest[:j])
                 except ValueError:
                     continue
-                yield _rest_event(ts, line[:i].decode(), rest[j + 2 :].rstrip())
+                yield self.format.rest_event(ts, line[:i].decode(), rest[j + 2 :].rstrip())
 
     def events(self) -> Iterator[Event]:
         streams: list[Iterable[Event]] = [self._ws(p) for p in self.ws_files]
@@ -388,8 +322,10 @@ def _is_lines_file(path: Path) -> bool:
 
 
 class Recording:
-    """A recording of one Binance market: its sources, read in order, and what a first pass over
-    them found (streams, symbols, the first depth snapshot of each symbol, exchangeInfo)."""
+    """A recording of one market of a venue: its sources, read in order, and what a first pass
+    over them found (streams, symbols, the first depth snapshot of each symbol, the listing).
+
+    ``market``: the feed id or the venue's name of the market (None: inferred)."""
 
     def __init__(self, sources: Sequence[_Source], market: str | None = None) -> None:
         self.sources = list(sources)
@@ -398,20 +334,53 @@ class Recording:
         self.symbols: set[str] = set()
         self.first_snapshots: dict[str, bytes] = {}
         self.snapshots = 0
-        self.exchange_info: bytes | None = None
+        self.exchange_info: bytes | None = None  # the recorded instrument listing
         self.frames = 0
         self.first_ts = 0
         self.last_ts = 0
-        self._votes = {"spot": 0, "usdm": 0, "coinm": 0}  # from frame contents
-        self._url_votes = {"spot": 0, "usdm": 0, "coinm": 0}  # from venue urls: authoritative
-        self._coinm_streams = 0
+        venue = self._venue(market)
+        self.format = venue.recordings
         for source in self.sources:
-            self._scan(source)
+            source.format = self.format
+        inference = self.format.inference()
+        for source in self.sources:
+            self._scan(source, inference)
+        names = [m.market for m in venue.markets.values()]
         if market is None:
-            market = self._infer_market()
-        elif market not in MARKETS:
-            raise ExchangeError(f"unknown market {market!r}: use one of {', '.join(MARKETS)}")
-        self.market = market
+            market = inference.market()
+            if market is None:
+                raise ExchangeError(
+                    f"cannot infer the market of {self.name}: pass market= ({', '.join(names)})"
+                )
+        emulator = venue.markets.get(market) or next(
+            (m for m in venue.markets.values() if m.market == market), None
+        )
+        if emulator is None:
+            raise ExchangeError(f"unknown market {market!r}: use one of {', '.join(names)}")
+        self.emulator: MarketEmulator = emulator
+        self.market = emulator.market
+
+    def _venue(self, market: str | None) -> VenueEmulator:
+        every = emulators()
+        if market is not None:
+            for venue in every.values():
+                if market in venue.markets:
+                    return venue
+        if len(every) == 1:
+            return next(iter(every.values()))
+        urls = [u for s in self.sources for u in s.urls()]
+        head = self.sources[0].head() if self.sources else b""
+        claimed = [v for v in every.values() if v.recordings.claims(urls, head)]
+        if market is not None:
+            claimed = [
+                v for v in claimed if any(m.market == market for m in v.markets.values())
+            ]
+        if len(claimed) != 1:
+            raise ExchangeError(
+                f"cannot tell the venue of {self.name}: pass market= (a feed id: "
+                f"{', '.join(f for v in every.values() for f in v.markets)})"
+            )
+        return claimed[0]
 
     @classmethod
     def open(cls, path: str | Path | Sequence[str | Path], market: str | None = None) -> Recording:
@@ -425,24 +394,28 @@ class Recording:
     @classmethod
     def chain(cls, recordings: Sequence[Recording]) -> Recording:
         """One recording replaying several of the same market one after the other."""
-        markets = {r.market for r in recordings}
-        if len(markets) != 1:
-            raise ExchangeError(f"cannot chain recordings of different markets: {sorted(markets)}")
-        return cls([s for r in recordings for s in r.sources], markets.pop())
+        feeds = {r.feed for r in recordings}
+        if len(feeds) != 1:
+            raise ExchangeError(
+                f"cannot chain recordings of different markets: "
+                f"{sorted(r.market for r in recordings)}"
+            )
+        return cls([s for r in recordings for s in r.sources], feeds.pop())
 
     @property
     def feed(self) -> str:
-        return FEED_IDS[self.market]
+        return self.emulator.feed
 
     def events(self) -> Iterator[Event]:
         return chain.from_iterable(s.events() for s in self.sources)
 
-    def _scan(self, source: _Source) -> None:
+    def _scan(self, source: _Source, inference: Any) -> None:
         streams = self.streams
+        fmt = self.format
         bare: bytes | None = None  # first symbol-less snapshot of this source
         depth_symbols: set[str] = set()
         for url in source.urls():
-            self._vote_url(url)
+            inference.url(url)
         hinted = 0
         for ts, kind, key, payload in source.events():
             if not self.first_ts:
@@ -453,18 +426,17 @@ class Recording:
                 n = streams.get(key)
                 if n is None:
                     streams[key] = 1
-                    sym = stream_symbol(key)
+                    sym = fmt.symbol_of(key)
                     if sym is not None:
                         self.symbols.add(sym)
-                        if b"@depth" in key:
+                        if fmt.is_depth(key):
                             depth_symbols.add(sym)
-                    if _COINM_STREAM.match(key):
-                        self._coinm_streams += 1
+                    inference.stream(key)
                 else:
                     streams[key] = n + 1
                 if hinted < _HINT_FRAMES:
                     hinted += 1
-                    self._vote_frame(key, payload)
+                    inference.frame(key, payload)
             elif kind == SNAPSHOT:
                 self.snapshots += 1
                 if key is None:
@@ -473,11 +445,11 @@ class Recording:
                     self.symbols.add(key)
                     self.first_snapshots.setdefault(key, payload)
             elif kind == INFO:
-                self._vote_url(key)
+                inference.url(key)
                 if self.exchange_info is None:
                     self.exchange_info = payload
             else:
-                self._vote_url(key[0])
+                inference.url(key[0])
         if bare is not None:
             source.default_symbol = self._owner_of_bare(source, depth_symbols)
             self.first_snapshots.setdefault(source.default_symbol, bare)
@@ -494,43 +466,3 @@ class Recording:
             f"{source.name}: a depth snapshot without a symbol, and the recording has "
             f"{len(depth_symbols)} depth streams: cannot tell whose it is"
         )
-
-    def _vote_url(self, url: str) -> None:
-        votes = self._url_votes
-        for market, feed in FEED_IDS.items():
-            if feed in url:
-                votes[market] += 1
-                return
-        if "fstream" in url or "/fapi/" in url:
-            votes["usdm"] += 1
-        elif "dstream" in url or "/dapi/" in url:
-            votes["coinm"] += 1
-        elif "stream.binance.com" in url or "/api/v3/" in url:
-            votes["spot"] += 1
-
-    def _vote_frame(self, key: bytes, payload: bytes) -> None:
-        votes = self._votes
-        if b"@depth" in key and b'"depthUpdate"' in payload:
-            votes["usdm" if b'"pu":' in payload else "spot"] += 1
-        elif key.endswith(b"@trade"):
-            if b'"X":"' in payload:
-                votes["usdm"] += 1
-            elif b'"M":' in payload:
-                votes["spot"] += 1
-        elif key.endswith(b"@bookTicker"):
-            votes["usdm" if b'"e":"bookTicker"' in payload else "spot"] += 1
-
-    def _infer_market(self) -> str:
-        # Venue urls decide; else COIN-M symbols (btcusd_perp, btcusd_211231); else the fields
-        # only one market sends (futures "pu", "X", bookTicker "e"; spot trade "M").
-        votes = self._url_votes
-        if not any(votes.values()):
-            if self._coinm_streams:
-                return "coinm"
-            votes = self._votes
-        best = max(votes, key=votes.__getitem__)
-        if votes[best] == 0:
-            raise ExchangeError(
-                f"cannot infer the market of {self.name}: pass market= (spot, usdm, coinm)"
-            )
-        return best

@@ -37,8 +37,8 @@ class Faults:
                 them, so one that outlives the freeze resumes with a gap. New connections are
                 served at once: reconnecting heals it. As fast as possible, the replay waits
                 while every subscriber is frozen.
-    mute_at     (position, stream, seconds): as freeze_at, for one stream only (``btcusdt@depth``
-                ...): the connection stays up and its other streams flow.
+    mute_at     (position, stream, seconds): as freeze_at, for one stream only (a stream as
+                the venue names it): the connection stays up and its other streams flow.
     """
 
     drop_depth: list[tuple[str, int]] = field(default_factory=list)

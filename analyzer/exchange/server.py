@@ -1,18 +1,17 @@
-"""The local exchange: Binance's websocket and REST protocols for its three markets on one port.
+"""The local exchange: every registered venue's markets, in their own websocket and REST
+protocols, on one port.
 
 Every market is routed by a path prefix equal to its feed id, so a collector configured with
-the base ``http://127.0.0.1:PORT/binance_usdm`` finds
+the base ``http://127.0.0.1:PORT/<feed id>`` finds the venue's own paths under it, e.g.
 
-    ws://127.0.0.1:PORT/binance_usdm/stream?streams=btcusdt@depth@0ms/btcusdt@trade
-    ws://127.0.0.1:PORT/binance_usdm/ws            (raw frames; also /ws/<stream>/<stream>)
-    http://127.0.0.1:PORT/binance_usdm/fapi/v1/depth?symbol=BTCUSDT&limit=1000
+    ws://127.0.0.1:PORT/<feed id>/<the venue's websocket path>
+    http://127.0.0.1:PORT/<feed id>/<the venue's REST path>?symbol=...
 
-Websocket: combined streams send ``{"stream":..,"data":..}``, raw ones the data alone;
-``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` / ``GET_PROPERTY``
-are answered as Binance does. More than ``max_streams`` streams or more incoming messages a
-second than Binance allows (10 futures, 5 spot) close the connection with 1008. The server
-pings (futures every 180 s, spot every 20 s) and drops a client that does not pong in time
-(futures 600 s, spot 60 s) with 1011; connections live at most 24 hours.
+What a market accepts and answers is its venue's ``MarketEmulator`` (``emulator.py``): websocket
+paths, control messages, pings, limits, REST routes and weights. The server enforces them the
+same way for every venue: more incoming messages a second than the venue allows close the
+connection (the venue's code); websocket pings at the venue's interval, and a client that does
+not pong in time is dropped with 1011; connections live at most 24 hours.
 
 REST is plain HTTP/1.1 on the same port (websockets answers non-upgrade requests through
 ``process_request``); one request per connection (``Connection: close``).
@@ -31,16 +30,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from analyzer.exchange import binance
+from analyzer.exchange.budget import WeightBudget
+from analyzer.exchange.emulator import Close, MarketEmulator, RestError, markets
 from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.market import Client, MarketFeed
-from analyzer.exchange.recordings import FEED_IDS, MARKET_OF_FEED, MARKETS
 from analyzer.exchange.replay import Replay
 from analyzer.exchange.simulate import SimFeed, Simulation
 
@@ -52,41 +50,61 @@ if _ws_log.level == logging.NOTSET:
 
 T = TypeVar("T")
 
-# Binance's websocket limits, per market.
-PING_INTERVAL = {"spot": 20.0, "usdm": 180.0, "coinm": 180.0}
-PING_TIMEOUT = {"spot": 60.0, "usdm": 600.0, "coinm": 600.0}
-MESSAGES_PER_S = {"spot": 5, "usdm": 10, "coinm": 10}
-MAX_STREAMS = 1024
 CONNECTION_AGE_S = 24 * 3600.0
 
 
-class _Control(msgspec.Struct):
-    method: str
-    params: list[Any] = []
-    id: int | str | None = None
+class Session:
+    """A websocket connection as the venue's control handler sees it (``emulator.Session``)."""
 
+    __slots__ = ("client", "feed", "max_streams")
 
-_control_decoder = msgspec.json.Decoder(_Control)
-_encode = msgspec.json.encode
+    def __init__(self, feed: MarketFeed, client: Client, max_streams: int) -> None:
+        self.feed = feed
+        self.client = client
+        self.max_streams = max_streams
 
+    @property
+    def streams(self) -> dict[bytes, None]:
+        return self.client.streams
 
-def _ws_error(code: int, msg: str, req_id: Any = None) -> str:
-    body: dict[str, Any] = {"code": code, "msg": msg}
-    if req_id is not None:
-        body["id"] = req_id
-    return _encode(body).decode()
+    @property
+    def combined(self) -> bool:
+        return self.client.combined
+
+    @combined.setter
+    def combined(self, combined: bool) -> None:
+        if combined != self.client.combined:
+            self.feed.set_combined(self.client, combined)
+
+    @property
+    def source(self) -> Any:
+        sim = getattr(self.feed, "sim_market", None)
+        return sim if sim is not None else self.feed.state
+
+    def subscribe(self, streams: list[bytes]) -> None:
+        self.feed.subscribe(self.client, streams)
+
+    def unsubscribe(self, streams: list[bytes]) -> None:
+        self.feed.unsubscribe(self.client, streams)
+
+    def set_combined(self, combined: bool) -> None:
+        self.combined = combined
+
+    def send(self, frame: bytes) -> None:
+        self.client.out.append(frame)
 
 
 class LocalExchange:
-    """Binance spot, USDⓈ-M and COIN-M on one local port, replaying recordings (``add_replay``)
-    or serving a simulated market (``add_simulation``).
+    """Every market of every registered venue on one local port, replaying recordings
+    (``add_replay``) or serving a simulated market (``add_simulation``).
 
-    Parameters: ``ping_interval`` / ``ping_timeout`` override Binance's per-market values (tests
-    use ~1 s); ``rest_weight_limit`` overrides the per-IP weight budget of every market (spot
-    6000, futures 2400) per ``rest_window_s``; ``ban_after_429s``: answer 418 for ``ban_s``
-    after that many 429s in a window (None: never ban); ``max_messages_per_s`` overrides the
-    incoming message limit; ``send_timeout_s``: abort a client that reads nothing for that long
-    (it would otherwise hold the replay forever, since the replay waits for slow readers).
+    Parameters: ``ping_interval`` / ``ping_timeout`` override the venues' per-market values
+    (tests use ~1 s); ``rest_weight_limit`` and ``rest_window_s`` override the per-IP weight
+    budget of every market and its window; ``ban_after_429s``: answer 418 for ``ban_s`` after
+    that many 429s in a window (None: never ban); ``max_streams`` and ``max_messages_per_s``
+    override the venues' per-connection limits; ``send_timeout_s``: abort a client that reads
+    nothing for that long (it would otherwise hold the replay forever, since the replay waits
+    for slow readers).
     """
 
     def __init__(
@@ -97,10 +115,10 @@ class LocalExchange:
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
         rest_weight_limit: int | None = None,
-        rest_window_s: float = 60.0,
+        rest_window_s: float | None = None,
         ban_after_429s: int | None = None,
         ban_s: float = 120.0,
-        max_streams: int = MAX_STREAMS,
+        max_streams: int | None = None,
         max_messages_per_s: int | None = None,
         max_connection_age_s: float | None = CONNECTION_AGE_S,
         send_timeout_s: float | None = 30.0,
@@ -109,13 +127,15 @@ class LocalExchange:
         self._requested_port = port
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        limits = {m: rest_weight_limit or binance.DEFAULT_WEIGHT_LIMIT[m] for m in MARKETS}
-        self.budget = binance.WeightBudget(limits, rest_window_s, ban_after_429s, ban_s)
+        self.emulators: dict[str, MarketEmulator] = markets()  # by feed id
+        limits = {f: rest_weight_limit or m.weight_limit for f, m in self.emulators.items()}
+        windows = {f: rest_window_s or m.window_s for f, m in self.emulators.items()}
+        self.budget = WeightBudget(limits, windows, ban_after_429s, ban_s)
         self.max_streams = max_streams
         self.max_messages_per_s = max_messages_per_s
         self.max_connection_age_s = max_connection_age_s
         self.send_timeout_s = send_timeout_s
-        self._feeds: dict[str, MarketFeed] = {m: self._new_feed(m, None) for m in MARKETS}
+        self._feeds: dict[str, MarketFeed] = {f: self._new_feed(f, None) for f in self.emulators}
         self._simulation: Simulation | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,8 +147,10 @@ class LocalExchange:
     # ------------------------------------------------------------------------------------------
     # Lifecycle
 
-    def _new_feed(self, market: str, replay: Replay | None) -> MarketFeed:
-        return MarketFeed(market, replay, self.budget.limits[market], self.send_timeout_s)
+    def _new_feed(self, feed: str, replay: Replay | None) -> MarketFeed:
+        return MarketFeed(
+            self.emulators[feed], replay, self.budget.limits[feed], self.send_timeout_s
+        )
 
     def add_replay(self, replay: Replay) -> None:
         """Replay a recording on its market (one replay per market; chain recordings instead)."""
@@ -136,13 +158,13 @@ class LocalExchange:
             raise ExchangeError("add replays before start()")
         if self._simulation is not None:
             raise ExchangeError(f"{replay.feed} is simulated: no replay on it")
-        current = self._feeds[replay.market].replay
+        current = self._feeds[replay.feed].replay
         if current is not None:
             raise ExchangeError(
                 f"{replay.feed} already replays {current.recording.name}: "
                 "one replay per market (pass several paths to one replay to chain them)"
             )
-        self._feeds[replay.market] = self._new_feed(replay.market, replay)
+        self._feeds[replay.feed] = self._new_feed(replay.feed, replay)
 
     def add_simulation(self, sim: Simulation) -> None:
         """Serve a simulated market on every market of its world (one simulation, one clock)."""
@@ -152,15 +174,14 @@ class LocalExchange:
             raise ExchangeError("one simulation per exchange (its world holds every venue)")
         feeds: dict[str, SimFeed] = {}
         for feed_id in sim.feed_ids:
-            market = MARKET_OF_FEED[feed_id]
-            current = self._feeds[market].replay
+            current = self._feeds[feed_id].replay
             if current is not None:
                 raise ExchangeError(f"{feed_id} already replays {current.recording.name}")
             feeds[feed_id] = SimFeed(
-                market, sim, self.budget.limits[market], self.send_timeout_s
+                self.emulators[feed_id], sim, self.budget.limits[feed_id], self.send_timeout_s
             )
         for feed_id, feed in feeds.items():
-            self._feeds[MARKET_OF_FEED[feed_id]] = feed
+            self._feeds[feed_id] = feed
         sim.attach(feeds)
         self._simulation = sim
 
@@ -182,7 +203,7 @@ class LocalExchange:
                 self._requested_port,
                 process_request=self._process_request,
                 compression=None,
-                # Per-connection values are set in _process_request, by market.
+                # Per-connection values are set in _process_request, by the venue.
                 ping_interval=None,
                 ping_timeout=None,
                 write_limit=2**18,
@@ -271,24 +292,25 @@ class LocalExchange:
         return self._port
 
     def base_url(self, feed: str) -> str:
-        """REST base of a market, e.g. ``http://127.0.0.1:PORT/binance_usdm``."""
-        self._market(feed)
-        return f"http://{self.host}:{self.port}/{feed}"
+        """REST base of a market: ``http://127.0.0.1:PORT/<feed id>``."""
+        return f"http://{self.host}:{self.port}/{self._feed_id(feed)}"
 
     def ws_url(self, feed: str) -> str:
-        """Websocket base of a market: append ``/stream?streams=...`` or ``/ws``."""
-        self._market(feed)
-        return f"ws://{self.host}:{self.port}/{feed}"
+        """Websocket base of a market: append the venue's websocket path."""
+        return f"ws://{self.host}:{self.port}/{self._feed_id(feed)}"
 
-    def _market(self, feed: str) -> str:
-        market = MARKET_OF_FEED.get(feed) or (feed if feed in MARKETS else None)
-        if market is None:
-            raise ExchangeError(f"unknown feed {feed!r}: use one of {', '.join(FEED_IDS.values())}")
-        return market
+    def _feed_id(self, feed: str) -> str:
+        if feed in self._feeds:
+            return feed
+        named = [f for f, m in self.emulators.items() if m.market == feed]
+        if len(named) != 1:
+            raise ExchangeError(f"unknown feed {feed!r}: use one of {', '.join(self._feeds)}")
+        return named[0]
 
     def feed(self, feed: str) -> MarketFeed:
-        """The running market (``binance_usdm`` or ``usdm``): its fault API and state."""
-        return self._feeds[self._market(feed)]
+        """The running market (a feed id, or a market name only one venue has): its fault API
+        and state."""
+        return self._feeds[self._feed_id(feed)]
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -329,24 +351,28 @@ class LocalExchange:
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         feed_id, _, rest = request.path[1:].partition("/")
-        market = MARKET_OF_FEED.get(feed_id)
-        if market is None:
+        emulator = self.emulators.get(feed_id)
+        if emulator is None:
             return self._response(404, b"", None)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            if not (rest.startswith(("ws", "stream"))):
+            if not emulator.accepts(rest.partition("?")[0]):
                 return self._response(404, b"", None)
             conn.ping_interval = (
-                self.ping_interval if self.ping_interval is not None else PING_INTERVAL[market]
+                self.ping_interval if self.ping_interval is not None else emulator.ping_interval
             )
             conn.ping_timeout = (
-                self.ping_timeout if self.ping_timeout is not None else PING_TIMEOUT[market]
+                self.ping_timeout if self.ping_timeout is not None else emulator.ping_timeout
             )
             return None
         self.rest_requests += 1
-        return self._rest(conn, market, "/" + rest)
+        return self._rest(conn, emulator, "/" + rest)
 
     def _response(
-        self, status: int, body: bytes, used: int | None, extra: list[tuple[str, str]] | None = None
+        self,
+        status: int,
+        body: bytes,
+        used: list[tuple[str, str]] | None,
+        extra: list[tuple[str, str]] | None = None,
     ) -> Response:
         headers = Headers(
             [
@@ -356,35 +382,36 @@ class LocalExchange:
                 ("Connection", "close"),
             ]
         )
-        if used is not None:
-            headers["X-MBX-USED-WEIGHT-1M"] = str(used)
-            headers["X-MBX-USED-WEIGHT"] = str(used)
+        for key, value in used or ():
+            headers[key] = value
         for key, value in extra or ():
             headers[key] = value
         return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
-    def _rest(self, conn: ServerConnection, market: str, target: str) -> Response:
+    def _rest(self, conn: ServerConnection, emulator: MarketEmulator, target: str) -> Response:
         parts = urlsplit(target)
-        endpoint = binance.endpoint_of(market, parts.path)
+        endpoint = emulator.route(parts.path)
         if endpoint is None:
             return self._response(404, b"", None)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         ip = str(conn.remote_address[0]) if conn.remote_address else "?"
-        weight = binance.WEIGHTS[endpoint](market, params)
+        weight = emulator.weight(endpoint, params)
         now = time.time()
-        status, used, retry = self.budget.charge(ip, market, weight, now)
+        feed_id = emulator.feed
+        status, used, retry = self.budget.charge(ip, feed_id, weight, now)
+        used_headers = emulator.weight_headers(used)
         if status != 200:
             retry_s = max(1, int(retry + 0.999))
-            body = binance.over_budget_body(
-                status, ip, self.budget.limits[market], int((now + retry) * 1000)
+            status, body = emulator.over_budget(
+                status, ip, self.budget.limits[feed_id], int((now + retry) * 1000)
             )
-            return self._response(status, body, used, [("Retry-After", str(retry_s))])
-        feed = self._feeds[market]
+            return self._response(status, body, used_headers, [("Retry-After", str(retry_s))])
+        feed = self._feeds[feed_id]
         try:
             body = feed.rest(endpoint, params)
-        except binance.RestError as exc:
-            return self._response(exc.status, exc.body, used)
-        return self._response(200, body, used)
+        except RestError as exc:
+            return self._response(exc.status, exc.body, used_headers)
+        return self._response(200, body, used_headers)
 
     # ------------------------------------------------------------------------------------------
     # Websocket
@@ -392,16 +419,12 @@ class LocalExchange:
     async def _handle_ws(self, conn: ServerConnection) -> None:
         self.ws_connections += 1
         feed_id, _, rest = conn.request.path[1:].partition("/")  # type: ignore[union-attr]
-        market = MARKET_OF_FEED[feed_id]
-        feed = self._feeds[market]
-        parts = urlsplit(rest)
-        combined = parts.path.startswith("stream")
-        if combined:
-            names = (parse_qs(parts.query).get("streams") or [""])[0].split("/")
-        else:
-            names = parts.path[3:].split("/") if parts.path.startswith("ws/") else []
-        client = Client(conn, combined)
+        feed = self._feeds[feed_id]
+        emulator = feed.emulator
+        path, _, query = rest.partition("?")
+        client = Client(conn, True)
         feed.attach(client)
+        session = Session(feed, client, self.max_streams or emulator.max_streams)
         loop = asyncio.get_running_loop()
         age = None
         if self.max_connection_age_s is not None:
@@ -409,12 +432,11 @@ class LocalExchange:
                 self.max_connection_age_s, lambda: asyncio.ensure_future(conn.close(1000))
             )
         try:
-            initial = [n.encode() for n in names if n]
-            if len(initial) > self.max_streams:
-                await conn.close(1008, "Too many streams")
+            close = emulator.on_open(session, path, query)
+            if close is not None:
+                await conn.close(close.code, close.reason)
                 return
-            feed.subscribe(client, initial)
-            await self._serve_client(conn, feed, client)
+            await self._serve_client(conn, feed, session)
         except ConnectionClosed:
             pass
         finally:
@@ -422,70 +444,48 @@ class LocalExchange:
                 age.cancel()
             feed.detach(client)
 
-    async def _serve_client(self, conn: ServerConnection, feed: MarketFeed, client: Client) -> None:
+    async def _serve_client(
+        self, conn: ServerConnection, feed: MarketFeed, session: Session
+    ) -> None:
         loop = asyncio.get_running_loop()
-        limit = self.max_messages_per_s or MESSAGES_PER_S[feed.market]
+        emulator = feed.emulator
+        limit = self.max_messages_per_s or emulator.messages_per_s
+        idle = emulator.idle_timeout_s
         window = 0.0
         count = 0
-        async for message in conn:
+        messages = aiter(conn)
+        while True:
+            try:
+                if idle is None:
+                    message = await anext(messages)
+                else:
+                    message = await asyncio.wait_for(anext(messages), idle)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                await conn.close(1000, "idle")
+                return
             now = loop.time()
             if now - window >= 1.0:
                 window, count = now, 0
             count += 1
             if count > limit:
-                await conn.close(1008, "Too many requests")
+                close = emulator.too_many_messages
+                await conn.close(close.code, close.reason)
                 return
-            reply = self._control(feed, client, message)
-            if reply is None:
-                await conn.close(1008, "Too many streams")
+            reply = emulator.on_message(session, message)
+            if isinstance(reply, Close):
+                await conn.close(reply.code, reply.reason)
                 return
-            await conn.send(reply)
-
-    def _control(self, feed: MarketFeed, client: Client, message: str | bytes) -> str | None:
-        """Answer one client message (None: the client asked for too many streams)."""
-        try:
-            req = _control_decoder.decode(message)
-        except msgspec.ValidationError as exc:
-            return _ws_error(2, f"Invalid request: {exc}")
-        except msgspec.DecodeError as exc:
-            return _ws_error(3, f"Invalid JSON: {exc}")
-        method, params, req_id = req.method, req.params, req.id
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not all(isinstance(p, str) for p in params):
-                return _ws_error(2, "Invalid request: stream names must be strings", req_id)
-            names = [p.encode() for p in params]
-            if method == "SUBSCRIBE":
-                if len(set(client.streams) | set(names)) > self.max_streams:
-                    return None
-                feed.subscribe(client, names)
-            else:
-                feed.unsubscribe(client, names)
-            return _encode({"result": None, "id": req_id}).decode()
-        if method == "LIST_SUBSCRIPTIONS":
-            return _encode({"result": [n.decode() for n in client.streams], "id": req_id}).decode()
-        if (
-            method == "SET_PROPERTY"
-            and len(params) == 2
-            and params[0] == "combined"
-            and isinstance(params[1], bool)
-        ):
-            feed.set_combined(client, params[1])
-            return _encode({"result": None, "id": req_id}).decode()
-        if method == "GET_PROPERTY" and params == ["combined"]:
-            return _encode({"result": client.combined, "id": req_id}).decode()
-        return _ws_error(
-            2,
-            f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, "
-            "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
-            req_id,
-        )
+            if reply is not None:
+                await conn.send(reply)
 
 
 class ExchangeThread:
     """Runs a LocalExchange on its own event loop in a background thread (sync tests, benchmarks).
 
     with ExchangeThread(exchange) as ex:
-        urllib.request.urlopen(ex.base_url("binance_usdm") + "/fapi/v1/exchangeInfo")
+        urllib.request.urlopen(ex.base_url(feed_id) + "/<a REST path of the venue>")
     """
 
     def __init__(self, exchange: LocalExchange) -> None:

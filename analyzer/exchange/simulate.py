@@ -9,12 +9,12 @@ One ``MarketModel`` (``analyzer.sim``) has one clock for all its venues. The sim
 it one model step at a time (0.1 s of market time by default) and releases the step's events
 in time order, paced to ``speed`` (market seconds per wall second; 0: as fast as the subscribed
 clients read, which their websocket backpressure decides). Each event is rendered into its
-venue's frames (``render_binance``) at release, only for the streams someone subscribed (each
-symbol's ``Route`` holds the sink of each of its streams), and written through the market's
-``MarketFeed``: its routing, batching, backpressure and fault API are the replay's. So the
-model runs at most one step ahead of the wire, and REST answers come from it: depth snapshots
-are the model's book (ahead of, and consistent with, the stream), trades are those released
-so far.
+venue's frames (the venue's ``SymbolRenderer``, see ``emulator``) at release, only for the
+streams someone subscribed (each symbol's ``Route`` holds the (render, send) pairs of each
+event class), and written through the market's ``MarketFeed``: its routing, batching,
+backpressure and fault API are the replay's. So the model runs at most one step ahead of the
+wire, and REST answers come from it (the venue's ``SimMarket``): depth snapshots are the
+model's book, trades are those released so far.
 
 The model's declared transport faults (``MarketModel.faults()``) are applied at their market
 time: ``stall`` freezes the feed's open connections for that many market seconds (they stay
@@ -36,12 +36,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from analyzer.events import BookChange, DerivativeTicker, Instrument, Liquidation, Quote, Trade
-from analyzer.exchange import binance
-from analyzer.exchange import render_binance as rb
+from analyzer.events import (
+    BookChange,
+    DerivativeTicker,
+    Instrument,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Trade,
+)
+from analyzer.exchange.emulator import MarketEmulator, SymbolRenderer, markets
 from analyzer.exchange.errors import ExchangeError
 from analyzer.exchange.market import _NOT_JSON, Client, MarketFeed
-from analyzer.exchange.recordings import MARKET_OF_FEED
 from analyzer.sim import MarketModel, Schedule, World
 
 log = logging.getLogger(__name__)
@@ -54,54 +60,55 @@ RETRY_NS = 100 * MS  # a close fault with no connection to close looks again thi
 BATCH = 1024
 
 
-Sink = Callable[[bytes], Any]
+Sink = Callable[[bytes], Any]  # takes the frames of one stream
 
 
 class Route:
-    """Where the frames of one symbol go: per stream, the feed's sink for it (None: nobody
-    subscribed), so the release loop reads a slot instead of looking the stream up. Refreshed
-    whenever the feed's subscriptions change."""
+    """Where the frames of one symbol go: per event class, the (render, send) pairs of its
+    subscribed streams (empty: nobody subscribed), so the release loop reads a slot instead of
+    looking streams up. Refreshed whenever the feed's subscriptions change."""
 
-    __slots__ = ("agg", "bt", "depth", "f", "feed", "force", "index", "mark", "tape", "trade")
+    __slots__ = ("book", "feed", "liquidation", "open_interest", "quote", "renderer", "tape",
+                 "ticker", "trade")
 
-    def __init__(self, f: rb.SymbolFormat, feed: SimFeed) -> None:
-        self.f = f
+    def __init__(self, renderer: SymbolRenderer, feed: SimFeed) -> None:
+        self.renderer = renderer
         self.feed = feed
-        self.tape = rb.Trades()
+        self.tape = renderer.tape
         self.refresh({})
 
     def refresh(self, sinks: dict[bytes, Sink]) -> None:
-        f = self.f
-        self.bt = sinks.get(f.bt_key)
-        self.trade = sinks.get(f.trade_key)
-        self.agg = sinks.get(f.agg_key)
-        self.mark = sinks.get(f.mark_key)
-        self.index = sinks.get(f.index_key)
-        self.force = sinks.get(f.force_key)
-        # (whole-frame template, frame prefix, sink) of each subscribed depth speed
-        self.depth = [
-            (f.depth_frame[key], prefix, sinks[key]) for key, prefix in f.depth_keys
-            if key in sinks
-        ]
+        out = self.renderer.outputs(sinks) if sinks else {}
+        self.quote = tuple(out.get(Quote, ()))
+        self.book = tuple(out.get(BookChange, ()))
+        self.trade = tuple(out.get(Trade, ()))
+        self.ticker = tuple(out.get(DerivativeTicker, ()))
+        self.liquidation = tuple(out.get(Liquidation, ()))
+        self.open_interest = tuple(out.get(OpenInterest, ()))
 
 
 class SimFeed(MarketFeed):
     """One market of a simulation. Subscriptions, delivery and faults are ``MarketFeed``'s;
-    streams, symbols and REST answers come from the model."""
+    streams, symbols, frames and REST answers come from the model through the venue's
+    ``SimMarket``."""
 
     def __init__(
-        self, market: str, sim: Simulation, weight_limit: int, send_timeout_s: float | None
+        self,
+        emulator: MarketEmulator,
+        sim: Simulation,
+        weight_limit: int,
+        send_timeout_s: float | None,
     ) -> None:
-        super().__init__(market, None, weight_limit, send_timeout_s)
+        super().__init__(emulator, None, weight_limit, send_timeout_s)
         self.sim = sim
         self.speed = sim.speed
-        self.formats: dict[str, rb.SymbolFormat] = {}  # every symbol listed so far
-        self.routes: dict[str, Route] = {}
+        self.sim_market = emulator.simulated(sim.model)
+        self.routes: dict[str, Route] = {}  # every symbol listed so far
         self.backlog: list[Any] | None = None  # events held back while the feed is stalled
 
     @property
-    def tapes(self) -> dict[str, rb.Trades]:
-        """The trades released so far, per symbol (REST history)."""
+    def tapes(self) -> dict[str, Any]:
+        """The trades released so far, per symbol (REST history), as the venue keeps them."""
         return {symbol: route.tape for symbol, route in self.routes.items()}
 
     def _update_sinks(self) -> None:
@@ -109,12 +116,12 @@ class SimFeed(MarketFeed):
         for route in self.routes.values():
             route.refresh(self.sinks)
 
-    def add_symbol(self, f: rb.SymbolFormat) -> Route:
-        self.formats[f.symbol] = f
-        route = self.routes[f.symbol] = Route(f, self)
+    def add_symbol(self, inst: Instrument) -> Route:
+        renderer = self.sim_market.renderer(inst)
+        route = self.routes[renderer.symbol] = Route(renderer, self)
         route.refresh(self.sinks)
-        self.symbols.add(f.symbol)
-        self.streams.update(f.streams())
+        self.symbols.add(renderer.symbol)
+        self.streams.update(renderer.streams())
         # subscriptions made before the listing count from now on
         self.active = sum(len(cs) for name, cs in self.subs.items() if name in self.streams)
         return route
@@ -161,68 +168,11 @@ class SimFeed(MarketFeed):
     def listed(self) -> list[Instrument]:
         return [i for i in self.sim.model.instruments() if i.venue == self.feed_id]
 
-    def _format(self, params: dict[str, str]) -> rb.SymbolFormat:
-        symbol = params.get("symbol")
-        if not symbol:
-            raise binance._mandatory("symbol")
-        f = self.formats.get(symbol.upper())
-        if f is None or self.sim.model.find(self.feed_id, f.symbol) is None:
-            raise binance._bad_symbol()  # never listed, or expired
-        return f
-
     def rest(self, endpoint: str, params: dict[str, str]) -> bytes:
-        model = self.sim.model
-        market = self.market
-        if endpoint == "exchangeInfo":
-            return rb.exchange_info_body(self, self.listed(), self.now_ms())
-        if endpoint == "ping":
-            return b"{}"
-        if endpoint == "time":
-            return rb._encode({"serverTime": self.now_ms()})
-        if endpoint == "fundingInfo":
-            perps = [i for i in self.listed() if i.market == "perpetual"]
-            return rb.funding_info_body(model, self.feed_id, perps)
-        if endpoint == "premiumIndex":
-            if params.get("symbol"):
-                f = self._format(params)
-                body = rb.premium_body(market, model, f)
-                return rb._encode(body if market == "usdm" else [body])
-            return rb._encode([
-                rb.premium_body(market, model, self.formats[i.symbol])
-                for i in sorted(self.listed(), key=lambda i: i.symbol)
-            ])
-        f = self._format(params)
-        spot = market == "spot"
-        if endpoint == "depth":
-            limit = binance._limit(params, 100 if spot else 500, 5000 if spot else 1000)
-            return rb._encode(rb.depth_body(market, model, f, limit))
-        if endpoint == "openInterest":
-            ctype = rb.contract_types(self.listed())[f.symbol]
-            return rb.open_interest_body(market, model, f, ctype)
-        limit = binance._limit(params, 500, 1000)
-        tape = self.routes[f.symbol].tape
-        from_id = binance._int_param(params, "fromId")
-        if endpoint == "trades":
-            return rb.trades_body(market, f, tape.rows[-limit:], agg=False)
-        if endpoint == "historicalTrades":
-            return rb.trades_body(market, f, tape.since(from_id, limit), agg=False)
-        # aggTrades: every trade is its own aggregate, so ids map one to one
-        start = binance._int_param(params, "startTime")
-        end = binance._int_param(params, "endTime")
-        if from_id is not None:
-            rows = tape.since(from_id + f.trade_offset, limit)
-        elif start is not None:
-            i = binance._first_at_or_after(tape.rows, start, col=3)
-            rows = tape.rows[i : i + limit]
-        else:
-            rows = tape.rows[-limit:]
-        if end is not None:
-            rows = [r for r in rows if r[3] <= end]
-        return rb.trades_body(market, f, rows, agg=True)
+        return self.sim_market.rest(self, endpoint, params)
 
     def depth_body(self, symbol: str, limit: int) -> dict[str, Any]:
-        f = self._format({"symbol": symbol})
-        return rb.depth_body(self.market, self.sim.model, f, limit)
+        return self.sim_market.depth(self, symbol, limit)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -282,11 +232,12 @@ class Simulation:
         self.scenarios = self.model.schedule.names()
         self.start_ns = self.model.start_ns
         self.end_ns = None if duration_s is None else self.start_ns + round(duration_s * NS)
+        served = markets()
         for v in self.world.venues:
-            if v.feed not in MARKET_OF_FEED:
+            if v.feed not in served:
                 raise ExchangeError(
                     f"the local exchange cannot serve feed {v.feed!r} "
-                    f"(it serves {', '.join(MARKET_OF_FEED)})"
+                    f"(it serves {', '.join(served)})"
                 )
         self.wait_for = tuple(wait_for) if wait_for is not None else None
         for feed_id in self.wait_for or ():
@@ -302,8 +253,6 @@ class Simulation:
         self._actions: list[tuple[int, int, str, Any, Any]] = []  # (at_ns, seq, what, feed, arg)
         self._seq = 0
         self._pending_bad: list[tuple[SimFeed, str]] = []
-        self._index_ms: dict[tuple[str, str], int] = {}  # COIN-M index sent, per pair
-        self._force_ms: dict[tuple[str, str], int] = {}  # forceOrder sampling, per symbol
         self._horizon = 0
         self._unflushed = 0
         self._wall0 = 0.0
@@ -357,12 +306,9 @@ class Simulation:
 
     def _list(self, inst: Instrument) -> None:
         feed = self.feeds[inst.venue]
-        if inst.symbol in feed.formats:
+        if inst.symbol in feed.routes:
             return
-        book = self.model.instrument_state(inst.venue, inst.symbol).book
-        # aggregate ids below the trade ids, deterministic per seed
-        f = rb.SymbolFormat(feed.market, inst, book.tid // 2)
-        self._lookup.setdefault(inst.venue, {})[inst.symbol] = feed.add_symbol(f)
+        self._lookup.setdefault(inst.venue, {})[inst.symbol] = feed.add_symbol(inst)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -490,9 +436,8 @@ class Simulation:
                 if r.feed.backlog is not None:
                     r.feed.backlog.append(ev)
                     continue
-                send = r.bt
-                if send is not None:
-                    send(r.f.book_ticker(ev))
+                for render, send in r.quote:
+                    send(render(ev))
                     n += 1
             elif cls is BookChange:
                 r = lookup[ev.venue][ev.symbol]
@@ -503,76 +448,44 @@ class Simulation:
                     drops[ev.venue, ev.symbol] -= 1
                     r.feed.dropped += 1
                     continue
-                routes = r.depth
-                if len(routes) == 1:  # one depth speed: render the whole frame at once
-                    tmpl, _, send = routes[0]
-                    send(r.f.depth(ev, tmpl))
+                for render, send in r.book:
+                    send(render(ev))
                     n += 1
-                elif routes:
-                    data = r.f.depth_data(ev)
-                    for _, prefix, send in routes:
-                        send(prefix + data + b"}")
-                        n += 1
             elif cls is Trade:
                 r = lookup[ev.venue][ev.symbol]
                 if r.feed.backlog is not None:
                     r.feed.backlog.append(ev)
                     continue
-                r.tape.add(ev)
-                send = r.trade
-                if send is not None:
-                    send(r.f.trade(ev))
+                if r.tape is not None:
+                    r.tape.add(ev)
+                for render, send in r.trade:
+                    send(render(ev))
                     n += 1
-                send = r.agg
-                if send is not None:
-                    send(r.f.agg_trade(ev))
-                    n += 1
-            elif cls is DerivativeTicker:
-                n += self._ticker(ev)
-            elif cls is Liquidation:
-                n += self._liquidation(ev)
-            # OpenInterest: REST only on Binance (answered from the model)
+            elif cls is DerivativeTicker or cls is Liquidation or cls is OpenInterest:
+                n += self._sparse(ev)
             if n >= BATCH:
                 n = 0
                 await self._flush()
         self._unflushed = n
         self.events_released += len(events)
 
-    def _ticker(self, ev: DerivativeTicker) -> int:
-        r = self._lookup[ev.venue][ev.symbol]
-        f, feed = r.f, r.feed
-        if feed.backlog is not None:
-            feed.backlog.append(ev)
-            return 0
-        n = 0
-        if r.mark is not None:
-            r.mark(f.mark(ev))
-            n += 1
-        if f.market == "coinm" and ev.index_price is not None:
-            # one index per pair per event time, shared by the pair's contracts
-            key = (ev.venue, f.pair)
-            if self._index_ms.get(key) != ev.ts_exchange:
-                self._index_ms[key] = ev.ts_exchange
-                if r.index is not None:
-                    r.index(f.index(ev))
-                    n += 1
-        return n
-
-    def _liquidation(self, ev: Liquidation) -> int:
+    def _sparse(self, ev: DerivativeTicker | Liquidation | OpenInterest) -> int:
+        """The rarer events (one a second or less per instrument): their render may decline
+        (None: the venue sends nothing now)."""
         r = self._lookup[ev.venue][ev.symbol]
         if r.feed.backlog is not None:
             r.feed.backlog.append(ev)
             return 0
-        # Binance pushes at most one liquidation per symbol per second
-        key = (ev.venue, ev.symbol)
-        last = self._force_ms.get(key)
-        if last is not None and ev.ts_exchange - last < 1000 * MS:
-            return 0
-        self._force_ms[key] = ev.ts_exchange
-        if r.force is not None:
-            r.force(r.f.force_order(ev))
-            return 1
-        return 0
+        cls = ev.__class__
+        outputs = (r.ticker if cls is DerivativeTicker
+                   else r.liquidation if cls is Liquidation else r.open_interest)
+        n = 0
+        for render, send in outputs:
+            frame = render(ev)
+            if frame is not None:
+                send(frame)
+                n += 1
+        return n
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -619,12 +532,12 @@ class Simulation:
             route = lookup.get(ev.symbol)
             if route is None:
                 continue
-            for key, frame in route.f.frames(ev):
+            for key, frame in route.renderer.frames(ev):
                 targets = feed.subs.get(key)
                 if not targets:
                     continue
                 if kind == "badprice":
-                    bad = rb.bad_price(frame)
+                    bad = feed.emulator.corrupt_price(frame)
                 elif kind == "truncated":
                     bad = frame[: len(frame) // 2]
                 else:

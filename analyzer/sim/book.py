@@ -21,11 +21,11 @@ by trimming or extending its far end.
 
 Events: a ``BookChange`` per interval with changes, at the interval's end (absolute sizes, 0
 deletes, each level once with its last size, in the order the levels first changed), carrying
-the ids of its updates; a ``Quote`` at each update that changes the best bid or ask (Binance
-bookTicker: ``update_id`` is that update's id, so it may fall inside the next change's
-[first_id, last_id]). Within an interval the deep updates take their ids before the top
+the ids of its updates; a ``Quote`` at each update that changes the best bid or ask (a
+best-bid/offer stream: ``update_id`` is that update's id, so it may fall inside the next
+change's [first_id, last_id]). Within an interval the deep updates take their ids before the top
 updates and trades. Id rules: spot style, ``first_id == previous last_id + 1`` and
-``prev_id == -1``; futures style (Binance ``pu``), ``prev_id == previous last_id`` and ids skip
+``prev_id == -1``; futures style (a prev id), ``prev_id == previous last_id`` and ids skip
 a few values between changes.
 """
 

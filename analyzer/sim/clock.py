@@ -1,8 +1,9 @@
 """Calendar of the simulated market: quarterly expiries and funding settlement times.
 
 All times are integer nanoseconds since the Unix epoch (UTC); nothing here reads a clock.
-Binance quarterlies expire on the last Friday of March, June, September and December at
-08:00 UTC; funding settles every h hours on a grid aligned to 00:00 UTC (h divides 24).
+Quarterlies expire on the last Friday of March, June, September and December at 08:00 UTC
+(the usual convention of the venues that list them); funding settles every h hours on a grid
+aligned to 00:00 UTC (h divides 24).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def next_multiple(t_ns: int, period_ns: int) -> int:
 
 
 def expiry_code(ns: int, style: str = "yymmdd") -> str:
-    """The date part of a dated contract's symbol: ``251226`` (Binance), ``26DEC25``
+    """The date part of a dated contract's symbol: ``251226`` (``yymmdd``), ``26DEC25``
     (Deribit-style ``ddMMMyy``) or ``20251226``."""
     d = datetime.fromtimestamp(ns // NS, UTC)
     if style == "yymmdd":

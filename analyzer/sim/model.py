@@ -24,7 +24,7 @@ Events (``venue`` is the feed id of the ``VenueSpec``, ``symbol`` the venue's ow
   BookChange        the book's changes (see ``book``), never snapshots: ``snapshot()`` is the
                     REST view;
   Quote             bookTicker: each change of the best bid/ask, ``update_id`` = its update;
-  Trade             one per price level a taker order fills (a Binance aggTrade), ids rising;
+  Trade             one per price level a taker order fills (an aggregate trade), ids rising;
   Liquidation       a forced order, with the taker walk it causes;
   DerivativeTicker  every ``ticker_interval_s`` per derivative: mark, index, and for
                     perpetuals the predicted funding rate, next funding time and interval;
@@ -54,7 +54,7 @@ from analyzer.sim.scenarios import Fault, ScenarioRun, Schedule
 from analyzer.sim.spec import AssetSpec, VenueSpec, World, default_world
 
 DEFAULT_START_NS = utc_ns(2026, 1, 5)  # a Monday; 81 days before the March 2026 quarterly
-SETTLEMENT_WINDOW_NS = 30 * 60 * NS  # Binance quarterlies settle on the 30-minute index average
+SETTLEMENT_WINDOW_NS = 30 * 60 * NS  # quarterlies settle on the 30-minute index average
 FUTURE_DEPTH = 0.3  # quarterlies are thinner than the perpetual of the same venue
 OI_HALFLIFE_S = 6 * 3600.0
 OI_NOISE = 0.02  # open interest also moves without trades seen here (other venues, RFQs)

@@ -105,7 +105,7 @@ class Underlying:
 
 
 def funding_rate(avg_premium: float, interval_hours: float, spec: FundingSpec) -> float:
-    """Binance: P + clamp(I - P, ±clamp), capped to ±cap, I = interest_8h scaled to the interval."""
+    """P + clamp(I - P, ±clamp), capped to ±cap, I = interest_8h scaled to the interval."""
     interest = spec.interest_8h * interval_hours / 8.0
     rate = avg_premium + min(max(interest - avg_premium, -spec.clamp), spec.clamp)
     return min(max(rate, -spec.cap), spec.cap)
@@ -128,7 +128,7 @@ class FundingClock:
     """Premium sampling and settlement of one perpetual.
 
     Samples are taken on the ``sample_s`` grid (aligned to the epoch); the k-th sample of an
-    interval weighs k (Binance's average premium index). A sample falling on a settlement time
+    interval weighs k (a time-weighted average premium index). A sample falling on a settlement time
     belongs to the interval it closes.
     """
 
@@ -150,7 +150,8 @@ class FundingClock:
         return self.wsum / self.ksum if self.ksum else None
 
     def predicted(self) -> float:
-        """The rate the interval would settle at now (Binance markPrice ``r``)."""
+        """The rate the interval would settle at now (the predicted rate a mark price stream
+        sends)."""
         avg = self.average()
         return funding_rate(0.0 if avg is None else avg, self.interval_hours, self.spec)
 

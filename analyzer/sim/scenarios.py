@@ -79,24 +79,47 @@ class Scenario(msgspec.Struct, kw_only=True):
         """Undo at the window's end."""
 
 
-class _Leg(Scenario, kw_only=True):
+def default_feed(model: MarketModel, spot: bool = False) -> str:
+    """The feed a scenario aims at when it names none: the world's first spot feed, or its
+    first linear derivatives feed (else its first derivatives feed)."""
+    venues = model.world.venues
+    if spot:
+        kinds: tuple[str, ...] = ("spot",)
+    else:
+        kinds = ("linear", "inverse")
+    for kind in kinds:
+        for v in venues:
+            if v.kind == kind:
+                return v.feed
+    return venues[0].feed
+
+
+class _Feed(Scenario, kw_only=True):
+    """A scenario aimed at one feed (``""``: the world's default, see ``default_feed``)."""
+
+    feed: str = ""
+
+    def target_feed(self, model: MarketModel) -> str:
+        return self.feed or default_feed(model, getattr(self, "contract", "") == "spot")
+
+
+class _Leg(_Feed, kw_only=True):
     """A scenario aimed at one instrument: ``contract`` is spot, perpetual, near or far (the
     nearest or the last listed quarterly at the scenario's start)."""
 
-    feed: str = "binance_usdm"
     asset: str = "BTC"
     contract: str = "near"
 
     def target(self, model: MarketModel, begin: int) -> dict[str, Any]:
         # aimed at another kind of feed (``/<feed>``): a spot feed's
         # one contract, or a futures feed's perpetual for a spot scenario
+        feed = self.target_feed(model)
         contract = self.contract
-        if model.world.venue(self.feed).kind == "spot":
+        if model.world.venue(feed).kind == "spot":
             contract = "spot"
         elif contract == "spot":
             contract = "perpetual"
-        return {"feed": self.feed,
-                "symbol": model.symbol_at(self.feed, self.asset, contract, begin)}
+        return {"feed": feed, "symbol": model.symbol_at(feed, self.asset, contract, begin)}
 
 
 # -- market scenarios -----------------------------------------------------------------------
@@ -257,7 +280,6 @@ class CrossedBook(_Leg, kw_only=True):
 
     name: ClassVar[str] = "crossed_book"
     duration_s: float | None = 2.0
-    feed: str = "binance_spot"
     contract: str = "spot"
     ticks: int = 5
 
@@ -353,19 +375,18 @@ class ExpiryRoll(Scenario, kw_only=True):
 # -- transport scenarios (declared faults) --------------------------------------------------
 
 
-class StaleFeed(Scenario, kw_only=True):
+class StaleFeed(_Feed, kw_only=True):
     """One feed stops sending for ``duration_s`` while its connections stay open (pings go
     on): its books and quotes must be flagged stale and no opportunity may use them."""
 
     name: ClassVar[str] = "stale_feed"
-    feed: str = "binance_usdm"
 
     def expect(self, model: MarketModel, begin: int, end: int | None) -> dict[str, Any]:
-        return {"feed": self.feed, "stale_s": self.duration_s, "expect": "stale",
+        return {"feed": self.target_feed(model), "stale_s": self.duration_s, "expect": "stale",
                 "carry_opportunity": False}
 
     def faults(self, model: MarketModel, begin: int, end: int | None) -> list[Fault]:
-        return [Fault(begin, self.feed, "stall", {"seconds": self.duration_s})]
+        return [Fault(begin, self.target_feed(model), "stall", {"seconds": self.duration_s})]
 
 
 class SequenceGap(_Leg, kw_only=True):
@@ -383,17 +404,16 @@ class SequenceGap(_Leg, kw_only=True):
 
     def faults(self, model: MarketModel, begin: int, end: int | None) -> list[Fault]:
         t = self.target(model, begin)
-        return [Fault(begin, self.feed, "drop_depth", {"symbol": t["symbol"],
+        return [Fault(begin, t["feed"], "drop_depth", {"symbol": t["symbol"],
                                                        "count": self.count})]
 
 
-class Disconnect(Scenario, kw_only=True):
+class Disconnect(_Feed, kw_only=True):
     """The feed's connections close once per code, ``spacing_s`` apart (None: TCP abort, no
     close frame): the collector reconnects each time and loses no trade (REST backfill)."""
 
     name: ClassVar[str] = "disconnect"
     duration_s: float | None = None
-    feed: str = "binance_usdm"
     codes: tuple[int | None, ...] = (1000, 1001, 1008, 1011, None)
     spacing_s: float = 20.0
 
@@ -402,13 +422,14 @@ class Disconnect(Scenario, kw_only=True):
         return begin, begin + round(self.spacing_s * len(self.codes) * NS)
 
     def expect(self, model: MarketModel, begin: int, end: int | None) -> dict[str, Any]:
-        return {"feed": self.feed,
+        return {"feed": self.target_feed(model),
                 "close_codes": ["abrupt" if c is None else c for c in self.codes],
                 "expect": "reconnect", "trades_lost": 0}
 
     def faults(self, model: MarketModel, begin: int, end: int | None) -> list[Fault]:
         step = round(self.spacing_s * NS)
-        return [Fault(begin + i * step, self.feed, "close", {"code": c})
+        feed = self.target_feed(model)
+        return [Fault(begin + i * step, feed, "close", {"code": c})
                 for i, c in enumerate(self.codes)]
 
 
@@ -421,13 +442,12 @@ class Close(Disconnect, kw_only=True):
     codes: tuple[int | None, ...] = (1011,)
 
 
-class Malformed(Scenario, kw_only=True):
+class Malformed(_Feed, kw_only=True):
     """``count`` malformed frames on one feed, cycling through ``kinds``, ``spacing_s``
     apart: each is counted and skipped, the stream goes on, no book resyncs for it."""
 
     name: ClassVar[str] = "malformed"
     duration_s: float | None = None
-    feed: str = "binance_usdm"
     count: int = 6
     kinds: tuple[str, ...] = ("truncated", "nonjson", "badprice")
     spacing_s: float = 5.0
@@ -437,12 +457,13 @@ class Malformed(Scenario, kw_only=True):
         return begin, begin + round(self.spacing_s * self.count * NS)
 
     def expect(self, model: MarketModel, begin: int, end: int | None) -> dict[str, Any]:
-        return {"feed": self.feed, "count": self.count, "kinds": list(self.kinds),
+        return {"feed": self.target_feed(model), "count": self.count, "kinds": list(self.kinds),
                 "expect": "counted_and_skipped"}
 
     def faults(self, model: MarketModel, begin: int, end: int | None) -> list[Fault]:
         step = round(self.spacing_s * NS)
-        return [Fault(begin + i * step, self.feed, "malformed",
+        feed = self.target_feed(model)
+        return [Fault(begin + i * step, feed, "malformed",
                       {"kind": self.kinds[i % len(self.kinds)]}) for i in range(self.count)]
 
 

@@ -1,9 +1,10 @@
 """The simulated world: assets, venues and event rates, as frozen msgspec Structs.
 
-One ``VenueSpec`` is one feed (``binance_spot``, ``binance_usdm``, ``binance_coinm``): the unit
-the rest of the analyzer keys everything by (``venue`` in ``analyzer.events``), with its own
-symbols, fees, depth and sequence rules. An exchange with several markets is several specs, so
-adding Bybit or OKX is adding specs to ``World.venues``, with no code.
+One ``VenueSpec`` is one feed (a feed id ``<exchange>_<market>``): the unit the rest of the
+analyzer keys everything by (``venue`` in ``analyzer.events``), with its own symbols, fees,
+depth and sequence rules. An exchange with several markets is several specs, so adding a venue
+is adding specs to ``World.venues``, with no code; each venue's emulator declares its own
+(``sim_venues``), and ``default_world`` takes them all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ VenueKind = Literal["spot", "linear", "inverse"]
 
 
 class FundingSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """A venue's funding formula (Binance's by default).
+    """A venue's funding formula (the common premium-index formula by default).
 
     rate = P + clamp(I - P, -clamp, +clamp), then capped to [-cap, +cap], where P is the average
     premium index over the funding interval (sampled every ``sample_s`` seconds, the k-th sample
@@ -56,7 +57,7 @@ class AssetSpec(msgspec.Struct, frozen=True, kw_only=True):
     inverse_contract_size: float  # quote units (USD) per inverse contract
     top_size: float  # base units at the best level (times the venue's depth factor)
     trade_size: float  # median trade, base units
-    # book levels per bp of price at the top (Binance USDⓈ-M BTCUSDT: ~15 within 1 bp of the
+    # book levels per bp of price at the top (a major BTC perpetual: ~15 within 1 bp of the
     # mid, ~35 per bp from 2 to 20 bp); gaps between levels then grow with the rank
     levels_per_bp: float = 20.0
     open_interest_usd: float  # typical open interest of one derivative on a depth-1 venue
@@ -74,7 +75,7 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     feed: str  # the id events carry in ``venue``
     exchange: str
-    kind: VenueKind  # spot; linear (sizes in base); inverse (sizes in contracts, COIN-M)
+    kind: VenueKind  # spot; linear (sizes in base); inverse (sizes in quote contracts)
     quote: str  # quote currency in symbols: USDT, USD...
     perpetual: bool = False
     quarterlies: int = 0  # dated futures listed at any time (current quarter, next, ...)
@@ -88,7 +89,7 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
     funding_interval_hours: dict[str, float] = {}  # per asset; others use the default
     default_funding_interval_hours: float = 8.0
     funding: FundingSpec = FundingSpec()
-    # Futures style: each change carries the previous change's last id (Binance ``pu``) and ids
+    # Futures style: each change carries the previous change's last id (a prev id) and ids
     # may skip between changes. Spot style: no prev id; first id == previous last id + 1.
     sends_prev_id: bool = False
     tick: dict[str, float] = {}  # per asset: this venue's tick for all its markets
@@ -198,31 +199,17 @@ ETH = AssetSpec(
     open_interest_usd=1e9,
 )
 
-# Fees are Binance VIP0 (analytics.md). Funding intervals: the defaults exercise 1, 4 and 8 h
-# (Binance's BTC and ETH contracts settle every 8 h today; others moved to 4 h or 1 h).
-BINANCE_SPOT = VenueSpec(
-    feed="binance_spot", exchange="binance", kind="spot", quote="USDT",
-    taker_fee=0.001, maker_fee=0.001,
-)
-BINANCE_USDM = VenueSpec(
-    feed="binance_usdm", exchange="binance", kind="linear", quote="USDT",
-    perpetual=True, quarterlies=2, price_offset_bps=0.4, basis_offset=0.003, depth_factor=1.5,
-    taker_fee=0.0005, maker_fee=0.0002, funding_interval_hours={"ETH": 4.0},
-    sends_prev_id=True,
-)
-BINANCE_COINM = VenueSpec(
-    feed="binance_coinm", exchange="binance", kind="inverse", quote="USD",
-    perpetual=True, quarterlies=2,
-    symbols=SymbolTemplates(perpetual="{base}{quote}_PERP"),
-    price_offset_bps=-0.3, basis_offset=-0.004, depth_factor=0.6,
-    taker_fee=0.0005, maker_fee=0.0001, funding_interval_hours={"ETH": 1.0},
-    sends_prev_id=True,
-)
-
-
 def default_world(rates: Rates | None = None) -> World:
-    """BTC and ETH on Binance spot, USDⓈ-M (perpetual + 2 quarterlies) and COIN-M (the same)."""
-    return World(
-        assets=(BTC, ETH), venues=(BINANCE_SPOT, BINANCE_USDM, BINANCE_COINM),
-        rates=rates or Rates(),
-    ).validate()
+    """BTC and ETH on every simulated market of the registered venues (each venue's emulator
+    declares its markets' specs: ``sim_venues``), in registry order."""
+    import importlib
+
+    from analyzer.venues import EXCHANGES  # the registry, loaded on first use
+
+    venues = tuple(
+        spec
+        for venue in EXCHANGES.values()
+        if venue.emulator
+        for spec in importlib.import_module(venue.emulator).EMULATOR.sim_venues
+    )
+    return World(assets=(BTC, ETH), venues=venues, rates=rates or Rates()).validate()

@@ -1,4 +1,4 @@
-"""The simulated market in Binance's own wire format: websocket frames and REST bodies.
+"""The simulated market in Binance's own wire format: websocket frames (REST bodies: ``simulated``).
 
 Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
       https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
@@ -28,16 +28,19 @@ once, as the instruments' changes (and many quotes and trades) fall on the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from analyzer.events import BookChange, DerivativeTicker, Instrument, Liquidation, Quote, Trade
-from analyzer.exchange import binance
+from analyzer.events import BookChange, DerivativeTicker, Liquidation, Quote, Trade
 
 if TYPE_CHECKING:
-    from analyzer.sim import MarketModel
+    from analyzer.events import Instrument
+
+Sink = Callable[[bytes], Any]
 
 MS = 1_000_000
 # Decimal texts kept per symbol and cache before it starts over: a busy symbol's sizes reach
@@ -93,6 +96,9 @@ class SymbolFormat:
 
     ``trade_offset``: aggregate trade id = trade id - trade_offset. The model fills one price
     level per trade, so every trade is its own aggregate (f == l), and the id needs no state.
+    ``index_sent``: the pair -> event time of the last COIN-M index frame, shared by the pair's
+    contracts of one simulation (one index frame per pair and time). ``tape``: the trades
+    released, for the REST history.
     """
 
     __slots__ = (
@@ -107,8 +113,10 @@ class SymbolFormat:
         "depth_keys",
         "depth_tmpl",
         "force_key",
+        "force_ms",
         "force_tmpl",
         "index_key",
+        "index_sent",
         "index_tmpl",
         "info",
         "lp",
@@ -125,15 +133,25 @@ class SymbolFormat:
         "qx",
         "spot",
         "symbol",
+        "tape",
         "trade",
         "trade_key",
         "trade_offset",
         "trade_tmpl",
     )
 
-    def __init__(self, market: str, info: Instrument, trade_offset: int) -> None:
+    def __init__(
+        self,
+        market: str,
+        info: Instrument,
+        trade_offset: int,
+        index_sent: dict[str, int] | None = None,
+    ) -> None:
         self.market = market
         self.info = info
+        self.tape = Trades()
+        self.index_sent = {} if index_sent is None else index_sent
+        self.force_ms: int | None = None  # time of the last forceOrder sent
         self.spot = market == "spot"
         sym = self.symbol = info.symbol
         low = sym.lower()
@@ -254,9 +272,9 @@ class SymbolFormat:
 
     def depth_data(self, ev: BookChange) -> bytes:
         """The ``data`` of a depthUpdate; a frame is a ``depth_keys`` prefix + this + ``}``."""
-        return self.depth(ev, self.depth_tmpl)
+        return self.depth(self.depth_tmpl, ev)
 
-    def _depth_spot(self, ev: BookChange, tmpl: bytes) -> bytes:
+    def _depth_spot(self, tmpl: bytes, ev: BookChange) -> bytes:
         """A depthUpdate into ``tmpl`` (``depth_tmpl`` or a ``depth_frame``). Levels are
         sorted as Binance sends them: spot bids best first, asks best first."""
         bids, asks = ev.bids, ev.asks
@@ -265,7 +283,7 @@ class SymbolFormat:
             self._levels(bids, True) if bids else b"", self._levels(asks) if asks else b"",
         )
 
-    def _depth_futures(self, ev: BookChange, tmpl: bytes) -> bytes:
+    def _depth_futures(self, tmpl: bytes, ev: BookChange) -> bytes:
         """Futures sort both sides by ascending price."""
         ms = _MS_TEXT[ev.ts_exchange // MS]
         bids, asks = ev.bids, ev.asks
@@ -326,6 +344,21 @@ class SymbolFormat:
     def index(self, ev: DerivativeTicker) -> bytes:
         return self.index_tmpl % (ev.ts_exchange // MS, ev.index_price or 0.0)
 
+    def _index_once(self, ev: DerivativeTicker) -> bytes | None:
+        """The pair's index frame, once per event time across the pair's contracts."""
+        if ev.index_price is None or self.index_sent.get(self.pair) == ev.ts_exchange:
+            return None
+        self.index_sent[self.pair] = ev.ts_exchange
+        return self.index(ev)
+
+    def _force_throttled(self, ev: Liquidation) -> bytes | None:
+        """Binance pushes at most one liquidation per symbol per second."""
+        last = self.force_ms
+        if last is not None and ev.ts_exchange - last < 1000 * MS:
+            return None
+        self.force_ms = ev.ts_exchange
+        return self.force_order(ev)
+
     def force_order(self, ev: Liquidation) -> bytes:
         q = self.qfmt % ev.size
         p = self.pfmt % ev.price
@@ -355,6 +388,39 @@ class SymbolFormat:
             return [(self.force_key, self.force_order(ev))]
         return []
 
+    def outputs(self, sinks: dict[bytes, Sink]) -> dict[type, list[tuple[Any, Sink]]]:
+        """Per event class, (render, send) for the subscribed streams (``SymbolRenderer``)."""
+        out: dict[type, list[tuple[Any, Sink]]] = {}
+        if self.bt_key in sinks:
+            out[Quote] = [(self.book_ticker, sinks[self.bt_key])]
+        depth = [(key, prefix, sinks[key]) for key, prefix in self.depth_keys if key in sinks]
+        if len(depth) == 1:  # one depth speed: render the whole frame at once
+            key, _, send = depth[0]
+            out[BookChange] = [(partial(self.depth, self.depth_frame[key]), send)]
+        elif depth:  # several: render the data once, wrap it per stream
+            pairs = tuple((prefix, send) for _, prefix, send in depth)
+
+            def fan_out(data: bytes) -> None:
+                for prefix, send in pairs:
+                    send(prefix + data + b"}")
+
+            out[BookChange] = [(self.depth_data, fan_out)]
+        trades = [(render, sinks[key]) for key, render in
+                  ((self.trade_key, self.trade), (self.agg_key, self.agg_trade)) if key in sinks]
+        if trades:
+            out[Trade] = trades
+        if not self.spot:
+            tickers = []
+            if self.mark_key in sinks:
+                tickers.append((self.mark, sinks[self.mark_key]))
+            if self.market == "coinm" and self.index_key in sinks:
+                tickers.append((self._index_once, sinks[self.index_key]))
+            if tickers:
+                out[DerivativeTicker] = tickers
+        if self.force_key in sinks:
+            out[Liquidation] = [(self._force_throttled, sinks[self.force_key])]
+        return out
+
     # -- streams -----------------------------------------------------------------------------
 
     def streams(self) -> list[bytes]:
@@ -374,10 +440,6 @@ def bad_price(frame: bytes) -> bytes:
     data = doc.get("data", doc)
     data["b"] = [["not-a-price", "1.000"], *data.get("b", [])]
     return _encode(doc)
-
-
-# ----------------------------------------------------------------------------------------------
-# REST bodies from the model
 
 
 class Trades:
@@ -402,160 +464,3 @@ class Trades:
             return rows[-limit:]
         start = max(0, from_id - rows[0][0])  # ids are consecutive per symbol
         return rows[start : start + limit]
-
-
-def _fmt(fmt: bytes, x: float) -> str:
-    return (fmt % x).decode()
-
-
-def trades_body(market: str, f: SymbolFormat, rows: list[tuple[int, float, float, int, bool]],
-                agg: bool) -> bytes:
-    """historicalTrades / trades, or aggTrades, as Binance writes them."""
-    out: list[dict[str, Any]] = []
-    size = f.info.contract_size
-    for tid, p, q, ms, maker in rows:
-        price, qty = _fmt(f.pfmt, p), _fmt(f.qfmt, q)
-        if agg:
-            entry: dict[str, Any] = {"a": tid - f.trade_offset, "p": price, "q": qty, "f": tid,
-                                     "l": tid, "T": ms, "m": maker}
-            if market == "spot":
-                entry["M"] = True
-        else:
-            entry = {"id": tid, "price": price, "qty": qty}
-            if market == "coinm":
-                entry["baseQty"] = f"{q * size / p:.8f}"
-            else:
-                entry["quoteQty"] = f"{p * q:.8f}"
-            entry |= {"time": ms, "isBuyerMaker": maker}
-            if market == "spot":
-                entry["isBestMatch"] = True
-        out.append(entry)
-    return _encode(out)
-
-
-def depth_body(market: str, model: MarketModel, f: SymbolFormat, limit: int) -> dict[str, Any]:
-    """A depth snapshot of the model's book now (ahead of, and consistent with, the stream).
-
-    ``lastUpdateId``: spot, the last id of the changes emitted so far (the next change starts
-    at +1); futures, the first id of the next change, so that it bridges (``U <= L <= u``): the
-    snapshot holds every update before it (ids between two changes are skipped, never used) and
-    none of it, and its levels are absolute, so applying it whole gives the right book."""
-    snap = model.snapshot(f.info.venue, f.symbol)
-    last = snap.last_id
-    if market != "spot":
-        # model.snapshot() carries the last emitted id only; the next change's first id is
-        # the book's ``first_pending`` (which SimBook documents for renderers)
-        last = model.instrument_state(f.info.venue, f.symbol).book.first_pending
-    pfmt, qfmt = f.pfmt, f.qfmt
-    bids = [[(pfmt % p).decode(), (qfmt % q).decode()] for p, q in snap.bids[:limit]]
-    asks = [[(pfmt % p).decode(), (qfmt % q).decode()] for p, q in snap.asks[:limit]]
-    if market == "spot":
-        return {"lastUpdateId": last, "bids": bids, "asks": asks}
-    ms = snap.ts_exchange // MS
-    body: dict[str, Any] = {"lastUpdateId": last, "E": ms, "T": ms}
-    if market == "coinm":
-        body["symbol"] = f.symbol
-        body["pair"] = f.pair
-    body["bids"] = bids
-    body["asks"] = asks
-    return body
-
-
-def contract_types(instruments: list[Instrument]) -> dict[str, str]:
-    """PERPETUAL, or CURRENT_QUARTER / NEXT_QUARTER by expiry order within each base asset."""
-    out: dict[str, str] = {}
-    dated: dict[str, list[Instrument]] = {}
-    for inst in instruments:
-        if inst.expiry is None:
-            out[inst.symbol] = "PERPETUAL"
-        else:
-            dated.setdefault(inst.base, []).append(inst)
-    for insts in dated.values():
-        for n, inst in enumerate(sorted(insts, key=lambda i: i.expiry or 0)):
-            out[inst.symbol] = ("CURRENT_QUARTER", "NEXT_QUARTER")[min(n, 1)]
-    return out
-
-
-def exchange_info_body(feed: Any, instruments: list[Instrument], now_ms: int) -> bytes:
-    """exchangeInfo of the instruments listed now (expired contracts are gone)."""
-    market = feed.market
-    ctypes = contract_types(instruments)
-    symbols = []
-    for inst in sorted(instruments, key=lambda i: i.symbol):
-        pd, qd = precisions(market, inst.tick_size, inst.lot_size)
-        tick, lot = f"{inst.tick_size:.{pd}f}", f"{inst.lot_size:.{qd}f}"
-        if market == "spot":
-            entry = binance._spot_symbol(inst.symbol, tick, lot)
-            entry["baseAsset"], entry["quoteAsset"] = inst.base, inst.quote
-        else:
-            entry = binance._futures_symbol(feed, inst.symbol, tick, lot, now_ms)
-            delivery = inst.expiry // MS if inst.expiry is not None else binance.PERPETUAL_DELIVERY
-            entry |= {"pair": inst.symbol.split("_", 1)[0], "contractType": ctypes[inst.symbol],
-                      "deliveryDate": delivery, "baseAsset": inst.base, "quoteAsset": inst.quote,
-                      "pricePrecision": pd, "quantityPrecision": qd}
-            if inst.expiry is not None:
-                entry["onboardDate"] = delivery - 180 * 86_400_000
-            if market == "coinm":
-                entry["contractSize"] = int(inst.contract_size)
-                entry["marginAsset"] = inst.base
-            else:
-                entry["marginAsset"] = inst.quote
-        symbols.append(entry)
-    body: dict[str, Any] = {"timezone": "UTC", "serverTime": now_ms}
-    if market == "usdm":
-        body["futuresType"] = "U_MARGINED"
-    body["rateLimits"] = [
-        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-         "limit": feed.weight_limit},
-        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-    ]
-    body["exchangeFilters"] = []
-    if market != "spot":
-        assets = sorted({s["marginAsset"] for s in symbols})
-        body["assets"] = [
-            {"asset": a, "marginAvailable": True, "autoAssetExchange": "0"} for a in assets
-        ]
-    body["symbols"] = symbols
-    return _encode(body)
-
-
-def premium_body(market: str, model: MarketModel, f: SymbolFormat) -> dict[str, Any]:
-    tk = model.ticker(f.info.venue, f.symbol)
-    perpetual = f.info.expiry is None
-    entry: dict[str, Any] = {"symbol": f.symbol}
-    if market == "coinm":
-        entry["pair"] = f.pair
-    mark = tk.mark_price or 0.0
-    index = tk.index_price or mark
-    entry |= {
-        "markPrice": f"{mark:.8f}",
-        "indexPrice": f"{index:.8f}",
-        "estimatedSettlePrice": f"{index:.8f}",
-        "lastFundingRate": f"{tk.funding_rate:.8f}" if tk.funding_rate is not None else "",
-        "interestRate": "0.00010000" if perpetual else "",
-        "nextFundingTime": (tk.next_funding_time or 0) // MS,
-        "time": tk.ts_exchange // MS,
-    }
-    return entry
-
-
-def open_interest_body(market: str, model: MarketModel, f: SymbolFormat,
-                       contract_type: str) -> bytes:
-    oi = model.open_interest(f.info.venue, f.symbol)
-    value = _fmt(f.qfmt, oi.open_interest)
-    ms = oi.ts_exchange // MS
-    if market == "coinm":
-        return _encode({"symbol": f.symbol, "pair": f.pair, "openInterest": value,
-                        "contractType": contract_type, "time": ms})
-    return _encode({"symbol": f.symbol, "openInterest": value, "time": ms})
-
-
-def funding_info_body(model: MarketModel, feed_id: str, perpetuals: list[Instrument]) -> bytes:
-    venue = model.world.venue(feed_id)
-    return _encode([
-        {"symbol": i.symbol, "adjustedFundingRateCap": "0.02000000",
-         "adjustedFundingRateFloor": "-0.02000000",
-         "fundingIntervalHours": int(venue.funding_hours(i.base)), "disclaimer": False}
-        for i in sorted(perpetuals, key=lambda i: i.symbol)
-    ])
-

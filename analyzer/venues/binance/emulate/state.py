@@ -1,4 +1,4 @@
-"""What the local exchange knows about a replayed market, as released so far.
+"""What the local exchange knows about a replayed Binance market, as released so far.
 
 The exchange keeps its own book per symbol so that a REST depth snapshot is consistent with
 the stream it has sent: the book starts from the recording's REST snapshot (when the replay
@@ -22,10 +22,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from typing import Any
 
 import msgspec
 
-from analyzer.exchange.recordings import stream_symbol
+from analyzer.venues.binance.emulate.recordings import stream_symbol
 
 # Kinds of stream, by name: only these are decoded; everything else is just forwarded.
 OTHER, DEPTH, TRADE, AGG, MARK, INDEX = range(6)
@@ -129,7 +130,7 @@ def _price(level: tuple[str, str]) -> float:
         return math.nan
 
 
-def classify(name: bytes) -> tuple[int, str | None]:
+def kind_of(name: bytes) -> tuple[int, str | None]:
     """Kind and symbol of a stream, from its name (``btcusdt@depth@0ms`` -> DEPTH, BTCUSDT)."""
     if b"@indexPrice" in name:
         return INDEX, None
@@ -284,7 +285,8 @@ class Tape:
 
 
 class MarketState:
-    """Books, trades and marks of one market, updated by the replay frame by frame."""
+    """Books, trades and marks of one market, updated by the replay frame by frame (the
+    ``ReplayMarket`` of ``analyzer.exchange.emulator``, REST answers aside)."""
 
     def __init__(
         self,
@@ -310,8 +312,20 @@ class MarketState:
         self.marks: dict[str, Mark] = {}
         self.funding_times: dict[str, list[int]] = {}  # distinct next-funding times seen
         self.indexes: dict[str, str] = {}  # pair -> index price (COIN-M indexPrice stream)
-        self.rest: dict[tuple[str, str], bytes] = {}  # other recorded REST bodies
+        self.recorded: dict[tuple[str, str], bytes] = {}  # other recorded REST bodies
         self.now_ns = self.first_ts_ns  # recorded local time of the last released event
+
+    def classify(self, name: bytes) -> tuple[Any, str | None, bool]:
+        """(handler, symbol, is_depth) of a stream: the replay calls ``handler(symbol, frame)``."""
+        kind, symbol = kind_of(name)
+        handler = {
+            DEPTH: self.on_depth, TRADE: self.on_trade, AGG: self.on_agg, MARK: self.on_mark,
+            INDEX: self.on_index,
+        }.get(kind)
+        return handler, symbol, kind == DEPTH
+
+    def depth_seen(self, symbol: str) -> int:
+        return self.book(symbol).diffs
 
     def first_snapshot(self, symbol: str) -> Snapshot | None:
         snap = self._first_snapshots.get(symbol)
@@ -377,7 +391,7 @@ class MarketState:
             times.append(mark.T)
             del times[:-2]
 
-    def on_index(self, payload: bytes) -> None:
+    def on_index(self, symbol: str | None, payload: bytes) -> None:
         try:
             index = _index_decoder.decode(payload).data
         except msgspec.DecodeError:
@@ -395,4 +409,4 @@ class MarketState:
             self.decode_errors += 1
 
     def on_rest(self, key: tuple[str, str], body: bytes) -> None:
-        self.rest[key] = body
+        self.recorded[key] = body
