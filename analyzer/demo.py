@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import shlex
@@ -22,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ from analyzer import config as config_mod
 from analyzer.argtypes import port_number, positive_seconds, speed_factor
 from analyzer.sim import DEFAULT_START_NS, Schedule
 from analyzer.sim.clock import iso
+from analyzer.venues import VENUES
 
 if TYPE_CHECKING:
     from analyzer.collector import Collector
@@ -94,24 +95,19 @@ def demo_config(port: int, data_dir: str, metrics_port: int,
 def sim_config(port: int, data_dir: str, metrics_port: int,
                symbols: dict[str, list[str]], metrics_host: str = "127.0.0.1"
                ) -> config_mod.Config:
-    """Every symbol the simulated exchange lists, with every channel its market has; dated
-    futures by the glob ``*_*``, so that the quarterlies listed at an expiry roll are followed."""
+    """Every market the simulated exchange serves, with every channel its market has, following
+    every symbol it lists by the glob ``*``: the quarterlies listed at an expiry roll too."""
     base = f"127.0.0.1:{port}"
-
-    def feed(venue: str, **kw: object) -> dict:
-        perps = [s for s in symbols[venue] if "_" not in s or s.endswith("_PERP")]
-        follow = ["*_*"] if len(perps) < len(symbols[venue]) else []
-        return {"venue": venue, "symbols": perps + follow, "ws_url": f"ws://{base}/{venue}",
-                "rest_url": f"http://{base}/{venue}", "open_interest_seconds": 5.0,
-                "instruments_seconds": 60.0, **kw}
-
     futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
+    feeds = [
+        {"venue": venue, "symbols": ["*"], "ws_url": f"ws://{base}/{venue}",
+         "rest_url": f"http://{base}/{venue}", "open_interest_seconds": 5.0,
+         "instruments_seconds": 60.0,
+         "channels": ["depth", "trades", "bookTicker"] if VENUES[venue][0].is_spot else futures}
+        for venue in symbols
+    ]
     return config_mod.parse({
-        "feeds": [
-            feed("binance_spot", channels=["depth", "trades", "bookTicker"]),
-            feed("binance_usdm", options={"depth_speed": "0ms"}, channels=futures),
-            feed("binance_coinm", channels=futures),
-        ],
+        "feeds": feeds,
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
         "metrics": {"port": metrics_port, "host": metrics_host},
         "carry": {"gates": DEMO_CARRY},
@@ -127,15 +123,23 @@ DEMO_CARRY = {"financing_rate": 0.05, "min_net_ann": 0.05, "entry_ann": 0.05, "e
 
 
 def listed_symbols(port: int) -> dict[str, list[str]]:
-    """The symbols each market's exchangeInfo lists (what a collector may subscribe to)."""
+    """The symbols each market the exchange serves lists (what a collector may subscribe to),
+    read and decoded as the collector reads them, through each venue's feed class; a market the
+    exchange does not serve (404) is left out."""
     out = {}
-    for venue, path in (("binance_spot", "/api/v3/exchangeInfo"),
-                        ("binance_usdm", "/fapi/v1/exchangeInfo"),
-                        ("binance_coinm", "/dapi/v1/exchangeInfo")):
-        url = f"http://127.0.0.1:{port}/{venue}{path}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            info = json.loads(resp.read())
-        out[venue] = [s["symbol"] for s in info["symbols"]]
+    for venue, (market, feed_cls) in VENUES.items():
+        feed = feed_cls(market, [], [], None)
+        bodies = []
+        try:
+            for path in feed.instrument_paths():
+                url = f"http://127.0.0.1:{port}/{venue}{path}"
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    bodies.append(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                continue
+            raise
+        out[venue] = sorted(feed.decode_instruments(bodies, time.time_ns()))
     return out
 
 
