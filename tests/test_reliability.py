@@ -58,6 +58,18 @@ FRAME_KEYS = {
     venue: {"stream": ("stream",), "event_time": ("data", "E"), "quantity": ("data", "q"),
             "trade_stream": "@trade", "agg_stream": "@aggTrade"}
     for venue in VENUES if venue.startswith("binance_")
+} | {
+    # Bybit: the topic names the stream; a publicTrade frame's data is a list of trades
+    venue: {"stream": ("topic",), "event_time": ("ts",), "quantity": ("data", 0, "v"),
+            "trade_stream": "publicTrade.", "agg_stream": "publicTrade."}
+    for venue in VENUES if venue.startswith("bybit_")
+}
+# OKX: {"arg":{"channel":"trades","instId":..},"data":[{"tradeId","px","sz","side","ts"}]}
+FRAME_KEYS |= {
+    venue: {"stream": ("arg", "instId"), "event_time": ("data", 0, "ts"),
+            "quantity": ("data", 0, "sz"), "trade_stream": '"channel":"trades"',
+            "agg_stream": '"channel":"trades"'}
+    for venue in VENUES if venue.startswith("okx_")
 }
 
 

@@ -30,7 +30,8 @@ connection's ``Session``: the venue parses it (subscribe, unsubscribe, list, an 
 such as ``{"op":"ping"}`` answered ``{"op":"pong",...}``, or a bare ``ping`` text answered
 ``pong``), acts through the session (``subscribe`` / ``unsubscribe``; ``send`` queues a data
 frame, e.g. the book snapshot some venues send on a book subscription before its deltas, ahead
-of any later frame of that stream), and returns its reply text, nothing, or a ``Close``. The
+of any later frame of that stream; frames queued while a message is handled are written as
+soon as it returns, before its reply), and returns its reply text, nothing, or a ``Close``. The
 core enforces the message rate (``messages_per_s`` per connection; over it:
 ``too_many_messages``), the idle timeout (``idle_timeout_s``, for a venue that closes a
 connection silent for 30 s), websocket pings (``ping_interval`` / ``ping_timeout``; None: the
@@ -210,6 +211,8 @@ class MarketEmulator(Protocol):
     ping_interval: float | None  # seconds between server websocket pings (None: no pings)
     ping_timeout: float | None  # a client that does not pong in time is closed (1011)
     idle_timeout_s: float | None  # close a connection that sent nothing for that long
+    # (optional) the close code and reason of that idle close; default Close(1000, "idle")
+    idle_close: Close
     messages_per_s: int  # incoming messages a second per connection
     too_many_messages: Close  # what the venue does beyond that
     max_streams: int  # streams a connection may hold

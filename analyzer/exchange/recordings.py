@@ -13,6 +13,9 @@ hftbacktest lines
 analyzer captures
     the same line format; REST bodies are recorded as
     ``<ts> {"rest":"<path>?symbol=BTCUSDT&limit=1000","body":{...}}``.
+plain frames
+    one frame per line with no local time (nautilus_trader's data files, tardis-node's
+    samples): each is timed by the venue's ``RecordingFormat.frame_time`` (its exchange time).
 cryptofeed captures
     a folder with ``X.ws.<n>.<m>.txt`` (first line ``<url> <-> <ts>``, sent frames
     ``<url> <- <ts>: <json>``, received frames ``<ts>: <json>``; ts in seconds with a fraction),
@@ -197,6 +200,35 @@ class _LinesSource(_Source):
                     log.warning("%s: skipped an unreadable line: %.80r", path, payload)
 
 
+class _FramesSource(_LinesSource):
+    """Plain frames, one per line, timed by the venue (``RecordingFormat.frame_time``)."""
+
+    def events(self) -> Iterator[Event]:
+        fmt = self.format
+        frame_time = getattr(fmt, "frame_time", None)
+        if frame_time is None:
+            raise ExchangeError(f"{self.name}: frames without a local time, and this venue's "
+                                "frames carry no time the replay can use")
+        envelope = fmt.envelope or b"\0"
+        start = len(envelope)
+        for path in self.paths:
+            for line in _lines(path):
+                payload = line.strip()
+                if not payload:
+                    continue
+                ts = frame_time(payload)
+                if ts is None:
+                    continue
+                if payload.startswith(envelope):
+                    yield ts, FRAME, payload[start : payload.find(b'"', start)], payload
+                    continue
+                try:
+                    if (event := fmt.payload(ts, payload, self.default_symbol)) is not None:
+                        yield event
+                except msgspec.DecodeError:
+                    log.warning("%s: skipped an unreadable line: %.80r", path, payload)
+
+
 class _CryptofeedSource(_Source):
     """A cryptofeed capture folder: ws frames merged with the REST snapshots by time."""
 
@@ -307,6 +339,8 @@ def _sources_for(path: str | Path) -> list[_Source]:
         return [_CryptofeedSource(p.parent, m["prefix"])]
     if _is_lines_file(p):
         return [_LinesSource([p])]
+    if _is_frames_file(p):
+        return [_FramesSource([p])]
     raise ExchangeError(
         f"unknown recording format: {p} (expected <ts> <frame> lines or cryptofeed files)"
     )
@@ -319,6 +353,16 @@ def _is_lines_file(path: Path) -> bool:
     except (OSError, EOFError, gzip.BadGzipFile):
         return False
     return bool(_LINE.match(first))
+
+
+def _is_frames_file(path: Path) -> bool:
+    """One JSON frame per line, no local time."""
+    try:
+        with _open_binary(path) as f:
+            first = f.readline(1 << 20)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    return first.lstrip().startswith(b"{") and first.rstrip().endswith(b"}")
 
 
 class Recording:
@@ -335,6 +379,9 @@ class Recording:
         self.first_snapshots: dict[str, bytes] = {}
         self.snapshots = 0
         self.exchange_info: bytes | None = None  # the recorded instrument listing
+        # every recorded listing by its INFO key (a venue whose listing takes several
+        # requests, one per instrument type): the first body of each
+        self.listings: dict[str, bytes] = {}
         self.frames = 0
         self.first_ts = 0
         self.last_ts = 0
@@ -448,6 +495,7 @@ class Recording:
                 inference.url(key)
                 if self.exchange_info is None:
                     self.exchange_info = payload
+                self.listings.setdefault(key, payload)
             else:
                 inference.url(key[0])
         if bare is not None:

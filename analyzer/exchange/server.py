@@ -463,7 +463,8 @@ class LocalExchange:
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                await conn.close(1000, "idle")
+                close = getattr(emulator, "idle_close", None) or Close(1000, "idle")
+                await conn.close(close.code, close.reason)
                 return
             now = loop.time()
             if now - window >= 1.0:
@@ -474,6 +475,8 @@ class LocalExchange:
                 await conn.close(close.code, close.reason)
                 return
             reply = emulator.on_message(session, message)
+            if session.client.out:  # frames the venue queued (session.send): out now, in order
+                feed._flush()
             if isinstance(reply, Close):
                 await conn.close(reply.code, reply.reason)
                 return

@@ -262,7 +262,7 @@ class Simulation:
 
     @property
     def feed_ids(self) -> list[str]:
-        return [v.feed for v in self.world.venues]
+        return list(dict.fromkeys(v.feed for v in self.world.venues))  # a feed may have 2 specs
 
     def start(self) -> None:
         """Let the clock start (``autostart=False``); it still waits for ``wait_for``."""

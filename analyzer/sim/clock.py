@@ -99,10 +99,16 @@ def next_multiple(t_ns: int, period_ns: int) -> int:
     return (t_ns // period_ns + 1) * period_ns
 
 
+_MONTH_CODES = "FGHJKMNQUVXZ"  # the futures month codes, January to December
+
+
 def expiry_code(ns: int, style: str = "yymmdd") -> str:
     """The date part of a dated contract's symbol: ``251226`` (``yymmdd``), ``26DEC25``
-    (Deribit-style ``ddMMMyy``) or ``20251226``."""
+    (Deribit-style ``ddMMMyy``), ``20251226`` or ``Z25`` (``mYY``: the futures month code and
+    the year, as in ``BTCUSDZ25``)."""
     d = datetime.fromtimestamp(ns // NS, UTC)
+    if style == "mYY":
+        return f"{_MONTH_CODES[d.month - 1]}{d.year % 100:02d}"
     if style == "yymmdd":
         return d.strftime("%y%m%d")
     if style == "ddMMMyy":  # month names spelled out: strftime's %b follows the locale

@@ -239,10 +239,13 @@ class MarketModel:
     def scenario_runs(self) -> list[ScenarioRun]:
         return list(self._runs)
 
-    def symbol_at(self, feed: str, asset: str, contract: str, t_ns: int) -> str:
+    def symbol_at(self, feed: str, asset: str, contract: str, t_ns: int,
+                  kind: str | None = None) -> str:
         """The symbol of ``contract`` (spot, perpetual, near, far) of an asset on a feed at
-        t_ns, from the calendar (the listing rule is: the first n quarterlies after t)."""
-        v = self.world.venue(feed)
+        t_ns, from the calendar (the listing rule is: the first n quarterlies after t);
+        ``kind``: which spec of a feed that has a linear and an inverse one (default: its
+        first)."""
+        v = self.world.venue(feed, kind)
         self.world.asset(asset)
         if not v.lists(asset):
             raise SimError(f"{feed} does not list {asset}")
@@ -389,7 +392,7 @@ class MarketModel:
         template = getattr(v.symbols, market)
         fields = {"base": asset, "quote": v.quote}
         if expiry is not None:
-            fields |= {s: expiry_code(expiry, s) for s in ("yymmdd", "ddMMMyy", "yyyymmdd")}
+            fields |= {s: expiry_code(expiry, s) for s in ("yymmdd", "ddMMMyy", "yyyymmdd", "mYY")}
         return template.format(**fields)
 
     def _list_all(self, v: VenueSpec, asset: str, t_ns: int,
@@ -412,12 +415,12 @@ class MarketModel:
         inverse = v.kind == "inverse"
         tick = v.tick.get(spec.name, spec.tick[market])
         lot = 1.0 if inverse else spec.lot[market]
+        contract = v.inverse_contract_size or spec.inverse_contract_size
         info = Instrument(v.feed, sym, v.exchange, market, spec.name, v.quote, inverse,
-                          spec.inverse_contract_size if inverse else 1.0, tick, lot, expiry,
-                          t_ns)
+                          contract if inverse else 1.0, tick, lot, expiry, t_ns)
         inst = SimInstrument(info, v, a, self._va[(v.feed, spec.name)])
         inst.reprice(t_ns, a.price)
-        units = inst.fair / spec.inverse_contract_size if inverse else 1.0  # size per base unit
+        units = inst.fair / contract if inverse else 1.0  # size per base unit
         depth = v.depth_factor * (FUTURE_DEPTH if market == "future" else 1.0)
         n_iv = max(1, round(rates.step_s * rates.book_changes_per_s))
         per_iv = rates.step_s / n_iv  # seconds per interval
@@ -440,8 +443,7 @@ class MarketModel:
         )
         if market != "spot":
             notional = spec.open_interest_usd * depth
-            inst.oi = inst.oi_base = (notional / spec.inverse_contract_size if inverse
-                                      else notional / inst.fair)
+            inst.oi = inst.oi_base = (notional / contract if inverse else notional / inst.fair)
         if market == "perpetual":
             inst.funding = FundingClock(t_ns, v.funding_hours(spec.name), v.funding)
         self._insts[(v.feed, sym)] = inst

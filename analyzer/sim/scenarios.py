@@ -319,7 +319,7 @@ class FundingNegative(Scenario, kw_only=True):
         for v in model.world.venues:
             if not (v.perpetual and v.lists(self.asset)):
                 continue
-            sym = model.symbol_at(v.feed, self.asset, "perpetual", begin)
+            sym = model.symbol_at(v.feed, self.asset, "perpetual", begin, v.kind)
             h = round(v.funding_hours(self.asset) * 3600 * NS)
             settlements += [(v.feed, sym, t) for t in range((settle // h + 1) * h, last + 1, h)
                             if t - settle >= self.share * h]
@@ -365,8 +365,10 @@ class ExpiryRoll(Scenario, kw_only=True):
                 continue
             for a in model.world.assets:
                 if v.lists(a.name):
-                    expiring.append((v.feed, model.symbol_at(v.feed, a.name, "near", begin)))
-                    listed.append((v.feed, model.symbol_at(v.feed, a.name, "far", expiry)))
+                    expiring.append((v.feed, model.symbol_at(v.feed, a.name, "near", begin,
+                                                             v.kind)))
+                    listed.append((v.feed, model.symbol_at(v.feed, a.name, "far", expiry,
+                                                           v.kind)))
         return {"expiry_ns": expiry, "expiring": expiring, "listed": listed,
                 "max_basis_bps": self.max_basis_bps,
                 "settlement": "30-minute average of the venue's index"}

@@ -2,7 +2,8 @@
 
 One ``VenueSpec`` is one feed (a feed id ``<exchange>_<market>``): the unit the rest of the
 analyzer keys everything by (``venue`` in ``analyzer.events``), with its own symbols, fees,
-depth and sequence rules. An exchange with several markets is several specs, so adding a venue
+depth and sequence rules; a feed that lists linear and inverse contracts together (OKX's swaps)
+has one spec per kind. An exchange with several markets is several specs, so adding a venue
 is adding specs to ``World.venues``, with no code; each venue's emulator declares its own
 (``sim_venues``), and ``default_world`` takes them all.
 """
@@ -37,7 +38,8 @@ class FundingSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 class SymbolTemplates(msgspec.Struct, frozen=True, kw_only=True):
     """``str.format`` templates of a venue's symbols. Fields: ``base``, ``quote`` and, for dated
-    futures, ``yymmdd`` (251226), ``ddMMMyy`` (26DEC25), ``yyyymmdd`` (20251226)."""
+    futures, ``yymmdd`` (251226), ``ddMMMyy`` (26DEC25), ``yyyymmdd`` (20251226), ``mYY`` (Z25:
+    month code and year)."""
 
     spot: str = "{base}{quote}"
     perpetual: str = "{base}{quote}"
@@ -93,6 +95,7 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
     # may skip between changes. Spot style: no prev id; first id == previous last id + 1.
     sends_prev_id: bool = False
     tick: dict[str, float] = {}  # per asset: this venue's tick for all its markets
+    inverse_contract_size: float | None = None  # USD a contract (None: the asset's)
     spread_ticks: int = 1  # quoted spread when the book is calm
 
     def markets(self) -> tuple[str, ...]:
@@ -147,20 +150,23 @@ class World(msgspec.Struct, frozen=True, kw_only=True):
                 return a
         raise SimError(f"unknown asset {name!r}: known: {', '.join(a.name for a in self.assets)}")
 
-    def venue(self, feed: str) -> VenueSpec:
+    def venue(self, feed: str, kind: str | None = None) -> VenueSpec:
+        """The spec of a feed (its first: a feed may list linear and inverse contracts, one
+        spec each; ``kind`` picks one)."""
         for v in self.venues:
-            if v.feed == feed:
+            if v.feed == feed and (kind is None or v.kind == kind):
                 return v
         raise SimError(f"unknown feed {feed!r}: known: {', '.join(v.feed for v in self.venues)}")
 
     def validate(self) -> World:
         """Raise ``SimError`` on an inconsistent world; return it unchanged."""
         names = [a.name for a in self.assets]
-        feeds = [v.feed for v in self.venues]
+        # one spec per feed and kind: a feed listing linear and inverse contracts has two
+        feeds = [(v.feed, v.kind) for v in self.venues]
         if not names or len(set(names)) != len(names):
             raise SimError(f"asset names must be unique and non-empty: {names}")
         if not feeds or len(set(feeds)) != len(feeds):
-            raise SimError(f"venue feeds must be unique and non-empty: {feeds}")
+            raise SimError(f"venue (feed, kind) pairs must be unique and non-empty: {feeds}")
         for a in self.assets:
             for m in MARKETS:
                 if a.tick.get(m, 0) <= 0 or a.lot.get(m, 0) <= 0:

@@ -11,6 +11,6 @@ from analyzer.venues.base import Venue
 from analyzer.venues.bybit.decode import BybitFeed, WsBookRules
 from analyzer.venues.bybit.spec import DOCS, MARKETS
 
-VENUE = Venue("bybit", MARKETS, BybitFeed, docs=DOCS, emulator="")  # emulate: next
+VENUE = Venue("bybit", MARKETS, BybitFeed, docs=DOCS, emulator="analyzer.venues.bybit.emulate")
 
 __all__ = ["MARKETS", "VENUE", "BybitFeed", "WsBookRules"]

@@ -4,7 +4,7 @@ Docs: https://www.okx.com/docs-v5/en/
 
 ``spec``: markets, limits and fees; ``schemas``: raw frames and bodies; ``decode``: streams,
 decoding, book rules and checksum; ``rest``: the instrument listing; ``emulate``: the local
-exchange's side (to come).
+exchange's side.
 """
 
 from analyzer.venues.base import Venue
@@ -20,7 +20,7 @@ from analyzer.venues.okx.schemas import (
 from analyzer.venues.okx.spec import DOCS, MARKETS
 
 VENUE = Venue(name="okx", markets=MARKETS, feed=OkxFeed, docs=DOCS,
-              emulator="")  # emulate: next
+              emulator="analyzer.venues.okx.emulate")
 
 __all__ = [
     "MARKETS",

@@ -1,0 +1,149 @@
+"""OKX's REST bodies as the local exchange writes them: the instrument listing (from the
+simulated instruments, or made up for a recording's), server time, a book.
+
+Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+
+Every value is a string; fields that do not apply are "" (a spot pair's ``ctVal``, a swap's
+``expTime``). ``lotSz`` and ``minSz`` of derivatives are contracts: a linear contract is
+``ctVal`` base units, so its lot is the base lot / ctVal; an inverse one is ``ctVal`` USD.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from analyzer.exchange.emulator import RestError
+
+if TYPE_CHECKING:
+    from analyzer.events import Instrument
+
+MS = 1_000_000
+INST_TYPES = ("SPOT", "SWAP", "FUTURES")
+# Contract values the sim and made-up listings use: OKX's own for these underlyings.
+LINEAR_CT_VAL = {"BTC": 0.01, "ETH": 0.1}  # base units a contract (others: 1)
+INVERSE_CT_VAL = {"BTC": 100.0}  # USD a contract (others: 10)
+
+_encode = msgspec.json.encode
+
+
+def listing_key(kind: str) -> str:
+    return f"/api/v5/public/instruments?instType={kind}"
+
+
+def inst_type_param(params: dict[str, str]) -> str:
+    kind = params.get("instType", "")
+    if not kind:
+        raise RestError(400, {"code": "50014", "msg": "Parameter instType can not be empty.",
+                              "data": []})
+    if kind not in (*INST_TYPES, "MARGIN", "OPTION"):
+        raise RestError(400, {"code": "51000", "msg": "Parameter instType error", "data": []})
+    return kind
+
+
+def text(x: float) -> str:
+    """A decimal text as OKX writes it ("0.01", "100", "0.00001")."""
+    d = Decimal(repr(x)).normalize()
+    return f"{d:f}"
+
+
+def contracts(x: float, ct_val: float) -> str:
+    """x base units in contracts of ct_val, exactly (0.001 / 0.01 -> "0.1")."""
+    d = (Decimal(repr(x)) / Decimal(repr(ct_val))).normalize()
+    return f"{d:f}"
+
+
+def linear_ct_val(base: str) -> float:
+    return LINEAR_CT_VAL.get(base, 1.0)
+
+
+def time_body(now_ms: int) -> bytes:
+    return _encode({"code": "0", "data": [{"ts": str(now_ms)}], "msg": ""})
+
+
+def books_body(depth: dict[str, Any]) -> bytes:
+    return _encode({"code": "0", "data": [depth], "msg": ""})
+
+
+def _entry(inst_id: str, kind: str, base: str, quote: str, tick: str, lot: str, *,
+           inverse: bool = False, ct_val: str = "", exp_ms: int | None = None,
+           list_ms: int = 0, alias: str = "") -> dict[str, str]:
+    """One instrument object, OKX's keys in OKX's order."""
+    spot = kind == "SPOT"
+    uly = "" if spot else f"{base}-{quote}"
+    return {
+        "alias": alias,
+        "baseCcy": base if spot else "",
+        "category": "1",
+        "ctMult": "" if spot else "1",
+        "ctType": "" if spot else ("inverse" if inverse else "linear"),
+        "ctVal": ct_val,
+        "ctValCcy": "" if spot else (quote if inverse else base),
+        "expTime": str(exp_ms) if exp_ms is not None else "",
+        "instFamily": uly,
+        "instId": inst_id,
+        "instType": kind,
+        "lever": "10" if spot else "100",
+        "listTime": str(list_ms),
+        "lotSz": lot,
+        "maxMktSz": "1000000",
+        "minSz": lot,
+        "quoteCcy": quote if spot else "",
+        "settleCcy": "" if spot else (base if inverse else quote),
+        "state": "live",
+        "tickSz": tick,
+        "uly": uly,
+    }
+
+
+def listing_body(kind: str, instruments: list[Instrument]) -> bytes:
+    """The listing of simulated instruments of one type (sizes: see the module doc)."""
+    data = []
+    dated = sorted((i for i in instruments if i.expiry is not None), key=lambda i: i.expiry or 0)
+    aliases = {}
+    for inst in dated:
+        n = sum(1 for j in dated if j.base == inst.base and j.quote == inst.quote
+                and (j.expiry or 0) < (inst.expiry or 0))
+        aliases[inst.symbol] = ("quarter", "next_quarter")[min(n, 1)]
+    for inst in sorted(instruments, key=lambda i: i.symbol):
+        tick = text(inst.tick_size)
+        list_ms = inst.ts_local // MS
+        exp_ms = inst.expiry // MS if inst.expiry is not None else None
+        if kind == "SPOT":
+            entry = _entry(inst.symbol, kind, inst.base, inst.quote, tick, text(inst.lot_size),
+                           list_ms=list_ms)
+        elif inst.inverse:
+            entry = _entry(inst.symbol, kind, inst.base, inst.quote, tick, text(inst.lot_size),
+                           inverse=True, ct_val=text(inst.contract_size), exp_ms=exp_ms,
+                           list_ms=list_ms, alias=aliases.get(inst.symbol, ""))
+        else:
+            ct = linear_ct_val(inst.base)
+            entry = _entry(inst.symbol, kind, inst.base, inst.quote, tick,
+                           contracts(inst.lot_size, ct), ct_val=text(ct), exp_ms=exp_ms,
+                           list_ms=list_ms, alias=aliases.get(inst.symbol, ""))
+        data.append(entry)
+    return _encode({"code": "0", "data": data, "msg": ""})
+
+
+def synthetic_listing(kind: str, inst_ids: list[str], books: dict[str, Any]) -> bytes:
+    """A listing for a recording that has none: the instruments it streams, with OKX's usual
+    contract values (BTC-USDT-SWAP 0.01 BTC, BTC-USD-SWAP 100 USD...)."""
+    data = []
+    for inst_id in inst_ids:
+        base, quote = inst_id.split("-")[:2]
+        if kind == "SPOT":
+            data.append(_entry(inst_id, kind, base, quote, "0.1", "0.00000001"))
+            continue
+        exp_ms = None
+        if kind == "FUTURES":
+            from datetime import UTC, datetime
+
+            d = datetime.strptime(inst_id.split("-")[2], "%y%m%d").replace(hour=8, tzinfo=UTC)
+            exp_ms = int(d.timestamp() * 1000)
+        inverse = quote == "USD"
+        ct = INVERSE_CT_VAL.get(base, 10.0) if inverse else linear_ct_val(base)
+        data.append(_entry(inst_id, kind, base, quote, "0.1", "1", inverse=inverse,
+                           ct_val=text(ct), exp_ms=exp_ms))
+    return _encode({"code": "0", "data": data, "msg": ""})

@@ -1,0 +1,289 @@
+"""The simulated market in OKX's wire format: one ``SymbolFormat`` per listed instrument turns
+the model's normalized events into OKX frames (REST bodies: ``info``).
+
+Docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
+      https://www.okx.com/docs-v5/en/#public-data-websocket
+
+Channels: ``books`` (BookChange; ``seqId`` the change's last id, ``prevSeqId`` the previous
+change's: the sim's futures-style ids skip values, as OKX's do), ``bbo-tbt`` and ``tickers``
+(Quote; tickers at most every 100 ms), ``trades`` (Trade: the model fills one price level per
+trade, which is OKX's aggregate, one per taker order and price; ``count`` is made up from the
+id), ``mark-price``, ``index-tickers`` (one frame per index and instant across the index's
+instruments) and ``funding-rate`` (DerivativeTicker), ``open-interest`` (OpenInterest).
+
+Units: sizes of linear contracts go out in contracts (base units / ctVal: a whole number of
+the listing's ``lotSz``, since the sim's lot is a multiple of it), inverse ones are contracts
+already, spot sizes base units.
+
+Checksums: each book frame carries OKX's CRC32 of the top 25 levels after it, from the
+renderer's own copy of the book as released (texts as sent). The copy follows the released
+changes while someone subscribes the book; when it cannot (nobody subscribed, or a change was
+kept off the wire), it starts over from the model's book, which may be ahead of the released
+stream by a step: the changes it already holds are rendered with its checksum and carry ids a
+client discards (``seqId`` not above the snapshot's). ``checksums=False`` sends 0, as OKX does
+since 2026, and keeps no copy.
+
+Rendering is the exchange's hot path: frames are filled into preformatted templates, and the
+texts of prices and sizes are cached per instrument (``books.Texts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from analyzer.events import BookChange, DerivativeTicker, OpenInterest, Quote, Trade
+from analyzer.venues.okx.emulate.books import (
+    SNAPSHOT_LEVELS,
+    TextBook,
+    Texts,
+    decimals,
+    plain,
+    snapshot_frame,
+)
+from analyzer.venues.okx.emulate.info import contracts, linear_ct_val
+
+if TYPE_CHECKING:
+    from analyzer.events import Instrument
+    from analyzer.sim import MarketModel
+
+Sink = Callable[[bytes], Any]
+MS = 1_000_000
+TICKER_NS = 100 * MS  # tickers: at most one push per 100 ms
+HOUR_MS = 3_600_000
+
+
+class Tape:
+    """The last trade of an instrument (tickers' ``last``/``lastSz``) and the traded size."""
+
+    __slots__ = ("last", "size", "volume")
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.size = 0.0
+        self.volume = 0.0
+
+    def add(self, ev: Trade) -> None:
+        self.last, self.size = ev.price, ev.size
+        self.volume += ev.size
+
+
+class SymbolFormat:
+    """The frames of one instrument (``kind``: SPOT, SWAP or FUTURES)."""
+
+    def __init__(self, kind: str, info: Instrument, model: MarketModel,
+                 index_sent: dict[str, int], checksums: bool = True) -> None:
+        self.kind = kind
+        self.info = info
+        self.model = model
+        self.index_sent = index_sent
+        self.checksums = checksums
+        self.tape = Tape()
+        self.symbol = sym = info.symbol
+        self.uly = "-".join(sym.split("-")[:2])
+        self.linear = kind != "SPOT" and not info.inverse
+        self.ct_val = linear_ct_val(info.base) if self.linear else info.contract_size
+        lot = float(contracts(info.lot_size, self.ct_val)) if self.linear else info.lot_size
+        self.px = Texts(decimals(info.tick_size))
+        self.qx = Texts(decimals(lot), self.ct_val if self.linear else 1.0)
+        self.book = TextBook()
+        self.live = False  # the copy follows the released changes
+        self.last_id = -1
+        self.ticker_ns = -TICKER_NS
+        arg = '{"arg":{"channel":"%s","instId":"' + sym + '"}'
+        self.keys = {ch: f"{ch}:{sym}".encode() for ch in (
+            "books", "trades", "bbo-tbt", "tickers", "mark-price", "funding-rate",
+            "open-interest")}
+        self.index_key = f"index-tickers:{self.uly}".encode()
+        self.book_tmpl = (arg % "books") + (
+            ',"action":"update","data":[{"asks":[%s],"bids":[%s],"ts":"%d","checksum":%d,'
+            '"prevSeqId":%d,"seqId":%d}]}')
+        self.trade_tmpl = (arg % "trades") + (
+            ',"data":[{"instId":"' + sym + '","tradeId":"%s","px":"%s","sz":"%s","side":"%s",'
+            '"ts":"%d","count":"%d"}]}')
+        self.bbo_tmpl = (arg % "bbo-tbt") + (
+            ',"data":[{"asks":[["%s","%s","0","1"]],"bids":[["%s","%s","0","1"]],"ts":"%d",'
+            '"seqId":%d}]}')
+        self.ticker_tmpl = (arg % "tickers") + (
+            ',"data":[{"instType":"' + kind + '","instId":"' + sym + '","last":"%s",'
+            '"lastSz":"%s","askPx":"%s","askSz":"%s","bidPx":"%s","bidSz":"%s","open24h":"%s",'
+            '"high24h":"%s","low24h":"%s","volCcy24h":"%s","vol24h":"%s","sodUtc0":"%s",'
+            '"sodUtc8":"%s","ts":"%d"}]}')
+        self.mark_tmpl = (arg % "mark-price") + (
+            ',"data":[{"instId":"' + sym + '","instType":"' + kind + '","markPx":"%s",'
+            '"ts":"%d"}]}')
+        self.index_tmpl = ('{"arg":{"channel":"index-tickers","instId":"' + self.uly + '"}'
+                           ',"data":[{"instId":"' + self.uly + '","idxPx":"%s","high24h":"%s",'
+                           '"sodUtc0":"%s","open24h":"%s","low24h":"%s","sodUtc8":"%s",'
+                           '"ts":"%d"}]}')
+        self.funding_tmpl = (arg % "funding-rate") + (
+            ',"data":[{"fundingRate":"%.16f","fundingTime":"%d","instId":"' + sym + '",'
+            '"instType":"SWAP","method":"current_period","nextFundingRate":"",'
+            '"nextFundingTime":"%d","ts":"%d"}]}')
+        self.oi_tmpl = (arg % "open-interest") + (
+            ',"data":[{"instId":"' + sym + '","instType":"' + kind + '","oi":"%s",'
+            '"oiCcy":"%s","oiUsd":"%s","ts":"%d"}]}')
+
+    # -- books ---------------------------------------------------------------------------------
+
+    def reseed(self) -> None:
+        """The copy starts over from the model's book now."""
+        snap = self.model.snapshot(self.info.venue, self.symbol)
+        book, px, qx = self.book, self.px, self.qx
+        book.clear()
+        for p, q in snap.bids:
+            book.set(True, p, (px[p], qx[q], "1"))
+        for p, q in snap.asks:
+            book.set(False, p, (px[p], qx[q], "1"))
+        self.last_id = snap.last_id
+        self.live = True
+
+    def snapshot(self, channel: str) -> bytes:
+        """The book's snapshot for a new subscription: the copy as released (a fresh copy of
+        the model's book when nobody followed it), with the id of its last change."""
+        if not self.live:
+            self.reseed()
+        return snapshot_frame(channel, self.symbol, self.book, self.model.now_ns // MS,
+                              self.last_id, self.checksums)
+
+    def _levels(self, levels: list[tuple[float, float]], bid: bool) -> str:
+        px, qx = self.px, self.qx
+        return ",".join(
+            f'["{px[p]}","{qx[q]}","0","1"]' if q else f'["{px[p]}","0","0","0"]'
+            for p, q in sorted(levels, reverse=bid)
+        )
+
+    def book_frame(self, ev: BookChange) -> bytes:
+        crc = 0
+        if self.checksums:
+            if not self.live:
+                self.reseed()
+            if ev.last_id > self.last_id:
+                if ev.prev_id != self.last_id:  # a change kept off the wire: start over
+                    self.reseed()
+                if ev.last_id > self.last_id:
+                    book, px, qx = self.book, self.px, self.qx
+                    for bid, levels in ((True, ev.bids), (False, ev.asks)):
+                        for p, q in levels:
+                            book.set(bid, p, (px[p], qx[q], "1") if q else None)
+                    self.last_id = ev.last_id
+            crc = self.book.checksum()
+        return (self.book_tmpl % (
+            self._levels(ev.asks, False) if ev.asks else "",
+            self._levels(ev.bids, True) if ev.bids else "",
+            ev.ts_exchange // MS, crc, ev.prev_id, ev.last_id,
+        )).encode()
+
+    # -- the other channels --------------------------------------------------------------------
+
+    def trade(self, ev: Trade) -> bytes:
+        px, qx = self.px, self.qx
+        return (self.trade_tmpl % (ev.trade_id, px[ev.price], qx[ev.size], ev.side,
+                                   ev.ts_exchange // MS, 1 + int(ev.trade_id) % 3)).encode()
+
+    def bbo(self, ev: Quote) -> bytes:
+        px, qx = self.px, self.qx
+        return (self.bbo_tmpl % (px[ev.ask_price], qx[ev.ask_size], px[ev.bid_price],
+                                 qx[ev.bid_size], ev.ts_exchange // MS, ev.update_id)).encode()
+
+    def ticker(self, ev: Quote) -> bytes | None:
+        if ev.ts_exchange - self.ticker_ns < TICKER_NS:
+            return None
+        self.ticker_ns = ev.ts_exchange
+        px, qx = self.px, self.qx
+        tape = self.tape
+        last = px[tape.last or ev.bid_price]
+        volume = plain(tape.volume / (self.ct_val if self.linear else 1.0), qx.places)
+        return (self.ticker_tmpl % (
+            last, qx[tape.size] if tape.size else "0", px[ev.ask_price], qx[ev.ask_size],
+            px[ev.bid_price], qx[ev.bid_size], last, last, last,
+            f"{tape.volume * (tape.last or ev.bid_price):.2f}", volume, last, last,
+            ev.ts_exchange // MS,
+        )).encode()
+
+    def mark(self, ev: DerivativeTicker) -> bytes | None:
+        if ev.mark_price is None:
+            return None
+        return (self.mark_tmpl % (self.px[ev.mark_price], ev.ts_exchange // MS)).encode()
+
+    def index(self, ev: DerivativeTicker) -> bytes | None:
+        """The index frame, once per instant across the index's instruments."""
+        if ev.index_price is None or self.index_sent.get(self.uly) == ev.ts_exchange:
+            return None
+        self.index_sent[self.uly] = ev.ts_exchange
+        x = self.px[ev.index_price]
+        return (self.index_tmpl % (x, x, x, x, x, x, ev.ts_exchange // MS)).encode()
+
+    def funding(self, ev: DerivativeTicker) -> bytes | None:
+        if ev.funding_rate is None or ev.next_funding_time is None:
+            return None
+        at = ev.next_funding_time // MS
+        step = round((ev.funding_interval_hours or 8.0) * HOUR_MS)
+        return (self.funding_tmpl % (ev.funding_rate, at, at + step,
+                                     ev.ts_exchange // MS)).encode()
+
+    def open_interest(self, ev: OpenInterest) -> bytes:
+        oi = ev.open_interest
+        if self.linear:
+            n, ccy = oi / self.ct_val, oi
+        else:  # contracts of ctVal USD: the coin is their value at the mark
+            n = oi
+            fair = self.model.instrument_state(self.info.venue, self.symbol).fair
+            ccy = oi * self.ct_val / fair
+        usd = ev.value_usd if ev.value_usd is not None else 0.0
+        return (self.oi_tmpl % (plain(n, self.qx.places), plain(ccy, 8), f"{usd:.2f}",
+                                ev.ts_exchange // MS)).encode()
+
+    # -- the SymbolRenderer interface ----------------------------------------------------------
+
+    def streams(self) -> list[bytes]:
+        out = [self.keys[ch] for ch in ("books", "trades", "bbo-tbt", "tickers")]
+        if self.kind != "SPOT":
+            out += [self.keys["mark-price"], self.keys["open-interest"], self.index_key]
+            if self.kind == "SWAP":
+                out.append(self.keys["funding-rate"])
+        return out
+
+    def outputs(self, sinks: dict[bytes, Sink]) -> dict[type, list[tuple[Any, Sink]]]:
+        keys = self.keys
+        out: dict[type, list[tuple[Any, Sink]]] = {}
+        books = sinks.get(keys["books"])
+        if books is None:
+            self.live = False  # nobody follows the book: the copy starts over when one does
+        else:
+            out[BookChange] = [(self.book_frame, books)]
+        if keys["trades"] in sinks:
+            out[Trade] = [(self.trade, sinks[keys["trades"]])]
+        quotes = [(render, sinks[keys[ch]]) for ch, render in
+                  (("bbo-tbt", self.bbo), ("tickers", self.ticker)) if keys[ch] in sinks]
+        if quotes:
+            out[Quote] = quotes
+        if self.kind != "SPOT":
+            tickers = [(render, sinks[key]) for key, render in (
+                (keys["mark-price"], self.mark), (self.index_key, self.index),
+                (keys["funding-rate"], self.funding)) if key in sinks]
+            if tickers:
+                out[DerivativeTicker] = tickers
+            if keys["open-interest"] in sinks:
+                out[OpenInterest] = [(self.open_interest, sinks[keys["open-interest"]])]
+        return out
+
+    def frames(self, ev: Any) -> list[tuple[bytes, bytes]]:
+        """Every (stream, frame) of an event (malformed-frame faults, tests)."""
+        cls = ev.__class__
+        keys = self.keys
+        if cls is BookChange:
+            return [(keys["books"], self.book_frame(ev))]
+        if cls is Trade:
+            return [(keys["trades"], self.trade(ev))]
+        if cls is Quote:
+            return [(keys["bbo-tbt"], self.bbo(ev))]
+        if cls is DerivativeTicker:
+            out = [(keys["mark-price"], self.mark(ev)), (keys["funding-rate"], self.funding(ev))]
+            return [(k, f) for k, f in out if f is not None]
+        if cls is OpenInterest:
+            return [(keys["open-interest"], self.open_interest(ev))]
+        return []
+
+
+__all__ = ["SNAPSHOT_LEVELS", "SymbolFormat", "Tape"]
