@@ -1,11 +1,15 @@
 """The simulated market collected end to end, for the tests: analyzer.sim -> the local exchange
-in Binance's protocol -> real websockets and HTTP on loopback -> the collector -> Parquet/DuckDB.
+in each venue's protocol -> real websockets and HTTP on loopback -> the collector ->
+Parquet/DuckDB. A run simulates the markets of the exchanges it names (Binance's by default:
+most tests are about one venue's rules, and every venue more costs time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +23,28 @@ from analyzer.collector import Collector
 from analyzer.exchange import LocalExchange, Simulation
 from analyzer.feed.books import SYNCING
 from analyzer.metrics import CollectorMetrics, serve
-from analyzer.sim import Schedule
+from analyzer.sim import Rates, Schedule, World
+from analyzer.sim.spec import BTC, ETH
 from analyzer.store.research import query
+from analyzer.venues import EXCHANGES, VENUES
 
 FEEDS = ("binance_spot", "binance_usdm", "binance_coinm")
+# the tests' feed settings: the densest depth stream, COIN-M's aggregate trades
+FEED_SETTINGS: dict[str, dict[str, Any]] = {
+    "binance_usdm": {"options": {"depth_speed": "0ms"}},
+    "binance_coinm": {"options": {"trade_stream": "aggTrade"}},
+}
+
+
+def world_of(exchanges: Sequence[str] = ("binance",), rates: Rates | None = None) -> World:
+    """BTC and ETH on every simulated market of these exchanges."""
+    emulators = [importlib.import_module(EXCHANGES[name].emulator).EMULATOR for name in exchanges]
+    venues = tuple(spec for e in emulators for spec in e.sim_venues)
+    return World(assets=(BTC, ETH), venues=venues, rates=rates or Rates()).validate()
+
+
+def feeds_in(world: World) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.feed for v in world.venues))
 
 
 @dataclass
@@ -52,7 +74,7 @@ class Run:
         """Trades the simulation released, per (venue, symbol)."""
         return {
             (venue, sym): len(tape.rows)
-            for venue in FEEDS
+            for venue in feeds_in(self.sim.world)
             for sym, tape in self.exchange.feed(venue).tapes.items()
             if tape.rows
         }
@@ -72,29 +94,25 @@ class Run:
 def feeds_of(sim: Simulation, *, follow_quarterlies: bool = False,
              options: dict[str, dict[str, Any]] | None = None,
              **usdm: Any) -> list[dict[str, Any]]:
-    """Every instrument the simulated exchangeInfo lists, on every market, every channel;
-    ``follow_quarterlies``: the dated futures as the glob ``*_*`` instead (new listings too);
-    ``options``: feed settings per venue (``usdm``: USDⓈ-M's)."""
-    by: dict[str, list[str]] = {}
+    """Every instrument the simulated market lists, on every market, every channel;
+    ``follow_quarterlies``: the dated futures by the glob ``*`` instead (new listings too);
+    ``options``: feed settings per venue (``usdm``: Binance USDⓈ-M's)."""
+    by: dict[str, list[str]] = {f: [] for f in feeds_in(sim.world)}
     for inst in sim.model.instruments():
         if not (follow_quarterlies and inst.expiry is not None):
-            by.setdefault(inst.venue, []).append(inst.symbol)
-    if follow_quarterlies:
-        by["binance_usdm"].append("*_*")
-        by["binance_coinm"].append("*_*")
+            by[inst.venue].append(inst.symbol)
     futures = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
-    feeds = [
-        {"venue": "binance_spot", "symbols": by["binance_spot"],
-         "channels": ["depth", "trades", "bookTicker"]},
-        {"venue": "binance_usdm", "symbols": by["binance_usdm"],
-         "options": {"depth_speed": "0ms"},
-         "channels": futures, **usdm},
-        {"venue": "binance_coinm", "symbols": by["binance_coinm"],
-         "options": {"trade_stream": "aggTrade"},
-         "channels": futures},
-    ]
-    for f in feeds:
-        f |= (options or {}).get(f["venue"], {})
+    feeds = []
+    for venue, symbols in by.items():
+        spot = VENUES[venue][0].is_spot
+        if follow_quarterlies and not spot:
+            symbols = [*symbols, "*"]
+        f = {"venue": venue, "symbols": symbols,
+             "channels": ["depth", "trades", "bookTicker"] if spot else futures,
+             **FEED_SETTINGS.get(venue, {})}
+        if venue == "binance_usdm":
+            f |= usdm
+        feeds.append(f | (options or {}).get(venue, {}))
     return feeds
 
 
@@ -111,16 +129,18 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
             analytics: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
             carry: dict[str, Any] | None = None, alerts: dict[str, Any] | None = None,
             metrics_port: int | None = None, options: dict[str, dict[str, Any]] | None = None,
-            exchange: dict[str, Any] | None = None, setup: Any = None, **usdm: Any) -> Run:
+            exchange: dict[str, Any] | None = None, setup: Any = None,
+            exchanges: Sequence[str] = ("binance",), **usdm: Any) -> Run:
     """The simulated market collected from its first event: the clock starts once the collector
     has subscribed everything and holds every book's first snapshot, runs at least ``seconds``
     of market time and until every book is in sync (a resync takes longer on a loaded
     machine), then stops; the collector drains and flushes. ``metrics_port``: also serve the
     Prometheus metrics there (on a thread that outlives the run). ``options``: feed settings
     per venue; ``exchange``: LocalExchange settings; ``setup(collector)``: called before it
-    starts."""
-    sim = Simulation(seed=seed, schedule=schedule, speed=speed, wait_for=FEEDS,
-                     autostart=False)
+    starts; ``exchanges``: the venues simulated."""
+    world = world_of(exchanges)
+    sim = Simulation(world=world, seed=seed, schedule=schedule, speed=speed,
+                     wait_for=feeds_in(world), autostart=False)
 
     async def main() -> Run:
         # REST budgets out of the way: resyncs after faults must not wait for a minute

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from recordings import FIXTURES, expected_bbo_comparisons, read_recording
+from simrun import world_of
 
 from analyzer.events import BookChange, Gap, Quote
 from analyzer.feed.books import BookKeeper
@@ -17,6 +18,8 @@ from analyzer.sim import MarketModel, Schedule
 from analyzer.sim.clock import NS
 from analyzer.sim.scenarios import CalmContango, SteepContango
 from analyzer.venues.binance import MARKETS, BinanceFeed, FuturesRules, SpotRules
+
+BINANCE = world_of()  # the tests' world: Binance's markets
 
 
 class Harness:
@@ -302,7 +305,7 @@ def test_steep_contango_runs_the_quarterlies_beyond_a_1000_level_snapshot(
     then differs from the venue's. With whole-book snapshots it never does (the venue's quotes
     and diffs agree); with refreshes, each book is rebuilt from a fresh snapshot while it stays
     live, before its top gets there, and the venue's every quote agrees with it."""
-    m = MarketModel(seed=3, schedule=Schedule([CalmContango(),
+    m = MarketModel(BINANCE, seed=3, schedule=Schedule([CalmContango(),
                                                SteepContango(at_s=5, duration_s=300)]))
     feed = "binance_usdm"
     requests: list[str] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simrun import FEEDS, run_sim
+from simrun import FEEDS, run_sim, world_of
 from websockets.asyncio.client import connect
 
 from analyzer.exchange import LocalExchange, Simulation
@@ -25,6 +25,8 @@ from analyzer.sim.scenarios import Disconnect
 pytestmark = pytest.mark.slow
 
 MS = 1_000_000
+
+BINANCE = world_of()  # the tests' world: Binance's markets
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "binance"
@@ -65,7 +67,7 @@ def test_frames_have_binance_shapes() -> None:
     that kind (key order, number formats, level order) and the venues' docs otherwise."""
     from analyzer.venues.binance.emulate.render import SymbolFormat
 
-    model = Simulation(seed=5, speed=0).model
+    model = Simulation(world=BINANCE, seed=5, speed=0).model
     events = model.advance(model.start_ns + 30 * 10**9)
     formats = {(i.venue, i.symbol): SymbolFormat(i.venue.removeprefix("binance_"), i, 1000)
                for i in model.instruments()}
@@ -121,8 +123,8 @@ def test_same_seed_gives_byte_identical_frames() -> None:
 
     async def frames(seed: int) -> tuple[str, int]:
         ex = LocalExchange(port=0)
-        ex.add_simulation(Simulation(seed=seed, schedule="fleeting_spike@5s", speed=0,
-                                     duration_s=20, wait_for=FEEDS))
+        ex.add_simulation(Simulation(world=BINANCE, seed=seed, schedule="fleeting_spike@5s",
+                                     speed=0, duration_s=20, wait_for=FEEDS))
         await ex.start()
         digest = hashlib.sha256()
         n = 0

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from simrun import world_of
 
 from analyzer.events import BookChange, DerivativeTicker, Instrument, OpenInterest, Quote, Trade
 from analyzer.sim import (
@@ -29,6 +30,7 @@ from analyzer.sim import (
 )
 from analyzer.sim.clock import DAY_NS, HOUR_NS, NS, YEAR_NS, utc_ns
 from analyzer.sim.spec import BTC, FundingSpec
+from analyzer.venues import EXCHANGES
 from analyzer.venues.binance.emulate.specs import BINANCE_COINM, BINANCE_SPOT, BINANCE_USDM
 
 # A day of market in a couple of seconds: 30-second steps, few events, coarse books (the cost
@@ -37,9 +39,11 @@ SPARSE = Rates(step_s=30.0, book_changes_per_s=0.01, updates_per_s=0.05, trades_
                ticker_interval_s=60.0, open_interest_interval_s=600.0, levels=500)
 MARCH_EXPIRY = utc_ns(2026, 3, 27, 8)
 
+BINANCE = world_of()  # the tests' world: Binance's markets
+
 
 def sparse_world(*, btc_only: bool = False) -> World:
-    w = default_world(SPARSE)
+    w = world_of(rates=SPARSE)
     assets = (BTC,) if btc_only else w.assets
     return msgspec.structs.replace(w, assets=tuple(
         msgspec.structs.replace(a, levels_per_bp=2.0) for a in assets))
@@ -112,7 +116,7 @@ def test_funding_formula() -> None:
 
 
 def test_default_world_instruments() -> None:
-    m = MarketModel()
+    m = MarketModel(BINANCE)
     got = {(i.venue, i.symbol, i.market, i.inverse, i.contract_size, i.tick_size, i.expiry)
            for i in m.instruments()}
     mar, jun = utc_ns(2026, 3, 27, 8), utc_ns(2026, 6, 26, 8)
@@ -138,7 +142,7 @@ def test_default_world_instruments() -> None:
 
 
 def test_bad_world_and_queries_are_one_line_errors() -> None:
-    w = default_world()
+    w = world_of()
     with pytest.raises(SimError, match=r"funding interval 5\.0 h"):
         msgspec.structs.replace(w, venues=(msgspec.structs.replace(
             BINANCE_USDM, default_funding_interval_hours=5.0),)).validate()
@@ -219,7 +223,7 @@ def replay_books(model: MarketModel, seconds: float, chunk_s: float = 0.7) -> di
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_books_replay_to_the_snapshot_and_quotes_trades_agree(fast: bool) -> None:
-    m = MarketModel(seed=11, fast=fast)
+    m = MarketModel(BINANCE, seed=11, fast=fast)
     r = replay_books(m, 20.0)
     assert r["quotes_compared"] > 1000
     for (feed, symbol), (bids, asks, last, hist) in r["books"].items():
@@ -245,7 +249,7 @@ def test_books_replay_to_the_snapshot_and_quotes_trades_agree(fast: bool) -> Non
 
 
 def test_tick_and_lot_grids() -> None:
-    m = MarketModel(seed=2)
+    m = MarketModel(BINANCE, seed=2)
     run(m, 5.0)
     for i in m.instruments():
         s = m.snapshot(i.venue, i.symbol)
@@ -415,7 +419,7 @@ def test_funding_flips_negative() -> None:
 
 
 def test_fleeting_spike_lasts_seconds() -> None:
-    m = MarketModel(seed=6, schedule="fleeting_spike@5s")
+    m = MarketModel(BINANCE, seed=6, schedule="fleeting_spike@5s")
     (r,) = m.scenario_runs()
     assert r.expected == {"feed": "binance_usdm", "symbol": "BTCUSDT_260327", "spike_bps": 80.0,
                           "spike_seconds": 3.0, "carry_opportunity": False, "anomaly": True}
@@ -429,7 +433,7 @@ def test_fleeting_spike_lasts_seconds() -> None:
 
 
 def test_crossed_book_window() -> None:
-    m = MarketModel(seed=6, schedule="crossed_book@3s")
+    m = MarketModel(BINANCE, seed=6, schedule="crossed_book@3s")
     (r,) = m.scenario_runs()
     assert (r.expected["feed"], r.expected["symbol"], r.expected["expect"]) == (
         "binance_spot", "BTCUSDT", "resync")
@@ -458,7 +462,7 @@ def test_crossed_book_window() -> None:
 
 
 def test_thin_and_one_sided_books() -> None:
-    m = MarketModel(seed=6, schedule="thin_book@2s+5s,one_sided_book@2s+5s")
+    m = MarketModel(BINANCE, seed=6, schedule="thin_book@2s+5s,one_sided_book@2s+5s")
     thin, one = m.scenario_runs()
     assert thin.expected["symbol"] == one.expected["symbol"] == "BTCUSDT_260327"
 
@@ -493,7 +497,7 @@ def test_expiry_roll_pins_the_clock() -> None:
 
 
 def test_transport_faults_are_declared() -> None:
-    m = MarketModel(seed=1, schedule="stale_feed@10m+90s,sequence_gap@30s,disconnect@1m,"
+    m = MarketModel(BINANCE, seed=1, schedule="stale_feed@10m+90s,sequence_gap@30s,disconnect@1m,"
                     "malformed@2m")
     t0 = m.start_ns
     assert [(f.at_ns - t0, f.feed, f.kind, f.params) for f in m.faults()] == [
@@ -535,7 +539,7 @@ def test_schedule_parsing() -> None:
 
 
 def test_every_scenario_states_its_expectation() -> None:
-    m = MarketModel(seed=1, schedule=",".join(SCENARIOS))
+    m = MarketModel(BINANCE, seed=1, schedule=",".join(SCENARIOS))
     runs = m.scenario_runs()
     assert [r.name for r in runs] == list(SCENARIOS)
     for r in runs:
@@ -550,20 +554,20 @@ def test_every_scenario_states_its_expectation() -> None:
 
 def test_same_seed_same_bytes_whatever_the_chunking() -> None:
     sched = "fleeting_spike@2s,crossed_book@4s,thin_book@6s+2s"
-    a = MarketModel(seed=42, schedule=sched)
-    b = MarketModel(seed=42, schedule=sched)
+    a = MarketModel(BINANCE, seed=42, schedule=sched)
+    b = MarketModel(BINANCE, seed=42, schedule=sched)
     end = a.now_ns + 10 * NS
     one = a.advance(end)
     many = run(b, 10.0, chunk_s=0.33)
     assert digest(one) == digest(many)
     assert digest([a.snapshot("binance_usdm", "BTCUSDT")]) == digest(
         [b.snapshot("binance_usdm", "BTCUSDT")])
-    c = MarketModel(seed=43, schedule=sched)
+    c = MarketModel(BINANCE, seed=43, schedule=sched)
     assert digest(c.advance(end)) != digest(one)
 
 
 def test_time_is_a_parameter() -> None:
-    m = MarketModel(seed=1, start_ns=utc_ns(2030, 5, 1, 12))
+    m = MarketModel(BINANCE, seed=1, start_ns=utc_ns(2030, 5, 1, 12))
     assert m.advance(m.now_ns) != []  # the listings, nothing else
     assert m.advance(m.now_ns + NS // 20) == []  # less than a step: nothing yet
     events = m.advance(m.now_ns + 5 * NS)
@@ -572,8 +576,15 @@ def test_time_is_a_parameter() -> None:
     assert {i.symbol for i in m.instruments()} >= {"BTCUSDT_300628", "BTCUSDT_300927"}
     assert math.isfinite(m.ticker("binance_usdm", "BTCUSDT").mark_price)
     # the step grid starts at the model's start: start + k steps is always reachable
-    odd = MarketModel(seed=1, start_ns=utc_ns(2030, 5, 1) + 123_456_789)
+    odd = MarketModel(BINANCE, seed=1, start_ns=utc_ns(2030, 5, 1) + 123_456_789)
     odd.advance(odd.start_ns + 5 * NS)
     assert odd.now_ns == odd.start_ns + 5 * NS
     assert BINANCE_SPOT.markets() == ("spot",)
     assert BINANCE_COINM.markets() == ("perpetual", "future")
+
+
+def test_the_default_world_simulates_every_emulated_venue() -> None:
+    """The demo's world: every market of every registered venue that has an emulator."""
+    feeds = {v.feed for v in default_world().venues}
+    assert feeds == {feed for v in EXCHANGES.values() if v.emulator for feed in v.markets}
+    assert {"binance_usdm", "bybit_linear", "okx_swap"} <= feeds

@@ -2,7 +2,7 @@
 
 One ``VenueSpec`` is one feed (a feed id ``<exchange>_<market>``): the unit the rest of the
 analyzer keys everything by (``venue`` in ``analyzer.events``), with its own symbols, fees,
-depth and sequence rules; a feed that lists linear and inverse contracts together (OKX's swaps)
+depth and sequence rules; a feed that lists linear and inverse contracts together
 has one spec per kind. An exchange with several markets is several specs, so adding a venue
 is adding specs to ``World.venues``, with no code; each venue's emulator declares its own
 (``sim_venues``), and ``default_world`` takes them all.
