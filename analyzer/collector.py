@@ -113,6 +113,9 @@ class FeedRunner:
         self.open_interest: dict[str, OpenInterest] = {}
         self.funding_marks: dict[tuple[str, int], DerivativeTicker] = {}
         self.last_quote_id: dict[str, int] = {}
+        self.last_trade_ns: dict[str, int] = {}  # venue time of each symbol's last trade
+        self.started_ns = time.time_ns()
+        self._connected_before = False
         self.connections: list[Connection] = []
         self.connection_of: dict[str, Connection] = {}  # stream -> the connection carrying it
         self.freshness = Freshness(cfg.stream_stall_factor, cfg.stream_stall_min_seconds)
@@ -324,6 +327,7 @@ class FeedRunner:
 
     def on_trade(self, ev: Trade) -> None:
         self._lag_trades(ev.ts_local - ev.ts_exchange)
+        self.last_trade_ns[ev.symbol] = ev.ts_exchange
         self.store.add(ev)
 
     def on_trade_gap(self, symbol: str, first_missing: int, last_missing: int) -> None:
@@ -417,9 +421,41 @@ class FeedRunner:
     def _on_connected(self) -> None:
         """After a reconnect, fetch the trades since the last one seen: trades lost with the old
         connection would otherwise go unnoticed until the next trade arrives (or never, if the
-        market goes quiet). The store drops the ones the stream also delivers."""
+        market goes quiet). The store drops the ones the stream also delivers. Venues whose
+        trade ids rise by one are asked from the next id on; the others for their recent trades
+        (``recent_trades_path``), kept from the last trade's time on."""
         for symbol, last in list(self.feed.last_trade_id.items()):
             self._backfill(symbol, last + 1, None)
+        if self._connected_before and "trades" in self.cfg.channels:
+            for symbol in list(self.symbols):
+                self._recent_trades(symbol)
+        self._connected_before = True
+
+    def _recent_trades(self, symbol: str) -> None:
+        path = self.feed.recent_trades_path(symbol)
+        if path is None:
+            return
+        since = self.last_trade_ns.get(symbol, self.started_ns)
+
+        def done(body: bytes, ts: int) -> None:
+            try:
+                decoded = self.feed.decode_trades(body, symbol, ts)
+            except DecodeError as exc:
+                self._rest_decode_error("trades", exc)
+                return
+            trades = [t for t in decoded if t.ts_exchange >= since]
+            for t in trades:
+                self.store.add(t)
+            self.trades_backfilled += len(trades)
+            if decoded and len(trades) == len(decoded):
+                # even the oldest trade the venue returned is newer than our last: some of
+                # the outage's trades are beyond what the venue keeps (or returns) there
+                self.trade_gaps += 1
+                log.warning("%s %s: recent trades reach back only to %d; trades between %d and "
+                            "then may be missing", self.venue, symbol,
+                            min(t.ts_exchange for t in decoded), since)
+
+        self.rest.submit(path, self.weights["trades"], done, key=f"recent:{symbol}")
 
     def _backfill(self, symbol: str, first: int, last: int | None) -> None:
         """Fetch trades ``first..last`` (``last`` None: up to the newest) over REST."""

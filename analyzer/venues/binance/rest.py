@@ -60,6 +60,9 @@ class BinanceRest:
             f"{self.market.rest_prefix}/{endpoint}?symbol={symbol}&fromId={from_id}&limit={limit}"
         )
 
+    def recent_trades_path(self, symbol: str) -> str | None:
+        return None  # trade ids rise by one: the backfill asks from the next id on
+
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         """A REST trades page (for backfilling trades missed across a reconnect)."""
         v = self.venue

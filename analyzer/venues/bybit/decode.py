@@ -418,6 +418,9 @@ class BybitFeed:
     def trades_path(self, symbol: str, from_id: int, limit: int = 1000) -> str | None:
         return None  # trade ids are UUIDs: no backfill by id
 
+    def recent_trades_path(self, symbol: str) -> str | None:
+        return None  # (the reconnect backfill of recent trades: being added)
+
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         raise NotImplementedError("bybit trades have no REST backfill by id")
 

@@ -87,6 +87,9 @@ class OkxRest:
     def trades_path(self, symbol: str, from_id: int, limit: int = 1000) -> str | None:
         return None  # no backfill by trade id (yet)
 
+    def recent_trades_path(self, symbol: str) -> str | None:
+        return None  # (the reconnect backfill of recent trades: being added)
+
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         raise DecodeError("OKX trades are not backfilled over REST", "trades")
 
