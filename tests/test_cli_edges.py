@@ -288,13 +288,14 @@ def test_every_venue_option_lists_its_values(feed_id: str) -> None:
     market, feed_cls = VENUES[feed_id]
     symbol = "BTCUSDT" if market.exchange != "okx" else "BTC-USDT"
     for path, values in _literal_fields(feed_cls.Options, []):
+        bad: object = -7 if all(isinstance(v, int) for v in values) else "no-such-value"
         data = {"feeds": [{"venue": feed_id, "symbols": [symbol],
-                           "options": _put({}, path, "no-such-value")}]}
+                           "options": _put({}, path, bad)}]}
         with pytest.raises(config.ConfigError) as err:
             config.parse(data)
         where = ".".join(map(str, path))
         assert str(err.value) == (f"config error at feeds[0].options.{where}: Invalid enum value "
-                                  f"'no-such-value' (valid: {', '.join(map(str, values))})")
+                                  f"{bad!r} (valid: {', '.join(map(str, values))})")
 
 
 def test_metrics_listen_on_loopback_by_default() -> None:
