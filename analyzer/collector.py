@@ -114,7 +114,7 @@ class FeedRunner:
         self.funding_marks: dict[tuple[str, int], DerivativeTicker] = {}
         self.last_quote_id: dict[str, int] = {}
         self.last_trade_ns: dict[str, int] = {}  # venue time of each symbol's last trade
-        self.started_ns = time.time_ns()
+        self._backfill_since: dict[str, int] = {}  # see _on_opened
         self._connected_before = False
         self.connections: list[Connection] = []
         self.connection_of: dict[str, Connection] = {}  # stream -> the connection carrying it
@@ -244,7 +244,8 @@ class FeedRunner:
             conn = Connection(
                 f"{self.venue}#{len(self.connections)}", url,
                 self.feed.subscribe_messages(streams[i : i + per]),
-                self.on_frame, settings, on_connected=self._on_connected, hooks=hooks,
+                self.on_frame, settings, on_connected=self._on_connected,
+                on_opened=self._on_opened, hooks=hooks,
             )
             self.connections.append(conn)
             for stream in streams[i : i + per]:
@@ -418,6 +419,13 @@ class FeedRunner:
                         gap.symbol, gap.reason, gap.expected_id, gap.received_id)
         self.store.add(gap)
 
+    def _on_opened(self) -> None:
+        """A connection is open and has subscribed nothing yet: the last trades seen now are
+        where a backfill of recent trades starts (the new subscriptions' first trades, arriving
+        while the rest is subscribed, must not move it past the outage)."""
+        for symbol, ns in self.last_trade_ns.items():
+            self._backfill_since[symbol] = min(ns, self._backfill_since.get(symbol, ns))
+
     def _on_connected(self) -> None:
         """After a reconnect, fetch the trades since the last one seen: trades lost with the old
         connection would otherwise go unnoticed until the next trade arrives (or never, if the
@@ -428,14 +436,16 @@ class FeedRunner:
             self._backfill(symbol, last + 1, None)
         if self._connected_before and "trades" in self.cfg.channels:
             for symbol in list(self.symbols):
-                self._recent_trades(symbol)
+                self._recent_trades(symbol, self._backfill_since.pop(symbol, None))
+        self._backfill_since.clear()
         self._connected_before = True
 
-    def _recent_trades(self, symbol: str) -> None:
+    def _recent_trades(self, symbol: str, since: int | None) -> None:
+        """``since``: venue time of the symbol's last trade before the outage (None: none
+        seen, every recent trade is kept)."""
         path = self.feed.recent_trades_path(symbol)
         if path is None:
             return
-        since = self.last_trade_ns.get(symbol, self.started_ns)
 
         def done(body: bytes, ts: int) -> None:
             try:
@@ -443,11 +453,11 @@ class FeedRunner:
             except DecodeError as exc:
                 self._rest_decode_error("trades", exc)
                 return
-            trades = [t for t in decoded if t.ts_exchange >= since]
+            trades = [t for t in decoded if since is None or t.ts_exchange >= since]
             for t in trades:
                 self.store.add(t)
             self.trades_backfilled += len(trades)
-            if decoded and len(trades) == len(decoded):
+            if since is not None and decoded and len(trades) == len(decoded):
                 # even the oldest trade the venue returned is newer than our last: some of
                 # the outage's trades are beyond what the venue keeps (or returns) there
                 self.trade_gaps += 1

@@ -63,6 +63,15 @@ def test_calm_contango_basis_in_range_with_a_curve_between_quarterlies(calm: Run
     assert perps.height > 0
     assert ((perps["funding_ann"] - perps["funding_rate"] * 24 / perps["funding_interval_hours"]
              * 365).abs().max() < 1e-15)
+    # ... read from the venue for every perpetual, never assumed: the simulated COIN-M ETH
+    # perpetual settles hourly, USDⓈ-M's every 4 h, the others every 8 h (the sim's specs)
+    hours = {(v, sym): h for v, sym, h in perps.select("venue", "symbol",
+                                                        "funding_interval_hours").unique().rows()}
+    want = {(v.feed, i.symbol): v.funding_hours(i.base)
+            for v in calm.sim.world.venues for i in calm.sim.model.instruments()
+            if i.venue == v.feed and i.market == "perpetual"}
+    assert hours == want
+    assert hours[("binance_coinm", "ETHUSD_PERP")] == 1.0
 
 
 def test_liquidity_rows_and_gauges(calm: Run) -> None:

@@ -78,6 +78,7 @@ class Connection:
         settings: ConnectionSettings,
         *,
         on_connected: Callable[[], None] | None = None,
+        on_opened: Callable[[], None] | None = None,
         hooks: Hooks | None = None,
     ) -> None:
         self.name = name
@@ -85,6 +86,7 @@ class Connection:
         self.subscribe_messages = subscribe_messages
         self.settings = settings
         self.on_connected = on_connected
+        self.on_opened = on_opened  # connected, nothing subscribed yet
         self.hooks = hooks or Hooks()
         self._deliver = on_frame
         # without a control hook every frame is data: the wire's own clock, no extra call
@@ -171,6 +173,8 @@ class Connection:
 
     async def _open(self) -> WireConnection:
         ws = await wire.connect(self.url, self.on_frame, open_timeout=self.settings.open_timeout)
+        if self.on_opened is not None:
+            self.on_opened()
         for i, msg in enumerate(self.subscribe_messages):
             if i:
                 await asyncio.sleep(self.subscribe_interval)

@@ -301,6 +301,69 @@ def test_a_block_trade_and_a_taker_sell() -> None:
                                  "block_trade")]
 
 
+# ---- recent trades over REST (the reconnect backfill) -----------------------------------------
+
+
+def test_recent_trade_body_of_the_docs_decodes_field_by_field() -> None:
+    """The docs' example answer (fixtures/bybit/recent_trade_spot.json), one spot trade."""
+    f, _ = feed("spot", ["BTCUSDT"], ["trades"])
+    assert f.recent_trades_path("BTCUSDT") == (
+        "/v5/market/recent-trade?category=spot&symbol=BTCUSDT&limit=60")
+    assert f.rest_weights["trades"] == 1
+    [t] = f.decode_trades((FIXTURES / "recent_trade_spot.json").read_bytes(), "BTCUSDT", T0)
+    assert t.venue == "bybit_spot" and t.symbol == "BTCUSDT"
+    assert t.trade_id == "2100000000007764263"  # execId
+    assert t.price == 16618.49 and t.size == 0.00012
+    assert t.side == "buy"  # side: the taker's
+    assert t.ts_exchange == 1672052955758 * MS and t.ts_local == T0  # time, ms as text
+    assert t.kind == "trade"  # isBlockTrade false
+
+
+def _as_rest(frame: bytes, category: str) -> bytes:
+    """A recent-trade body holding the trades of a publicTrade frame, newest first, each under
+    the REST keys (execId = i, price = p, size = v, side = S, time = T, isBlockTrade = BT)."""
+    m = json.loads(frame)
+    items = [{"execId": d["i"], "symbol": d["s"], "price": d["p"], "size": d["v"],
+              "side": d["S"], "time": str(d["T"]), "isBlockTrade": d["BT"]}
+             for d in reversed(m["data"])]
+    return json.dumps({"retCode": 0, "retMsg": "OK",
+                       "result": {"category": category, "list": items}}).encode()
+
+
+def test_rest_trades_equal_the_stream_trades_of_the_same_executions() -> None:
+    """The recorded publicTrade frames (inverse in contracts, linear in base units, a block
+    trade) against the same executions as recent-trade items: the same Trades, oldest first."""
+    block = (b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":['
+             b'{"T":1672304486865,"s":"BTCUSDT","S":"Sell","v":"0.001","p":"16578.50",'
+             b'"L":"PlusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023af","BT":true}]}')
+    for category, symbol, frame in (("inverse", "BTCUSD", sample("publicTrade.BTCUSD")),
+                                     ("linear", "LTCUSDT", sample("publicTrade.LTCUSDT")),
+                                     ("linear", "BTCUSDT", block)):
+        f, sink = feed(category, [symbol], ["trades"])
+        f.decode(frame, T0)
+        assert sink.trades
+        assert f.decode_trades(_as_rest(frame, category), symbol, T0) == sink.trades
+    assert feed("inverse", [], [])[0].recent_trades_path("BTCUSD") == (
+        "/v5/market/recent-trade?category=inverse&symbol=BTCUSD&limit=1000")
+
+
+def test_recent_trade_errors() -> None:
+    f, _ = feed("linear", ["BTCUSDT"], ["trades"])
+    with pytest.raises(VenueError, match="10001"):
+        f.decode_trades(b'{"retCode":10001,"retMsg":"params error: symbol invalid",'
+                        b'"result":{},"retExtInfo":{},"time":1}', "BTCUSDT", T0)
+    item = {"execId": "x", "symbol": "BTCUSDT", "price": "1", "size": "1", "side": "Buy",
+            "time": "1672052955758", "isBlockTrade": False}
+    for bad in ({"price": "-1"}, {"size": "0"}, {"side": "buy"}, {"time": "soon"},
+                {"symbol": "ETHUSDT"}):
+        body = json.dumps({"retCode": 0, "result": {"list": [item | bad]}}).encode()
+        with pytest.raises(DecodeError) as info:
+            f.decode_trades(body, "BTCUSDT", T0)
+        assert info.value.channel == "trades"
+    assert f.decode_trades(b'{"retCode":0,"result":{"category":"linear","list":[]}}',
+                           "BTCUSDT", T0) == []
+
+
 def linear_instruments(f: BybitFeed) -> None:
     f.set_instruments(f.decode_instruments([(FIXTURES / "instruments_linear.json").read_bytes()],
                                            T0))

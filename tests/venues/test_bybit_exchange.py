@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import simrun
 import websockets
 from harness import drained
 
@@ -23,6 +24,8 @@ from analyzer.exchange import LocalExchange, Replay, Simulation
 from analyzer.exchange.emulator import emulators
 from analyzer.exchange.recordings import Recording
 from analyzer.feed.books import SYNCING
+from analyzer.sim import Schedule
+from analyzer.sim.scenarios import Disconnect
 from analyzer.sim.spec import BTC, ETH, World
 from analyzer.store.research import query
 from analyzer.venues import VENUES
@@ -267,6 +270,79 @@ def test_a_dropped_delta_is_a_gap_and_a_resync_of_that_symbol_alone(tmp_path: Pa
     assert gaps == [("BTCUSDT", "gap", "resync")]
     assert runner.connections[0].stats.reconnects == {}  # resubscribed on the same connection
     assert_books_match_model(collector, sim, 50)
+
+
+@pytest.mark.parametrize("channels", [["depth", "trades"], DERIVATIVE_CHANNELS])
+def test_reconnects_lose_no_trade_recent_trades_fill_the_holes(
+    tmp_path: Path, channels: list[str],
+) -> None:
+    """The linear feed's connections closed 5 times (1000, 1001, 1008, 1011, a TCP abort), 10
+    market seconds apart: after each reconnect the collector asks recent-trade for every
+    symbol, and every trade the simulation released is stored exactly once (the stream's and
+    the REST copies of a trade share its execId). With 2 channels the 4 symbols' 8 topics go in
+    one subscribe request; with every channel, 20 topics take two requests 0.2 s apart, and
+    the first one's trades arrive before the second is sent: the backfill starts from the
+    last trade seen when the connection opened, not from those."""
+    schedule = Schedule([Disconnect(at_s=5.0, spacing_s=10.0, feed="bybit_linear")])
+    run = simrun.run_sim(tmp_path, schedule, seconds=70, speed=10, exchanges=("bybit",),
+                         options={"bybit_linear": {"healthy_seconds": 0.5,
+                                                   "channels": channels}})
+    linear = run.runner("bybit_linear")
+    produced, stored = run.produced_trades(), run.stored_trades()
+    print(f"bybit disconnects ({len(channels)} channels): reconnects "
+          f"{run.reconnects('bybit_linear')}, trades produced {sum(produced.values())}, stored "
+          f"{sum(stored.values())}, backfilled {linear.trades_backfilled}, gaps "
+          f"{linear.trade_gaps}")
+    assert run.reconnects("bybit_linear") == {
+        "1000": 1, "1001": 1, "1008": 1, "1011": 1, "abnormal": 1}
+    assert run.exchange.stats["feeds"]["bybit_linear"]["closed_by_fault"] == 5
+    assert all(sum(r.decode_errors.values()) == 0 for r in run.collector.runners)
+    for venue in ("bybit_spot", "bybit_inverse"):
+        assert run.reconnects(venue) == {} and run.runner(venue).trades_backfilled == 0
+    assert linear.trades_backfilled > 0 and linear.trade_gaps == 0
+    assert stored == produced  # (stored_trades checks that each is stored once)
+
+
+def test_replay_answers_recent_trade_with_the_trades_released() -> None:
+    """The replay keeps the recorded publicTrade frames released so far and answers
+    recent-trade with them, newest first, at most ``limit``; decoded, they are the stream's."""
+    from analyzer.venues.bybit.emulate.state import BybitReplay
+
+    replay = BybitReplay("inverse", None)
+    frame = next(line for line in (FIXTURES / "tardis_v5_samples.ndjson").read_bytes()
+                 .splitlines() if line.startswith(b'{"topic":"publicTrade.BTCUSD"'))
+    handler, symbol, depth = replay.classify(b"publicTrade.BTCUSD")
+    assert handler is not None and symbol == "BTCUSD" and not depth
+    handler(symbol, frame)
+    feed_cls = VENUES["bybit_inverse"][1]
+    stream = feed_cls(VENUES["bybit_inverse"][0], ["BTCUSD"], ["trades"], _Trades())
+    stream.decode(frame, 1)
+
+    class _Clock:
+        def now_ms(self) -> int:
+            return 1680673824000
+
+    params = {"category": "inverse", "symbol": "BTCUSD", "limit": "1000"}
+    body = replay.rest(_Clock(), "recent-trade", params)  # type: ignore[arg-type]
+    items = json.loads(body)["result"]["list"]
+    assert [i["execId"] for i in items] == [
+        "cb558b74-cf72-5157-b53b-93944db336ad", "912e56de-9ed6-5f4f-9421-f0ff5a42d84a",
+        "0cbf2330-952d-5d03-a462-4bf826c867af"]  # newest first
+    assert stream.decode_trades(body, "BTCUSD", 1) == stream.sink.trades
+    two = replay.rest(_Clock(), "recent-trade", params | {"limit": "2"})  # type: ignore[arg-type]
+    assert len(json.loads(two)["result"]["list"]) == 2
+    other = replay.rest(_Clock(), "recent-trade", params | {"symbol": "ETHUSD"})  # type: ignore[arg-type]
+    assert json.loads(other)["result"]["list"] == []
+
+
+class _Trades:
+    """A sink keeping trades only."""
+
+    def __init__(self) -> None:
+        self.trades: list[Any] = []
+
+    def on_trade(self, ev: Any) -> None:
+        self.trades.append(ev)
 
 
 # -- the heartbeat ----------------------------------------------------------------------------

@@ -340,6 +340,104 @@ def test_trades_linear_and_inverse() -> None:
     assert sink.events[-1].kind == "aggTrade" and sink.events[-1].size == 0.12060306
 
 
+# ---- recent trades over REST (the reconnect backfill) -----------------------------------------
+
+
+def test_rest_trades_body_of_the_docs_decodes_field_by_field() -> None:
+    """The docs' example answer (fixtures/okx/trades_rest.json): two BTC-USDT fills, newest
+    first; decoded oldest first."""
+    feed, _ = _feed("okx_spot", ["BTC-USDT"], ["trades"])
+    assert feed.recent_trades_path("BTC-USDT") == "/api/v5/market/trades?instId=BTC-USDT&limit=500"
+    assert feed.rest_weights["trades"] == 1
+    old, new = feed.decode_trades((FIXTURES / "trades_rest.json").read_bytes(), "BTC-USDT", T)
+    assert old == Trade("okx_spot", "BTC-USDT", 1654161641568 * MS, T, "242720719", 29964.1,
+                        0.00001, "sell", "trade")
+    assert new.venue == "okx_spot" and new.symbol == "BTC-USDT"
+    assert new.trade_id == "242720720"  # tradeId
+    assert new.price == 29963.2 and new.size == 0.00001  # px; sz in base units (spot)
+    assert new.side == "sell"  # the taker's
+    assert new.ts_exchange == 1654161646974 * MS and new.ts_local == T
+    assert new.kind == "trade"
+
+
+def _rest(*rows: dict[str, str]) -> bytes:
+    return json.dumps({"code": "0", "msg": "", "data": list(rows)}).encode()
+
+
+def test_rest_trades_equal_the_stream_trades_of_the_same_executions() -> None:
+    """The channel's trade and the REST fill of one execution (recorded frames, rewritten under
+    the REST keys; the docs' REST trade, rewritten as a channel frame) are the same Trade:
+    id, price, size in the unit system (linear contracts x ctVal), side, time, kind."""
+    for venue, name in (("okx_spot", "trade/spot"), ("okx_swap", "trade/linear_swap"),
+                        ("okx_swap", "trade/inverse_swap"), ("okx_futures", "trade/linear_future"),
+                        ("okx_futures", "trade/inverse_future")):
+        frame = json.loads(_sample(name))
+        inst = frame["arg"]["instId"]
+        feed, sink = _feed(venue, [inst], ["trades"])
+        feed.set_instruments({inst: INSTRUMENTS.get(inst) or _listed_like(inst)})
+        feed.decode(_sample(name), T)
+        [ws] = sink.events
+        [rest] = feed.decode_trades(_rest(*[d | {"source": "0"} for d in frame["data"]]), inst, T)
+        assert rest == ws, name
+    doc = json.loads((FIXTURES / "trades_rest.json").read_text())["data"][0]
+    feed, sink = _feed("okx_spot", ["BTC-USDT"], ["trades"])
+    feed.decode(json.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"},
+                            "data": [doc | {"count": "1"}]}).encode(), T)
+    assert feed.decode_trades(_rest(doc), "BTC-USDT", T) == sink.events
+
+
+def _listed_like(inst: str) -> Instrument:
+    """A listed future of the same kind (the recorded listing has other expiries; its contract
+    size applies to both decodes alike)."""
+    like = {"BTC-USDT-220325": "ETH-USDT-220527", "BTC-USD-220325": "BTC-USD-220527"}[inst]
+    return msgspec.structs.replace(INSTRUMENTS[like], symbol=inst)
+
+
+def test_rest_fills_are_aggregated_as_the_channel_does() -> None:
+    """The docs' channel example, an aggregate of 3 fills of one taker order (tradeId
+    130639474 the last), against its 3 fills as REST rows (ids 130639472-474, sizes summing
+    to 0.12060306): one Trade, the channel's. A fill of another price, side or time, or not
+    the next id, stays a trade of its own."""
+    feed, sink = _feed("okx_spot", ["BTC-USDT"], ["trades"])
+    feed.decode(b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT",'
+                b'"tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy",'
+                b'"ts":"1630048897897","count":"3","source":"0","seqId":1234}]}', T)
+    fill = {"instId": "BTC-USDT", "side": "buy", "source": "0", "px": "42219.9",
+            "ts": "1630048897897"}
+    rows = [fill | {"tradeId": "130639474", "sz": "0.1"},
+            fill | {"tradeId": "130639473", "sz": "0.02"},
+            fill | {"tradeId": "130639472", "sz": "0.00060306"}]
+    assert feed.decode_trades(_rest(*rows), "BTC-USDT", T) == sink.events
+    assert sink.events[0].kind == "aggTrade"
+    others = [fill | {"tradeId": "130639478", "sz": "1", "ts": "1630048897898"},
+              fill | {"tradeId": "130639477", "sz": "1", "px": "42220"},
+              fill | {"tradeId": "130639476", "sz": "1", "side": "sell"},
+              fill | {"tradeId": "130639475", "sz": "1", "source": "1"},
+              *rows,
+              fill | {"tradeId": "130639470", "sz": "1"}]  # ...472 is not the next id
+    got = feed.decode_trades(_rest(*others), "BTC-USDT", T)
+    assert [t.trade_id for t in got] == ["130639470", "130639474", "130639475", "130639476",
+                                         "130639477", "130639478"]
+    assert got[1] == sink.events[0] and {t.kind for t in got[2:]} == {"trade"}
+
+
+def test_rest_trades_errors() -> None:
+    feed, _ = _feed("okx_swap", ["BTC-USDT-SWAP"], ["trades"])
+    with pytest.raises(VenueError, match="51001"):
+        feed.decode_trades(b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}',
+                           "BTC-USDT-SWAP", T)
+    row = {"instId": "BTC-USDT-SWAP", "tradeId": "1", "px": "1", "sz": "1", "side": "buy",
+           "ts": "1654161646974"}
+    for bad in ({"px": "-1"}, {"sz": "0"}, {"side": "Buy"}, {"ts": "x"},
+                {"instId": "ETH-USDT-SWAP"}):
+        with pytest.raises(DecodeError) as info:
+            feed.decode_trades(_rest(row | bad), "BTC-USDT-SWAP", T)
+        assert info.value.channel == "trades"
+    unlisted, _ = _feed("okx_swap", ["XYZ-USDT-SWAP"], ["trades"])
+    with pytest.raises(DecodeError, match="no instrument"):
+        unlisted.decode_trades(_rest(row | {"instId": "XYZ-USDT-SWAP"}), "XYZ-USDT-SWAP", T)
+
+
 def test_bbo_quotes() -> None:
     feed, sink = _feed("okx_swap", ["BTC-USDT-SWAP", "BTC-USD-SWAP"], ["bookTicker"])
     feed.decode(_sample("bbo/linear_swap"), T)

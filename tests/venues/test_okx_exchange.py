@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import simrun
 import websockets
 from harness import drained
 
@@ -26,7 +27,8 @@ from analyzer import config
 from analyzer.collector import Collector
 from analyzer.exchange import Faults, LocalExchange, Replay, Simulation
 from analyzer.exchange.emulator import emulators
-from analyzer.sim import World
+from analyzer.sim import Schedule, World
+from analyzer.sim.scenarios import Disconnect
 from analyzer.sim.spec import BTC, ETH, Rates
 from analyzer.store.research import query
 from analyzer.venues.okx.emulate import EMULATOR, restart_notice
@@ -255,6 +257,85 @@ def test_simulated_okx_markets_collected_in_sync_with_checksums(tmp_path: Path) 
             assert usd == pytest.approx(oi * 100.0)
         else:
             assert usd == pytest.approx(oi * 60_000, rel=0.1)
+
+
+def test_replay_answers_trades_with_the_recorded_trades_as_fills() -> None:
+    """The replay keeps the recorded ``trades`` frames released so far and answers GET
+    /api/v5/market/trades with them as fills, newest first, at most ``limit``; an aggregate of
+    3 (the docs' channel example) comes back as 3 fills, which decode to the channel's trade.
+    The 2022 capture's channel sent single fills (no aggregation then): the fills of one taker
+    order (consecutive ids, one millisecond, side and price) decode to the aggregate today's
+    channel sends, under the last fill's id, with their summed size."""
+    from analyzer.venues.okx import MARKETS, OkxFeed
+    from analyzer.venues.okx.emulate.state import OkxReplay
+
+    replay = OkxReplay("SPOT", None)
+    handler, inst, depth = replay.classify(b"trades:BTC-USDT")
+    assert handler is not None and inst == "BTC-USDT" and not depth
+    recorded = [line.split(": ", 1)[1].encode() for line in
+                (FIXTURES / "OKX.ws.1.0.txt").read_text().splitlines()[1:]
+                if '"channel":"trades","instId":"BTC-USDT"}' in line and '"data"' in line]
+    aggregate = (b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT",'
+                 b'"tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy",'
+                 b'"ts":"1630048897897","count":"3","source":"0","seqId":1234}]}')
+
+    class _Sink:
+        def __init__(self) -> None:
+            self.trades: list[Any] = []
+
+        def on_trade(self, ev: Any) -> None:
+            self.trades.append(ev)
+
+    sink = _Sink()
+    feed = OkxFeed(MARKETS["okx_spot"], ["BTC-USDT"], ["trades"], sink)  # type: ignore[arg-type]
+    for frame in [*recorded, aggregate]:
+        handler(inst, frame)
+        feed.decode(frame, 1)
+    assert len(sink.trades) == TRADES["BTC-USDT"] + 1
+    body = replay.rest(None, "trades", {"instId": "BTC-USDT", "limit": "500"})  # type: ignore[arg-type]
+    data = json.loads(body)["data"]
+    assert [d["tradeId"] for d in data[:3]] == ["130639474", "130639473", "130639472"]
+    assert sum(float(d["sz"]) for d in data[:3]) == pytest.approx(0.12060306, abs=1e-12)
+    assert len(data) == TRADES["BTC-USDT"] + 3
+    got = feed.decode_trades(body, "BTC-USDT", 1)
+    assert got[-1] == sink.trades[-1] and got[-1].kind == "aggTrade"
+    assert {t.trade_id for t in got} < {t.trade_id for t in sink.trades}
+    assert sum(t.size for t in got) == pytest.approx(sum(t.size for t in sink.trades))
+    merged = [t for t in got if t.kind == "aggTrade"]
+    print(f"2022 capture: {len(sink.trades) - 1} BTC-USDT fills, {len(got) - 1} trades as "
+          f"aggregated ({len(merged) - 1} of several fills)")
+    assert len(merged) > 1
+    few = replay.rest(None, "trades", {"instId": "BTC-USDT", "limit": "2"})  # type: ignore[arg-type]
+    assert [d["tradeId"] for d in json.loads(few)["data"]] == ["130639474", "130639473"]
+
+
+def test_reconnects_lose_no_trade_recent_fills_fill_the_holes(tmp_path: Path) -> None:
+    """The swap feed's connections closed 5 times (1000, 1001, 1008, 1011, a TCP abort), 10
+    market seconds apart: after each reconnect the collector asks GET /api/v5/market/trades
+    for every instrument, whose answer is single fills (an aggregate of the channel split in
+    up to 3, ids of their own); aggregated back they carry the channel's tradeId, so every
+    trade the simulation released is stored exactly once, with the channel's size."""
+    schedule = Schedule([Disconnect(at_s=5.0, spacing_s=10.0, feed="okx_swap")])
+    run = simrun.run_sim(tmp_path, schedule, seconds=70, speed=10, exchanges=("okx",),
+                         options={"okx_swap": {"healthy_seconds": 0.5}})
+    swap = run.runner("okx_swap")
+    produced, stored = run.produced_trades(), run.stored_trades()
+    print(f"okx disconnects: reconnects {run.reconnects('okx_swap')}, trades produced "
+          f"{sum(produced.values())}, stored {sum(stored.values())}, backfilled "
+          f"{swap.trades_backfilled}, gaps {swap.trade_gaps}")
+    assert run.reconnects("okx_swap") == {
+        "1000": 1, "1001": 1, "1008": 1, "1011": 1, "abnormal": 1}
+    assert run.exchange.stats["feeds"]["okx_swap"]["closed_by_fault"] == 5
+    assert all(sum(r.decode_errors.values()) == 0 for r in run.collector.runners)
+    assert swap.trades_backfilled > 0 and swap.trade_gaps == 0
+    assert stored == produced  # (stored_trades checks that each is stored once)
+    for sym, tape in run.exchange.feed("okx_swap").tapes.items():  # the channel's sizes
+        [(size,)] = run.sql("SELECT coalesce(sum(size), 0) FROM trades WHERE venue = "
+                            f"'okx_swap' AND symbol = '{sym}'")
+        assert size == pytest.approx(tape.volume, rel=1e-9), sym
+    kinds = dict(run.sql("SELECT kind, count(*) FROM trades WHERE venue = 'okx_swap' "
+                         "GROUP BY ALL"))
+    assert kinds["aggTrade"] > 0 and kinds["trade"] > 0
 
 
 async def _ws(url: str) -> Any:

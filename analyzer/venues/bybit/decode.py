@@ -11,7 +11,8 @@ msgspec once; a frame laid out differently is parsed twice (envelope, then the t
 Channels and topics:
 
     depth         orderbook.<depth>.<SYM>   BookChange; a snapshot (or ``u == 1``) replaces
-    trades        publicTrade.<SYM>         Trade (ids are UUIDs: no gaps or backfill by id)
+    trades        publicTrade.<SYM>         Trade (ids are UUIDs: no gaps or backfill by id;
+                                            after a reconnect, REST recent trades)
     bookTicker    orderbook.1.<SYM>         Quote (its ``u`` is not the deep book's: -1)
     markPrice     tickers.<SYM>             DerivativeTicker, when mark/index/funding change
     openInterest  tickers.<SYM>             OpenInterest (single side), when it changes
@@ -419,10 +420,10 @@ class BybitFeed:
         return None  # trade ids are UUIDs: no backfill by id
 
     def recent_trades_path(self, symbol: str) -> str | None:
-        return None  # (the reconnect backfill of recent trades: being added)
+        return rest.recent_trades_path(self.category, symbol)
 
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
-        raise NotImplementedError("bybit trades have no REST backfill by id")
+        return rest.decode_trades(body, self.venue, symbol, ts_local)
 
     def open_interest_path(self, symbol: str) -> str | None:
         return None  # on the tickers stream

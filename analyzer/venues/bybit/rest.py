@@ -1,11 +1,14 @@
-"""Bybit v5 REST: the instrument listing, request weights and rate-limit headers.
+"""Bybit v5 REST: the instrument listing, recent trades, request weights and rate-limit headers.
 
 Docs: https://bybit-exchange.github.io/docs/v5/market/instrument
+      https://bybit-exchange.github.io/docs/v5/market/recent-trade
       https://bybit-exchange.github.io/docs/v5/rate-limit
 
-Only the listing is asked for: book snapshots come on the websocket, open interest and funding
-on the tickers stream, and Bybit's trade ids (UUIDs) allow no backfill by id. The funding
-interval of each perpetual comes with the listing (``fundingInterval``, minutes).
+Asked for: the listing, and after a reconnect each symbol's recent trades (Bybit's trade ids,
+UUIDs on derivatives, allow no backfill by id: the collector keeps those from its last trade's
+time on). Book snapshots come on the websocket, open interest and funding on the tickers
+stream. The funding interval of each perpetual comes with the listing (``fundingInterval``,
+minutes).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import logging
 
 import msgspec
 
-from analyzer.events import Instrument
+from analyzer.events import Instrument, Trade
 from analyzer.venues.base import DecodeError, VenueError
-from analyzer.venues.bybit.schemas import MS, instruments_decoder
+from analyzer.venues.bybit.schemas import MS, instruments_decoder, recent_trades_decoder
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,13 @@ INSTRUMENTS_PATH = "/v5/market/instruments-info"
 # still names a next page is logged (the interface asks for paths before any body is read).
 PAGE_LIMIT = 1000
 
+RECENT_TRADES_PATH = "/v5/market/recent-trade"
+# "limit: spot: [1,60], default: 60; others: [1,1000], default: 500" (docs "Get Public Recent
+# Trading History"): the most a request returns, newest first.
+RECENT_TRADES_LIMIT = {"spot": 60, "linear": 1000, "inverse": 1000}
+
 # Every public request counts 1 against the IP limit of 600 per 5 s (docs "Rate Limit Rules").
-REST_WEIGHTS = {"instruments": 1}
+REST_WEIGHTS = {"instruments": 1, "trades": 1}
 
 # Sent with every response, per UID and endpoint (docs "Rate Limit Rules"): the remaining
 # requests, the limit, and when it resets (ms). The IP limit has no header: a breach answers
@@ -91,6 +99,30 @@ def decode_instruments(
                 1.0,  # linear: 1 base unit; inverse: 1 USD a contract (BTCUSD, ETHUSD ...)
                 s.priceFilter.tickSize, lot, expiry, ts_local,
             )
+    return out
+
+
+def recent_trades_path(category: str, symbol: str) -> str:
+    return (f"{RECENT_TRADES_PATH}?category={category}&symbol={symbol}"
+            f"&limit={RECENT_TRADES_LIMIT[category]}")
+
+
+def decode_trades(body: bytes, venue: str, symbol: str, ts_local: int) -> list[Trade]:
+    """A recent-trade body as the Trades the publicTrade stream makes of the same executions
+    (same id, side, units and kind), oldest first."""
+    try:
+        page = recent_trades_decoder.decode(body)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise DecodeError(f"recent-trade {symbol}: {exc}", "trades") from None
+    if page.retCode != 0 or page.result is None:
+        raise VenueError(f"recent-trade {symbol}: {page.retCode} {page.retMsg}", "trades")
+    out = []
+    for t in reversed(page.result.items):
+        if t.symbol != symbol:
+            raise DecodeError(f"recent-trade {symbol}: a trade of {t.symbol!r}", "trades")
+        out.append(Trade(venue, symbol, t.time * MS, ts_local, t.execId, t.price, t.size,
+                         "buy" if t.side == "Buy" else "sell",
+                         "block_trade" if t.isBlockTrade else "trade"))
     return out
 
 

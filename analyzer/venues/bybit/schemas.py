@@ -5,6 +5,7 @@ Docs: https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook
       https://bybit-exchange.github.io/docs/v5/websocket/public/ticker
       https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation
       https://bybit-exchange.github.io/docs/v5/market/instrument
+      https://bybit-exchange.github.io/docs/v5/market/recent-trade
 
 Every number is range-checked by msgspec while it parses (the ``Annotated`` types below): a value
 out of range, NaN, infinite, or text that is no number makes the frame a counted
@@ -183,6 +184,31 @@ class InstrumentsBody(msgspec.Struct, frozen=True):
     result: InstrumentsResult | None = None
 
 
+class RecentTrade(msgspec.Struct, frozen=True):
+    """One trade of ``GET /v5/market/recent-trade``: the execution the websocket's publicTrade
+    sends (``execId`` is its ``i``), under longer keys."""
+
+    execId: str  # trade id (a UUID on derivatives, digits on spot)
+    symbol: str
+    price: Price
+    size: Qty  # base coin; inverse: contracts of 1 USD
+    side: Side  # taker side
+    time: Ms  # fill time (ms, as a string)
+    isBlockTrade: bool = False  # matched off the book
+
+
+class RecentTradesResult(msgspec.Struct, frozen=True):
+    items: list[RecentTrade] = msgspec.field(name="list", default_factory=list)  # newest first
+
+
+class RecentTradesBody(msgspec.Struct, frozen=True):
+    """``GET /v5/market/recent-trade`` (an error's ``result`` is ``{}``)."""
+
+    retCode: int  # 0: OK
+    retMsg: str = ""
+    result: RecentTradesResult | None = None
+
+
 _KINDS: dict[str, type] = {
     "book": BookFrame,
     "trade": TradeFrame,
@@ -193,5 +219,6 @@ DECODERS = {k: msgspec.json.Decoder(t, strict=False) for k, t in _KINDS.items()}
 envelope_decoder = msgspec.json.Decoder(Envelope)
 reply_decoder = msgspec.json.Decoder(Reply)
 instruments_decoder = msgspec.json.Decoder(InstrumentsBody, strict=False)
+recent_trades_decoder = msgspec.json.Decoder(RecentTradesBody, strict=False)
 
 TOPIC_PREFIX = b'{"topic":"'

@@ -1,9 +1,21 @@
-"""OKX's REST side: the instrument listing (the only request the collector makes).
+"""OKX's REST side: the instrument listing, and recent trades after a reconnect.
 
 Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+      https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades
 GET /api/v5/public/instruments?instType=SPOT|SWAP|FUTURES: 20 requests per 2 s per IP and
-instrument type. Book snapshots come on the socket, open interest and funding on their
-channels, and trades are not backfilled by id: the other path methods return None.
+instrument type. GET /api/v5/market/trades?instId=..&limit=..: "up to 500 most recent" trades,
+newest first (limit: max 500, default 100), 100 requests per 2 s per IP. Book snapshots come on
+the socket, open interest and funding on their channels, and trade ids are not consecutive (no
+backfill by id): the other path methods return None.
+
+Recent trades are single fills, while the ``trades`` channel sends one aggregate per taker
+order, price and source whose ``tradeId`` is its last fill's and ``count`` the fills in it
+(docs "Trades channel"; the REST answer has no ``count``). ``aggregate`` rebuilds the channel's
+trades from the fills, so that a backfilled trade carries the id, size and kind the stream gave
+the same execution and the store's (venue, symbol, trade_id) key drops it when the stream had
+it: consecutive fills (ids one apart) with the same time, side, price and source are one
+aggregate. The REST answer names no taker order: two orders filled one after the other at the
+same millisecond, side and price become one trade (the volume is kept; a trade count is not).
 """
 
 from __future__ import annotations
@@ -12,9 +24,17 @@ import msgspec
 
 from analyzer.events import BookChange, Instrument, OpenInterest, Trade
 from analyzer.venues.base import DecodeError, Market, VenueError
-from analyzer.venues.okx.schemas import INSTRUMENTS_DECODER, MS, InstrumentInfo
+from analyzer.venues.okx.schemas import (
+    INSTRUMENTS_DECODER,
+    MS,
+    REST_TRADES_DECODER,
+    InstrumentInfo,
+    RestTrade,
+)
 
 MARKET_TYPES = {"SPOT": "spot", "SWAP": "perpetual", "FUTURES": "future"}
+TRADES_PATH = "/api/v5/market/trades"
+TRADES_LIMIT = 500  # "The maximum is 500; the default is 100"
 
 
 def instrument(info: InstrumentInfo, venue: str, ts_local: int) -> Instrument:
@@ -47,13 +67,37 @@ def instrument(info: InstrumentInfo, venue: str, ts_local: int) -> Instrument:
                       info.tickSz, lot, expiry, ts_local)
 
 
+def _follows(fill: RestTrade, last: RestTrade) -> bool:
+    """``fill`` is the next match of the same taker order at the same price as ``last``."""
+    return (fill.ts == last.ts and fill.side == last.side and fill.px == last.px
+            and fill.source == last.source and fill.tradeId.isdigit()
+            and last.tradeId.isdigit() and int(fill.tradeId) == int(last.tradeId) + 1)
+
+
+def aggregate(fills: list[RestTrade]) -> list[tuple[RestTrade, float, int]]:
+    """The fills (oldest first) as the trades channel aggregates them: (last fill, summed
+    size, fills), oldest first (module doc)."""
+    out: list[tuple[RestTrade, float, int]] = []
+    for f in fills:
+        if out and _follows(f, out[-1][0]):
+            _, size, count = out[-1]
+            # the sum of decimal texts, without the binary noise of adding floats
+            out[-1] = (f, round(size + f.sz, 12), count + f.count)
+        else:
+            out.append((f, f.sz, f.count))
+    return out
+
+
 class OkxRest:
     """The REST requests of one OKX market; mixed into ``OkxFeed``."""
 
     market: Market
     venue: str
+    derivatives: bool
+    size_factor: dict[str, float]
 
-    rest_weights: dict[str, int] = {"instruments": 1}  # noqa: RUF012 (read-only table)
+    # one request each, against the 20 per 2 s of the listing (trades allow 100 per 2 s)
+    rest_weights: dict[str, int] = {"instruments": 1, "trades": 1}  # noqa: RUF012 (read-only)
 
     def rest_headers(self, api_key: str | None) -> dict[str, str] | None:
         """Public data needs no key."""
@@ -88,10 +132,31 @@ class OkxRest:
         return None  # no backfill by trade id (yet)
 
     def recent_trades_path(self, symbol: str) -> str | None:
-        return None  # (the reconnect backfill of recent trades: being added)
+        return f"{TRADES_PATH}?instId={symbol}&limit={TRADES_LIMIT}"
 
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
-        raise DecodeError("OKX trades are not backfilled over REST", "trades")
+        """A trades body as the Trades the trades channel makes of the same executions: its
+        aggregates (module doc), sizes in the unit system as ``_on_trades`` converts them,
+        side the taker's; oldest first."""
+        try:
+            page = REST_TRADES_DECODER.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"trades {symbol}: {exc}", "trades") from None
+        if page.code != "0":
+            raise VenueError(f"trades {symbol}: OKX error {page.code}: {page.msg}", "trades")
+        factor = 1.0
+        if self.derivatives:
+            found = self.size_factor.get(symbol)
+            if found is None:
+                raise DecodeError(f"trades {symbol}: no instrument listed (contract size "
+                                  "unknown)", "trades")
+            factor = found
+        for t in page.data:
+            if t.instId != symbol:
+                raise DecodeError(f"trades {symbol}: a trade of {t.instId!r}", "trades")
+        return [Trade(self.venue, symbol, t.ts * MS, ts_local, t.tradeId, t.px, size * factor,
+                      t.side, "aggTrade" if count > 1 else "trade")
+                for t, size, count in aggregate(page.data[::-1])]
 
     def open_interest_path(self, symbol: str) -> str | None:
         return None  # the open-interest channel

@@ -4,6 +4,7 @@ Docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-bo
       https://www.okx.com/docs-v5/en/#public-data-websocket (mark price, index tickers, funding
       rate, open interest channels)
       https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+      https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades
 
 OKX sends every number as a decimal string except ``checksum``, ``seqId`` and ``prevSeqId``.
 ``strict=False`` turns the strings into floats and ints in C, and every number read is
@@ -204,6 +205,26 @@ class InstrumentsBody(msgspec.Struct, frozen=True):
     msg: str = ""
 
 
+class RestTrade(msgspec.Struct, frozen=True):
+    """One trade of ``GET /api/v5/market/trades``: a single fill, not the websocket's
+    aggregate (see ``rest.aggregate``)."""
+
+    instId: str
+    tradeId: str  # the fill's id
+    px: Price
+    sz: Qty  # spot: base units; SWAP/FUTURES: contracts
+    side: Literal["buy", "sell"]  # the taker's side
+    ts: Ms  # fill time
+    source: str = "0"  # 0: normal order; 1: Enhanced Liquidity Program order
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1  # fills in it (not sent today)
+
+
+class TradesBody(msgspec.Struct, frozen=True):
+    code: str  # "0": OK
+    data: list[RestTrade] = msgspec.field(default_factory=list)  # newest first
+    msg: str = ""
+
+
 BOOK_DECODER = msgspec.json.Decoder(BookFrame, strict=False)
 BOOK_TEXT_DECODER = msgspec.json.Decoder(BookTextFrame)
 BBO_DECODER = msgspec.json.Decoder(BboFrame, strict=False)
@@ -215,3 +236,4 @@ OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestFrame, strict=False)
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 EVENT_DECODER = msgspec.json.Decoder(Event)
 INSTRUMENTS_DECODER = msgspec.json.Decoder(InstrumentsBody, strict=False)
+REST_TRADES_DECODER = msgspec.json.Decoder(TradesBody, strict=False)

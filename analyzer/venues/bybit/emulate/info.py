@@ -1,5 +1,7 @@
 """Bybit's REST bodies as the local exchange answers them: the v5 envelope, the instrument
-listing (``GET /v5/market/instruments-info``), recent trades, errors and rate limits.
+listing (``GET /v5/market/instruments-info``), recent trades (``GET /v5/market/recent-trade``:
+the trades released so far, newest first, at most ``limit``: spot 1-60, default 60; others
+1-1000, default 500), errors and rate limits.
 
 Docs: https://bybit-exchange.github.io/docs/v5/market/instrument
       https://bybit-exchange.github.io/docs/v5/market/recent-trade
@@ -21,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from analyzer.exchange.emulator import RestError
+from analyzer.venues.bybit.rest import RECENT_TRADES_LIMIT, RECENT_TRADES_PATH
 
 if TYPE_CHECKING:
     from analyzer.events import Instrument
 
 MS = 1_000_000
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
-ROUTES = {INSTRUMENTS_PATH: "instruments", "/v5/market/recent-trade": "recent-trade",
+ROUTES = {INSTRUMENTS_PATH: "instruments", RECENT_TRADES_PATH: "recent-trade",
           "/v5/market/time": "time"}
 CATEGORIES = ("spot", "linear", "inverse")
 CONTRACT_TYPES = {("linear", "perpetual"): "LinearPerpetual", ("linear", "future"): "LinearFutures",
@@ -62,6 +65,27 @@ def category_of(params: dict[str, str], category: str) -> None:
         raise params_error("params error: Category is required")
     if given not in CATEGORIES:
         raise params_error("params error: Category is invalid")
+
+
+def trades_limit(params: dict[str, str], category: str) -> int:
+    """The ``limit`` of a recent-trade request (within the category's range)."""
+    text = params.get("limit") or ""
+    if not text:
+        return 60 if category == "spot" else 500
+    if not text.isdigit():
+        raise params_error("params error: limit invalid")
+    return max(1, min(int(text), RECENT_TRADES_LIMIT[category]))
+
+
+def recent_trades_body(category: str, params: dict[str, str], rows: list[dict[str, Any]],
+                       now_ms: int) -> bytes:
+    """``rows`` (a symbol's trades as the list's items, oldest first) as the answer: the last
+    ``limit`` of them, newest first; a category other than the market's holds none."""
+    category_of(params, category)
+    if params["category"] != category:
+        rows = []
+    limit = trades_limit(params, category)
+    return envelope({"category": params["category"], "list": rows[: -limit - 1 : -1]}, now_ms)
 
 
 def _item(category: str, inst: Instrument) -> dict[str, Any]:

@@ -95,19 +95,18 @@ class BybitSim:
             minutes = {i.symbol: round(venue.funding_hours(i.base) * 60)
                        for i in self.listed() if i.market == "perpetual"}
             return info.instruments_body(self.category, params, self.listed(), minutes, now)
-        info.category_of(params, self.category)
         symbol = params.get("symbol", "").upper()
         f = self.formats.get(symbol)
         if f is None:
+            info.category_of(params, self.category)
             raise info.params_error("params error: symbol invalid")
-        limit = min(int(params.get("limit") or 500), 1000 if self.category != "spot" else 60)
-        rows = f.tape.rows[-limit:][::-1]  # newest first
-        return info.envelope({"category": self.category, "list": [
-            {"execId": f.trade_id(tid).decode(), "symbol": symbol,
-             "price": (b"%.*f" % (f.pd, p)).decode(), "size": (b"%.*f" % (f.qd, q)).decode(),
-             "side": "Buy" if side == "buy" else "Sell", "time": str(ms),
-             "isBlockTrade": False}
-            for tid, p, q, ms, side in rows]}, now)
+        limit = info.trades_limit(params, self.category)
+        rows = [{"execId": f.trade_id(tid).decode(), "symbol": symbol,
+                 "price": f.px[p].decode(), "size": f.qx[q].decode(),
+                 "side": "Buy" if side == "buy" else "Sell", "time": str(ms),
+                 "isBlockTrade": False}
+                for tid, p, q, ms, side in f.tape.rows[-limit:]]
+        return info.recent_trades_body(self.category, params, rows, now)
 
     def depth(self, feed: SimFeed, symbol: str, limit: int) -> dict[str, Any]:
         f = self.formats[symbol]

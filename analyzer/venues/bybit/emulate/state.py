@@ -5,9 +5,10 @@ frames made it: a snapshot replaces it, a delta sets absolute sizes (0 removes).
 kept off the wire are applied too: the venue's book has them. A new subscription starts with
 that book as a snapshot carrying the current ``u`` (until the replay releases the topic's first
 frame there is none: the recording's own snapshot comes first). Per ticker topic, the merged
-ticker (the last snapshot with every delta since), for a new subscription's snapshot. Prices
-and sizes stay the venue's strings. REST: the recorded listing, else one made up for the
-symbols seen (steps from the recorded numbers' decimals).
+ticker (the last snapshot with every delta since), for a new subscription's snapshot. Per
+symbol, the trades released (the last ``TRADES_KEPT``), for ``recent-trade``. Prices and sizes
+stay the venue's strings. REST: the recorded listing, else one made up for the symbols seen
+(steps from the recorded numbers' decimals); recent trades.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 MS = 1_000_000
 _QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH", "EUR")
+TRADES_KEPT = 2000  # per symbol: more than a recent-trade request returns (1000)
 
 
 class _BookData(msgspec.Struct, gc=False):
@@ -49,7 +51,21 @@ class _TickerFrame(msgspec.Struct, gc=False):
     ts: int = 0
 
 
+class _TradeData(msgspec.Struct, gc=False):
+    T: int  # fill time (ms)
+    S: str  # taker side
+    v: str  # size
+    p: str  # price
+    i: str  # trade id
+    BT: bool = False
+
+
+class _TradeFrame(msgspec.Struct, gc=False):
+    data: list[_TradeData]
+
+
 _book_decoder = msgspec.json.Decoder(_BookFrame)
+_trade_decoder = msgspec.json.Decoder(_TradeFrame)
 _ticker_decoder = msgspec.json.Decoder(_TickerFrame)
 _encode = msgspec.json.encode
 
@@ -119,6 +135,7 @@ class BybitReplay:
         self.books: dict[bytes, Book] = {}
         self.tickers: dict[bytes, dict[str, Any]] = {}
         self.depth_counts: dict[str, int] = {}
+        self.trades: dict[str, list[dict[str, Any]]] = {}  # recent-trade items, oldest first
 
     # -- released frames --
 
@@ -140,7 +157,22 @@ class BybitReplay:
             return on_book, symbol, depth
         if stream.startswith(b"tickers."):
             return (lambda symbol, frame: self._on_ticker(stream, frame)), symbol, False
+        if stream.startswith(b"publicTrade.") and symbol is not None:
+            return (lambda _, frame: self._on_trades(symbol, frame)), symbol, False
         return None, symbol, False
+
+    def _on_trades(self, symbol: str, frame: bytes) -> None:
+        """Keep a publicTrade frame's trades as recent-trade items."""
+        try:
+            f = _trade_decoder.decode(frame)
+        except (msgspec.DecodeError, ValueError):
+            self.decode_errors += 1
+            return
+        rows = self.trades.setdefault(symbol, [])
+        rows.extend({"execId": t.i, "symbol": symbol, "price": t.p, "size": t.v, "side": t.S,
+                     "time": str(t.T), "isBlockTrade": t.BT} for t in f.data)
+        if len(rows) > TRADES_KEPT * 1.5:
+            del rows[: len(rows) - TRADES_KEPT]
 
     def _on_book(self, book: Book, frame: bytes) -> int:
         try:
@@ -229,8 +261,8 @@ class BybitReplay:
             if self.listing is not None:
                 return info.recorded_listing(self.listing, self.category, params)
             return info.instruments_body(self.category, params, self.synthetic(feed), {}, now)
-        info.category_of(params, self.category)
-        return info.envelope({"category": self.category, "list": []}, now)
+        rows = self.trades.get(params.get("symbol", "").upper(), [])
+        return info.recent_trades_body(self.category, params, rows, now)
 
     def synthetic(self, feed: MarketFeed) -> list[Instrument]:
         """A listing of the symbols seen: steps from the decimals of the recorded books."""

@@ -1,7 +1,15 @@
 """OKX's REST bodies as the local exchange writes them: the instrument listing (from the
-simulated instruments, or made up for a recording's), server time, a book.
+simulated instruments, or made up for a recording's), server time, a book, recent trades.
 
 Docs: https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+      https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades
+
+Recent trades (``GET /api/v5/market/trades``) are single fills, newest first, at most ``limit``
+(1-500, default 100), while the ``trades`` channel sends one aggregate per taker order and price
+(its ``tradeId`` the last fill's, ``count`` the fills). An aggregate is served as ``count``
+fills with consecutive ids ending at its ``tradeId``, its size split on the grid of its text
+(``fills``): the first fills one share each, the last the rest (fewer fills when the size has
+fewer steps than ``count``).
 
 Every value is a string; fields that do not apply are "" (a spot pair's ``ctVal``, a swap's
 ``expTime``). ``lotSz`` and ``minSz`` of derivatives are contracts: a linear contract is
@@ -57,6 +65,57 @@ def contracts(x: float, ct_val: float) -> str:
 
 def linear_ct_val(base: str) -> float:
     return LINEAR_CT_VAL.get(base, 1.0)
+
+
+def units(size: str) -> tuple[int, int]:
+    """A size text as (steps, decimals): "0.15" -> (15, 2), "100" -> (100, 0)."""
+    whole, _, frac = size.partition(".")
+    return int(whole + frac), len(frac)
+
+
+def fill_count(size: str, count: int) -> int:
+    """How many fills an aggregate of ``count`` with this size text is served as."""
+    return max(1, min(count, units(size)[0]))
+
+
+def fills(last_id: int, size: str, count: int) -> list[tuple[str, str]]:
+    """An aggregate as its fills, newest first: (tradeId, sz)."""
+    steps, places = units(size)
+    n = fill_count(size, count)
+    share = steps // n
+    parts = [steps - share * (n - 1)] + [share] * (n - 1)  # newest (the rest) first
+    return [(str(last_id - k), f"{Decimal(part).scaleb(-places).normalize():f}")
+            for k, part in enumerate(parts)]
+
+
+def trades_limit(params: dict[str, str]) -> int:
+    given = params.get("limit") or "100"
+    if not given.isdigit() or int(given) < 1:
+        raise RestError(400, {"code": "51000", "msg": "Parameter limit error", "data": []})
+    return min(int(given), 500)
+
+
+def inst_id_param(params: dict[str, str]) -> str:
+    inst = params.get("instId", "")
+    if not inst:
+        raise RestError(400, {"code": "50014", "msg": "Parameter instId can not be empty.",
+                              "data": []})
+    return inst
+
+
+def trades_body(inst_id: str, aggregates: list[tuple[str, str, str, str, int, int]],
+                limit: int) -> bytes:
+    """The fills of ``aggregates`` (tradeId, px, sz, side, ts ms, count; oldest first), the
+    newest ``limit`` of them, newest first."""
+    data: list[dict[str, str]] = []
+    for trade_id, px, sz, side, ms, count in reversed(aggregates):
+        parts = fills(int(trade_id), sz, count) if trade_id.isdigit() else [(trade_id, sz)]
+        for fill_id, fill_sz in parts:
+            data.append({"instId": inst_id, "side": side, "sz": fill_sz, "source": "0",
+                         "px": px, "tradeId": fill_id, "ts": str(ms)})
+        if len(data) >= limit:
+            break
+    return _encode({"code": "0", "msg": "", "data": data[:limit]})
 
 
 def time_body(now_ms: int) -> bytes:

@@ -3,6 +3,7 @@ heartbeat and limits, REST routing and budget, and its replay and simulation sou
 
 Docs: https://www.okx.com/docs-v5/en/#overview-websocket (connect, subscribe, limits, notice)
       https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments
+      https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades
 
 Websocket ``/ws/v5/public``. ``{"op":"subscribe","args":[{"channel","instId"},...]}`` is
 answered per arg: ``{"event":"subscribe","arg":{..},"connId":..}``, or ``{"event":"error",
@@ -196,9 +197,11 @@ class OkxMarket:
             "/api/v5/public/instruments": "instruments",
             "/api/v5/public/time": "time",
             "/api/v5/market/books": "books",
+            "/api/v5/market/trades": "trades",
         }.get(path)
 
     def weight(self, endpoint: str, params: dict[str, str]) -> int:
+        # one request of the budget each (trades: 100 per 2 s on OKX, the listing 20)
         return 1
 
     def weight_headers(self, used: int) -> list[tuple[str, str]]:

@@ -8,8 +8,11 @@ Channels: ``books`` (BookChange; ``seqId`` the change's last id, ``prevSeqId`` t
 change's: the sim's futures-style ids skip values, as OKX's do), ``bbo-tbt`` and ``tickers``
 (Quote; tickers at most every 100 ms), ``trades`` (Trade: the model fills one price level per
 trade, which is OKX's aggregate, one per taker order and price; ``count`` is made up from the
-id), ``mark-price``, ``index-tickers`` (one frame per index and instant across the index's
-instruments) and ``funding-rate`` (DerivativeTicker), ``open-interest`` (OpenInterest).
+id, 1 to 3 fills (fewer if the size has fewer lots), and ``tradeId`` is the model's id times 4
+plus 3, so that the fills ``GET /api/v5/market/trades`` serves (``info.fills``) have ids of
+their own, as OKX's do), ``mark-price``, ``index-tickers`` (one frame per index and instant
+across the index's instruments) and ``funding-rate`` (DerivativeTicker), ``open-interest``
+(OpenInterest).
 
 Units: sizes of linear contracts go out in contracts (base units / ctVal: a whole number of
 the listing's ``lotSz``, since the sim's lot is a multiple of it), inverse ones are contracts
@@ -41,7 +44,7 @@ from analyzer.venues.okx.emulate.books import (
     plain,
     snapshot_frame,
 )
-from analyzer.venues.okx.emulate.info import contracts, linear_ct_val
+from analyzer.venues.okx.emulate.info import contracts, fill_count, linear_ct_val
 
 if TYPE_CHECKING:
     from analyzer.events import Instrument
@@ -54,18 +57,36 @@ HOUR_MS = 3_600_000
 
 
 class Tape:
-    """The last trade of an instrument (tickers' ``last``/``lastSz``) and the traded size."""
+    """The trades released of an instrument: the last (tickers' ``last``/``lastSz``), the
+    traded size, and the latest rows (model id, price, size, ms, side) for recent trades
+    (bounded: the oldest go first)."""
 
-    __slots__ = ("last", "size", "volume")
+    __slots__ = ("last", "rows", "size", "volume")
+    LIMIT = 100_000
 
     def __init__(self) -> None:
         self.last = 0.0
         self.size = 0.0
         self.volume = 0.0
+        self.rows: list[tuple[str, float, float, int, str]] = []
 
     def add(self, ev: Trade) -> None:
         self.last, self.size = ev.price, ev.size
         self.volume += ev.size
+        rows = self.rows
+        rows.append((ev.trade_id, ev.price, ev.size, ev.ts_exchange // MS, ev.side))
+        if len(rows) > self.LIMIT * 1.1:
+            del rows[: len(rows) - self.LIMIT]
+
+
+def trade_id(model_id: str) -> int:
+    """The aggregate's ``tradeId`` (module doc)."""
+    return int(model_id) * 4 + 3
+
+
+def fills_made_up(model_id: str) -> int:
+    """The ``count`` made up for a model trade, before the size's lots bound it."""
+    return 1 + int(model_id) % 3
 
 
 class SymbolFormat:
@@ -177,9 +198,21 @@ class SymbolFormat:
     # -- the other channels --------------------------------------------------------------------
 
     def trade(self, ev: Trade) -> bytes:
+        sz = self.qx[ev.size]
+        return (self.trade_tmpl % (trade_id(ev.trade_id), self.px[ev.price], sz, ev.side,
+                                   ev.ts_exchange // MS,
+                                   fill_count(sz, fills_made_up(ev.trade_id)))).encode()
+
+    def aggregates(self, limit: int) -> list[tuple[str, str, str, str, int, int]]:
+        """The last ``limit`` trades released as the channel sent them (tradeId, px, sz, side,
+        ts ms, count), oldest first: ``info.trades_body`` serves them as fills."""
         px, qx = self.px, self.qx
-        return (self.trade_tmpl % (ev.trade_id, px[ev.price], qx[ev.size], ev.side,
-                                   ev.ts_exchange // MS, 1 + int(ev.trade_id) % 3)).encode()
+        out = []
+        for tid, p, q, ms, side in self.tape.rows[-limit:]:
+            sz = qx[q]
+            out.append((str(trade_id(tid)), px[p], sz, side, ms,
+                        fill_count(sz, fills_made_up(tid))))
+        return out
 
     def bbo(self, ev: Quote) -> bytes:
         px, qx = self.px, self.qx
@@ -286,4 +319,4 @@ class SymbolFormat:
         return []
 
 
-__all__ = ["SNAPSHOT_LEVELS", "SymbolFormat", "Tape"]
+__all__ = ["SNAPSHOT_LEVELS", "SymbolFormat", "Tape", "trade_id"]

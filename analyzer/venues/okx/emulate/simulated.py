@@ -1,6 +1,7 @@
 """One OKX market of a simulation: a ``SymbolFormat`` per listed instrument, book snapshots on
 subscription, and the REST answers from the model (the listing of every OKX market: OKX has
-one REST host, the instrument type picks the market)."""
+one REST host, the instrument type picks the market; recent trades: the fills of the trades
+released)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ class OkxSim:
         if endpoint == "books":
             return info.books_body(self.depth(feed, params.get("instId", ""),
                                               int(params.get("sz", "1") or 1)))
+        if endpoint == "trades":
+            inst = info.inst_id_param(params)
+            limit = info.trades_limit(params)
+            f = self.formats.get(inst)
+            if f is None or self.model.find(self.feed_id, inst) is None:
+                raise RestError(400, {"code": "51001", "msg": "Instrument ID does not exist",
+                                      "data": []})
+            return info.trades_body(inst, f.aggregates(limit), limit)
         kind = info.inst_type_param(params)
         feed_id = MARKET_OF_TYPE.get(kind)
         listed = [i for i in self.model.instruments() if i.venue == feed_id]

@@ -9,7 +9,8 @@ seqIds: none), so that the recorded updates after it chain to it; a client that 
 before the recorded snapshot is released gets that one, in its place in the recording.
 
 REST: the instrument listing per ``instType`` from the recording (cryptofeed's ``OKX.0``), else
-one made up for the instruments the recording streams (see ``info``).
+one made up for the instruments the recording streams (see ``info``); recent trades: the
+recorded ``trades`` frames released so far (the last ``TRADES_KEPT`` per instrument), as fills.
 """
 
 from __future__ import annotations
@@ -42,7 +43,22 @@ class _BookFrame(msgspec.Struct, gc=False):
     action: str = "update"
 
 
+class _TradeData(msgspec.Struct, gc=False):
+    tradeId: str
+    px: str
+    sz: str
+    side: str
+    ts: str
+    count: str = "1"  # absent before 2023: one fill
+
+
+class _TradesFrame(msgspec.Struct, gc=False):
+    data: list[_TradeData]
+
+
 _book_decoder = msgspec.json.Decoder(_BookFrame)
+_trades_decoder = msgspec.json.Decoder(_TradesFrame)
+TRADES_KEPT = 2000  # per instrument: more than a request returns (500)
 
 
 class ReplayBook:
@@ -91,6 +107,8 @@ class OkxReplay:
     def reset(self) -> None:
         self.books: dict[str, ReplayBook] = {}
         self.recorded: dict[tuple[str, str], bytes] = {}
+        # per instrument, the trades as the channel sent them: tradeId, px, sz, side, ts, count
+        self.trades: dict[str, list[tuple[str, str, str, str, int, int]]] = {}
         self.now_ns = self.first_ts
 
     # -- the released frames -------------------------------------------------------------------
@@ -99,7 +117,22 @@ class OkxReplay:
         channel, _, inst = stream.partition(b":")
         if channel in DEPTH_CHANNELS:
             return self.on_book, inst.decode(), True
+        if channel == b"trades" and inst:
+            return self.on_trades, inst.decode(), False
         return None, inst.decode() or None, False
+
+    def on_trades(self, inst_id: str, frame: bytes) -> None:
+        try:
+            msg = _trades_decoder.decode(frame)
+        except msgspec.DecodeError:
+            self.decode_errors += 1
+            return
+        rows = self.trades.setdefault(inst_id, [])
+        for t in msg.data:
+            if t.ts.isdigit() and t.count.isdigit():
+                rows.append((t.tradeId, t.px, t.sz, t.side, int(t.ts), int(t.count)))
+        if len(rows) > TRADES_KEPT * 1.5:
+            del rows[: len(rows) - TRADES_KEPT]
 
     def on_book(self, inst_id: str, frame: bytes) -> int:
         """Apply a recorded book frame; its 1-based number among the instrument's updates
@@ -160,6 +193,10 @@ class OkxReplay:
         if endpoint == "books":
             return info.books_body(self.depth(feed, params.get("instId", ""),
                                               int(params.get("sz", "1") or 1)))
+        if endpoint == "trades":
+            inst = info.inst_id_param(params)
+            limit = info.trades_limit(params)
+            return info.trades_body(inst, self.trades.get(inst, [])[-limit:], limit)
         kind = info.inst_type_param(params)
         body = self.listings.get(info.listing_key(kind))
         if body is not None:
