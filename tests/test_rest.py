@@ -98,7 +98,9 @@ def silent_venue() -> Iterator[str]:
 
 
 def queue(url: str, **kw: Any) -> RestQueue:
+    """A queue of a venue that bans with 418 (Binance) as well as 403."""
     kw.setdefault("retry_backoff", (0.05, 0.1))
+    kw.setdefault("ban_statuses", (403, 418))
     return RestQueue(url, 6000, **kw)
 
 
