@@ -412,7 +412,10 @@ class FeedRunner:
                     conn.restart("stall")
 
     def _on_gap(self, gap: Gap) -> None:
-        if gap.expected_id < 0:  # not a break in the ids: a stale stream, a bad snapshot
+        if gap.reason == "checksum":
+            log.warning("%s %s: book checksum %d, ours %d: resyncing", gap.venue, gap.symbol,
+                        gap.expected_id, gap.received_id)
+        elif gap.expected_id < 0:  # not a break in the ids: a stale stream, a bad snapshot
             log.warning("%s %s: book %s: resyncing", gap.venue, gap.symbol, gap.reason)
         else:
             log.warning("%s %s: book %s (had %d, change follows %d): resyncing", gap.venue,

@@ -1,8 +1,8 @@
 """``analyzer demo``: the whole pipeline offline.
 
 Starts the local exchange in a child process (its own core) serving the simulated market (BTC
-and ETH on Binance spot, USDⓈ-M and COIN-M, each futures market with a perpetual and two
-quarterlies; ``--replay``: real Binance recordings of all three markets instead), and a
+and ETH spot, perpetuals and dated futures on every market of every registered venue;
+``--replay``: the real Binance recordings of its three markets instead), and a
 collector against it with the default store and metrics port, subscribed to every symbol the
 exchange lists, then prints where to look, and a status line every minute. Runs until
 ``--duration``, Ctrl-C or SIGTERM; each of them flushes the store and stops the exchange child
@@ -262,6 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
             cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host)
             text = SIM_TEXT.format(
                 port=port, seed=args.seed, start=args.start,
+                venues=", ".join(dict.fromkeys(VENUES[v][0].exchange for v in symbols)),
                 pace=f"{args.speed:g}x real time" if args.speed else "full speed",
                 scenarios="\n            ".join(
                     f"{sc.name}@{sc.at_s:g}s: {_summary(sc.__doc__)}" for sc in schedule
@@ -357,8 +358,8 @@ analyzer demo: replaying real Binance recordings (USDⓈ-M BTCUSDT 2024-08-08, s
 """
 
 SIM_TEXT = """\
-analyzer demo: a simulated market, BTC and ETH on Binance spot, USDⓈ-M and COIN-M (perpetual
-and 2 quarterlies each), through a local exchange on 127.0.0.1:{port}
+analyzer demo: a simulated market, BTC and ETH spot, perpetuals and dated futures on every
+venue it speaks ({venues}), through a local exchange on 127.0.0.1:{port}
 
   market    seed {seed}, clock from {start} at {pace}
   scenario  {scenarios}

@@ -168,7 +168,8 @@ class Gap(msgspec.Struct, gc=False):
     """A break in a book's update sequence (or another reason to distrust the book: crossed,
     a disagreement with the venue's best bid/ask) and what the collector did about it.
     ``expected_id`` is the last update id the book had applied; ``received_id`` the id the
-    offending change claimed to follow (its ``prev_id``, else its first id - 1); -1 where not
+    offending change claimed to follow (its ``prev_id``, else its first id - 1); for a
+    ``checksum`` gap, the venue's checksum and ours; -1 where not
     applicable."""
 
     venue: str
