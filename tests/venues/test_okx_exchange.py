@@ -25,13 +25,18 @@ from harness import drained
 
 from analyzer import config
 from analyzer.collector import Collector
+from analyzer.events import BookChange, Instrument
 from analyzer.exchange import Faults, LocalExchange, Replay, Simulation
 from analyzer.exchange.emulator import emulators
+from analyzer.feed.book import OrderBook
 from analyzer.sim import Schedule, World
 from analyzer.sim.scenarios import Disconnect
 from analyzer.sim.spec import BTC, ETH, Rates
 from analyzer.store.research import query
+from analyzer.venues.okx import MARKETS, OkxFeed
+from analyzer.venues.okx.decode import OkxRules
 from analyzer.venues.okx.emulate import EMULATOR, restart_notice
+from analyzer.venues.okx.emulate.render import SymbolFormat
 from analyzer.venues.okx.emulate.specs import SIM_VENUES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "okx"
@@ -257,6 +262,100 @@ def test_simulated_okx_markets_collected_in_sync_with_checksums(tmp_path: Path) 
             assert usd == pytest.approx(oi * 100.0)
         else:
             assert usd == pytest.approx(oi * 60_000, rel=0.1)
+
+
+
+def test_fast_market_books_pass_their_checksums(tmp_path: Path) -> None:
+    """A steep contango: the dated futures run up through hundreds of levels, so the levels
+    at their top come from beyond the 400 the snapshot showed. OKX sends each level that comes
+    into its window (the exchange did not, and ~10 checksums a run failed on okx_futures while
+    the client's top 25 lacked them): every checksum verified, no resync."""
+    run = simrun.run_sim(tmp_path, "steep_contango", seconds=30, speed=10, exchanges=("okx",))
+    stats = book_stats(run.collector)
+    print(f"okx steep contango: {stats}")
+    for feed, s in stats.items():
+        assert s["checksums_verified"] > 0 and s["checksums_failed"] == 0, (feed, s)
+        assert s["gaps"] == 0 and s["resyncs"] == 0, (feed, s)
+    assert stats["okx_futures"]["checksums_verified"] > 1000
+
+
+class _Snap:
+    def __init__(self, last_id: int, bids: list[tuple[float, float]],
+                 asks: list[tuple[float, float]]) -> None:
+        self.last_id, self.bids, self.asks = last_id, bids, asks
+
+
+class _Model:
+    """What a ``SymbolFormat`` asks of the model: its time and a book's snapshot."""
+
+    now_ns = 1_700_000_000_000_000_000
+
+    def __init__(self, snap: _Snap) -> None:
+        self.snap = snap
+
+    def snapshot(self, venue: str, symbol: str) -> _Snap:
+        return self.snap
+
+
+class _Books:
+    """A sink keeping the collector's book of each change (as the book keeper does) and the
+    checksums it verified or found different."""
+
+    def __init__(self) -> None:
+        self.book = OrderBook()
+        self.rules: OkxRules | None = None
+        self.verified = 0
+        self.differing: list[int] = []
+
+    def on_book(self, ev: BookChange) -> None:
+        if ev.is_snapshot:
+            self.book.apply_snapshot(ev.bids, ev.asks)
+        else:
+            self.book.apply(ev.bids, ev.asks)
+        assert self.rules is not None and ev.checksum
+        if self.rules.checksum(ev.symbol, self.book) == ev.checksum:
+            self.verified += 1
+        else:
+            self.differing.append(ev.last_id)
+
+
+def test_levels_coming_into_the_window_are_sent() -> None:
+    """The emulator's ``books`` stream is OKX's 400-level window of a deeper book: as the price
+    runs through the asks (each change takes the best 60 and brings 60 bids above the best),
+    every level that comes from below the window's edge into it is in the change, with its
+    size; the client's book (snapshot + changes, never more) then matches the venue's top 25
+    on every frame, checksum and levels, long after the snapshot's 400 asks are gone."""
+    tick = 0.1
+    bids = [(round(1000.0 - i * tick, 1), round(0.001 * (1 + i % 7), 3)) for i in range(1000)]
+    asks = [(round(1000.1 + i * tick, 1), round(0.001 * (1 + i % 5), 3)) for i in range(1000)]
+    info = Instrument("okx_spot", "BTC-USDT", "okx", "spot", "BTC", "USDT", False, 1.0,
+                      tick, 0.001)
+    fmt = SymbolFormat("SPOT", info, _Model(_Snap(10, bids, asks)), {})  # type: ignore[arg-type]
+    sink = _Books()
+    feed = OkxFeed(MARKETS["okx_spot"], ["BTC-USDT"], ["depth"], sink)  # type: ignore[arg-type]
+    sink.rules = feed.rules
+    snapshot = fmt.snapshot("books")
+    assert snapshot.count(b'"0","1"]') == 800  # 400 levels a side
+    feed.decode(snapshot, 1)
+    last, top_bid = 10, bids[0][0]
+    for n in range(12):
+        gone = asks[n * 60:(n + 1) * 60]
+        new = [(round(top_bid + (i + 1) * tick, 1), 0.002) for i in range(60)]
+        top_bid = new[-1][0]
+        ev = BookChange("okx_spot", "BTC-USDT", _Model.now_ns, 0, False, new,
+                        [(p, 0.0) for p, _ in gone], last + 1, last + 7, last)
+        last += 7
+        frame = fmt.book_frame(ev)
+        if n == 0:  # 60 asks went, the 60 after the edge came in (the first was the 401st)
+            d = json.loads(frame)["data"][0]
+            assert [a for a in d["asks"] if a[1] != "0"] == [
+                [f"{p:g}", f"{q:g}", "0", "1"] for p, q in asks[400:460]]
+        feed.decode(frame, 1)
+    assert sink.verified == 13 and sink.differing == []
+    # the asks now at the top were beyond the snapshot's last one
+    assert sink.book.asks(25) == asks[720:745]
+    # every ask left (1000 - 720), the snapshot's 400 bids and the 720 new ones
+    assert sink.book.ask_count == 280 and sink.book.bid_count == 400 + 720
 
 
 def test_replay_answers_trades_with_the_recorded_trades_as_fills() -> None:

@@ -18,13 +18,23 @@ Units: sizes of linear contracts go out in contracts (base units / ctVal: a whol
 the listing's ``lotSz``, since the sim's lot is a multiple of it), inverse ones are contracts
 already, spot sizes base units.
 
-Checksums: each book frame carries OKX's CRC32 of the top 25 levels after it, from the
-renderer's own copy of the book as released (texts as sent). The copy follows the released
-changes while someone subscribes the book; when it cannot (nobody subscribed, or a change was
-kept off the wire), it starts over from the model's book, which may be ahead of the released
-stream by a step: the changes it already holds are rendered with its checksum and carry ids a
-client discards (``seqId`` not above the snapshot's). ``checksums=False`` sends 0, as OKX does
-since 2026, and keeps no copy.
+Books: the renderer keeps its own copy of the book as released (texts as sent). The copy
+follows the released changes while someone subscribes the book; when it cannot (nobody
+subscribed, or a change was kept off the wire), it starts over from the model's book, which may
+be ahead of the released stream by a step: the changes it already holds are rendered with its
+checksum and carry ids a client discards (``seqId`` not above the snapshot's).
+
+The window: ``books`` is OKX's best 400 levels a side (the snapshot's), and the model's book is
+deeper. A client holds the snapshot's 400 and whatever the changes since mentioned, so a level
+that was beyond the window and comes into it (the levels above it went: the price ran through
+them) is sent with its size in the change that brought it in, as OKX does: without it the
+client's top 25 misses levels the venue's has once the price has run far enough, and the
+checksum fails. Changes deeper than the window go out as the model makes them (a client keeps
+them exact: every change of a level it holds is sent).
+
+Checksums: each book frame carries OKX's CRC32 of the copy's top 25 levels after it.
+``checksums=False`` sends 0, as OKX does since 2026 (the copy is kept all the same: it says
+which levels come into the window).
 
 Rendering is the exchange's hot path: frames are filled into preformatted templates, and the
 texts of prices and sizes are cached per instrument (``books.Texts``).
@@ -32,6 +42,7 @@ texts of prices and sizes are cached per instrument (``books.Texts``).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +65,10 @@ Sink = Callable[[bytes], Any]
 MS = 1_000_000
 TICKER_NS = 100 * MS  # tickers: at most one push per 100 ms
 HOUR_MS = 3_600_000
+
+
+def _price(row: tuple[float, str]) -> float:
+    return row[0]
 
 
 class Tape:
@@ -167,31 +182,59 @@ class SymbolFormat:
         return snapshot_frame(channel, self.symbol, self.book, self.model.now_ns // MS,
                               self.last_id, self.checksums)
 
-    def _levels(self, levels: list[tuple[float, float]], bid: bool) -> str:
+    def _levels(self, levels: list[tuple[float, float]], bid: bool,
+                entered: list[tuple[float, tuple[str, str, str]]] | None = None) -> str:
+        """A side's levels as sent, best first: the change's, and ``entered`` (levels of the
+        copy that came into the window, as texts)."""
         px, qx = self.px, self.qx
-        return ",".join(
-            f'["{px[p]}","{qx[q]}","0","1"]' if q else f'["{px[p]}","0","0","0"]'
-            for p, q in sorted(levels, reverse=bid)
-        )
+        if not entered:
+            return ",".join(
+                f'["{px[p]}","{qx[q]}","0","1"]' if q else f'["{px[p]}","0","0","0"]'
+                for p, q in sorted(levels, reverse=bid)
+            )
+        rows = [(p, f'["{px[p]}","{qx[q]}","0","1"]' if q else f'["{px[p]}","0","0","0"]')
+                for p, q in levels]
+        rows += [(p, f'["{t[0]}","{t[1]}","0","{t[2]}"]') for p, t in entered]
+        rows.sort(key=_price, reverse=bid)
+        return ",".join([r for _, r in rows])
+
+    def _apply(self, bid: bool, levels: list[tuple[float, float]]
+               ) -> list[tuple[float, tuple[str, str, str]]]:
+        """Apply one side of a change to the copy; returns the levels it brought into the
+        ``books`` window (the best ``SNAPSHOT_LEVELS``) that the change does not mention: the
+        ones beyond the window's last level before it, now inside (a change that removes
+        levels inside the window pulls as many from below its edge)."""
+        book, px, qx = self.book, self.px, self.qx
+        keys = book.bid_keys if bid else book.ask_keys
+        edge = keys[SNAPSHOT_LEVELS - 1] if len(keys) > SNAPSHOT_LEVELS else None
+        for p, q in levels:
+            book.set(bid, p, (px[p], qx[q], "1") if q else None)
+        if edge is None:  # the client had the whole side: nothing can come into view
+            return []
+        end = min(len(keys), SNAPSHOT_LEVELS)
+        i = bisect_right(keys, edge, 0, end)
+        if i == end:
+            return []
+        changed = {p for p, _ in levels}
+        side = book.bids if bid else book.asks
+        sign = -1.0 if bid else 1.0
+        return [(p, side[p]) for p in [sign * k for k in keys[i:end]] if p not in changed]
 
     def book_frame(self, ev: BookChange) -> bytes:
-        crc = 0
-        if self.checksums:
-            if not self.live:
+        bids_in = asks_in = None
+        if not self.live:
+            self.reseed()
+        if ev.last_id > self.last_id:
+            if ev.prev_id != self.last_id:  # a change kept off the wire: start over
                 self.reseed()
             if ev.last_id > self.last_id:
-                if ev.prev_id != self.last_id:  # a change kept off the wire: start over
-                    self.reseed()
-                if ev.last_id > self.last_id:
-                    book, px, qx = self.book, self.px, self.qx
-                    for bid, levels in ((True, ev.bids), (False, ev.asks)):
-                        for p, q in levels:
-                            book.set(bid, p, (px[p], qx[q], "1") if q else None)
-                    self.last_id = ev.last_id
-            crc = self.book.checksum()
+                bids_in = self._apply(True, ev.bids)
+                asks_in = self._apply(False, ev.asks)
+                self.last_id = ev.last_id
+        crc = self.book.checksum() if self.checksums else 0
         return (self.book_tmpl % (
-            self._levels(ev.asks, False) if ev.asks else "",
-            self._levels(ev.bids, True) if ev.bids else "",
+            self._levels(ev.asks, False, asks_in) if ev.asks or asks_in else "",
+            self._levels(ev.bids, True, bids_in) if ev.bids or bids_in else "",
             ev.ts_exchange // MS, crc, ev.prev_id, ev.last_id,
         )).encode()
 
