@@ -453,7 +453,7 @@ def test_mark_index_funding_and_open_interest_linear() -> None:
     """FIL-USDT-220325 (tardis futures frames): a linear future of 0.1 FIL a contract (expired
     by the 2022 listing, so its instrument is stated here: oiCcy / oi = 0.1 in the frame)."""
     fil = Instrument("okx_futures", "FIL-USDT-220325", "okx", "future", "FIL", "USDT", False,
-                     0.1, 0.001, 0.1, 1648195200000 * MS)
+                     1.0, 0.001, 0.1, 1648195200000 * MS, contract_value=0.1)
     sink = Recorder()
     feed = OkxFeed(MARKETS["okx_futures"], ["FIL-USDT-220325"], ["markPrice", "openInterest"],
                    sink)
@@ -495,7 +495,8 @@ def test_funding_rate() -> None:
     feed, sink = _feed("okx_swap", ["BTC-USDT-SWAP", "BTC-USD-SWAP", "SOS-USDT-SWAP"],
                        ["markPrice"], funding_hours=hours)
     feed.set_instruments({"SOS-USDT-SWAP": Instrument(
-        "okx_swap", "SOS-USDT-SWAP", "okx", "perpetual", "SOS", "USDT", False, 1e6, 1e-8, 1e6)})
+        "okx_swap", "SOS-USDT-SWAP", "okx", "perpetual", "SOS", "USDT", False, 1.0, 1e-8, 1e6,
+        contract_value=1e6)})
     # 2022 frames: the coming settlement's rate and time, no nextFundingTime: interval unknown
     feed.decode(_sample("funding_rate/linear_swap"), T)
     assert sink.events[-1] == DerivativeTicker(
@@ -559,9 +560,10 @@ def test_instruments_from_the_recorded_listing() -> None:
     assert INSTRUMENTS["BTC-USDT"] == Instrument(
         "okx_spot", "BTC-USDT", "okx", "spot", "BTC", "USDT", False, 1.0, 0.1, 0.00000001,
         None, ts)
-    assert INSTRUMENTS["BTC-USDT-SWAP"] == Instrument(  # linear: 0.01 BTC a contract
-        "okx_swap", "BTC-USDT-SWAP", "okx", "perpetual", "BTC", "USDT", False, 0.01, 0.1,
-        0.01, None, ts)  # lotSz 1 contract = 0.01 BTC
+    # linear: 0.01 BTC a contract, its sizes converted to BTC at decode: contract_size 1
+    assert INSTRUMENTS["BTC-USDT-SWAP"] == Instrument(
+        "okx_swap", "BTC-USDT-SWAP", "okx", "perpetual", "BTC", "USDT", False, 1.0, 0.1,
+        0.01, None, ts, contract_value=0.01)  # lotSz 1 contract = 0.01 BTC
     assert INSTRUMENTS["BTC-USD-SWAP"] == Instrument(  # inverse: 100 USD a contract
         "okx_swap", "BTC-USD-SWAP", "okx", "perpetual", "BTC", "USD", True, 100.0, 0.1, 1.0,
         None, ts)
@@ -570,9 +572,9 @@ def test_instruments_from_the_recorded_listing() -> None:
         "okx_futures", "BTC-USD-220527", "okx", "future", "BTC", "USD", True, 100.0, 0.1, 1.0,
         1653638400000 * MS, ts)
     eth = INSTRUMENTS["ETH-USDT-220527"]
-    assert (eth.market, eth.inverse, eth.contract_size, eth.base, eth.quote) == (
-        "future", False, 0.1, "ETH", "USDT")
-    assert INSTRUMENTS["SHIB-USDT-SWAP"].contract_size == 1_000_000.0  # ccxt/ccxt#20580
+    assert (eth.market, eth.inverse, eth.contract_size, eth.contract_value, eth.base,
+            eth.quote) == ("future", False, 1.0, 0.1, "ETH", "USDT")
+    assert INSTRUMENTS["SHIB-USDT-SWAP"].contract_value == 1_000_000.0  # ccxt/ccxt#20580
 
 
 def test_instruments_keep_live_ones_of_the_market_only() -> None:

@@ -244,7 +244,10 @@ def test_simulated_okx_markets_collected_in_sync_with_checksums(tmp_path: Path) 
                              "WHERE symbol = 'BTC-USD-SWAP'")
     assert inv_whole
     swap = next(r for r in collector.runners if r.venue == "okx_swap")
-    assert swap.instruments["BTC-USDT-SWAP"].contract_size == 0.01
+    # a linear contract is 0.01 BTC; its sizes are BTC once decoded, so analytics (notional =
+    # price x size x contract_size) count it once, as every other venue's linear books
+    linear = swap.instruments["BTC-USDT-SWAP"]
+    assert (linear.contract_size, linear.contract_value) == (1.0, 0.01)
     assert swap.instruments["BTC-USD-SWAP"].contract_size == 100.0
     assert swap.instruments["BTC-USD-SWAP"].inverse
     rows = dict(sql(db, "SELECT symbol, max(funding_interval_hours) FROM derivative_tickers "

@@ -278,7 +278,7 @@ class OkxFeed(OkxRest):
         self.instruments.update(instruments)
         for symbol, inst in instruments.items():
             linear = inst.market != "spot" and not inst.inverse
-            self.size_factor[symbol] = inst.contract_size if linear else 1.0
+            self.size_factor[symbol] = inst.contract_value if linear else 1.0
 
     def _factor(self, route: Route) -> float:
         """What converts the route's sizes to the unit system (module doc)."""

@@ -42,10 +42,11 @@ def instrument(info: InstrumentInfo, venue: str, ts_local: int) -> Instrument:
 
     Spot: base/quote from baseCcy/quoteCcy, sizes in base units. Derivatives: base and quote
     from the underlying (uly ``BTC-USDT`` of BTC-USDT-SWAP: base BTC, quote USDT; ``BTC-USD`` of
-    the inverse BTC-USD-SWAP: base BTC, quote USD), ``contract_size`` = ctVal * ctMult: base units
-    a contract for linear ones (whose sizes the feed converts to base units, so ``lot_size`` is
-    lotSz contracts in base units too), USD a contract for inverse ones (whose sizes stay
-    contracts, as does ``lot_size``). ``expiry``: a dated future's expTime; a swap's expTime,
+    the inverse BTC-USD-SWAP: base BTC, quote USD). A linear contract is worth ctVal * ctMult
+    coins, its ``contract_value``: the feed converts its sizes to base units, so its
+    ``contract_size`` is 1 and ``lot_size`` lotSz contracts in base units; an inverse one is
+    worth ctVal * ctMult USD, its ``contract_size``, and its sizes stay contracts, as does
+    ``lot_size``. ``expiry``: a dated future's expTime; a swap's expTime,
     when set, is a delisting date, not an expiry."""
     kind = info.instType
     if kind == "SPOT":
@@ -62,9 +63,11 @@ def instrument(info: InstrumentInfo, venue: str, ts_local: int) -> Instrument:
     else:  # a linear one is worth ctVal coins, settled in the quote
         base, quote = info.ctValCcy, info.settleCcy
     expiry = info.expTime * MS if kind == "FUTURES" and isinstance(info.expTime, int) else None
-    lot = info.lotSz if inverse else info.lotSz * size
-    return Instrument(venue, info.instId, "okx", MARKET_TYPES[kind], base, quote, inverse, size,
-                      info.tickSz, lot, expiry, ts_local)
+    if inverse:
+        return Instrument(venue, info.instId, "okx", MARKET_TYPES[kind], base, quote, True, size,
+                          info.tickSz, info.lotSz, expiry, ts_local)
+    return Instrument(venue, info.instId, "okx", MARKET_TYPES[kind], base, quote, False, 1.0,
+                      info.tickSz, info.lotSz * size, expiry, ts_local, contract_value=size)
 
 
 def _follows(fill: RestTrade, last: RestTrade) -> bool:
