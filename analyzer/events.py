@@ -149,8 +149,9 @@ class Instrument(msgspec.Struct, gc=False):
     quote currency and settle in the base (COIN-M); linear contracts are worth ``contract_size``
     units of the base. A venue whose linear sizes are contracts of some coins each has them
     converted to base units at decode: its ``contract_size`` is then 1 and ``contract_value``
-    the coins a contract is worth (what the venue's own sizes are multiplied by; 1 elsewhere). ``expiry`` is ns since the epoch for dated futures, None otherwise.
-    ``tick_size`` / ``lot_size`` are the minimum price and size increments."""
+    the coins a contract is worth (what the venue's own sizes are multiplied by; 1 elsewhere).
+    ``expiry`` is ns since the epoch for dated futures, None otherwise. ``tick_size`` /
+    ``lot_size`` are the minimum price and size increments."""
 
     venue: str
     symbol: str
