@@ -1,6 +1,6 @@
 """Every venue's hot path through the local exchange, measured in one invocation.
 
-    python benchmarks/bench_venues.py [--runs 3] [--minutes 2]
+    python benchmarks/bench_venues.py [--runs 3] [--minutes 5]
 
 1. Each venue's recorded mix: the simulated market (every registered venue, BTC and ETH spot,
    perpetuals and dated futures) is collected once, with the raw capture on, for ``--minutes``
@@ -87,13 +87,15 @@ async def _run_until_quiet(cfg: config.Config) -> None:
         await collector.stop()
 
 
-def replay(feed: str, recording: Path, tmp: Path) -> dict[str, float]:
+def replay(feed: str, recording: Path, tmp: Path, options: dict | None = None
+           ) -> dict[str, float]:
     proc, port = exchange("--replay", str(recording), "--market", feed, "--speed", "0")
     try:
         base = f"127.0.0.1:{port}/{feed}"
         market = VENUES[feed][0]
         cfg = config.parse({
             "feeds": [{"venue": feed, "symbols": listed_symbols(port)[feed],
+                       "options": options or {},
                        "channels": ["depth", "trades", "bookTicker"] if market.is_spot
                        else FUTURES,
                        "ws_url": f"ws://{base}", "rest_url": f"http://{base}"}],
@@ -141,7 +143,7 @@ async def _collect(cfg: config.Config) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--minutes", type=float, default=2.0, help="market minutes recorded")
+    p.add_argument("--minutes", type=float, default=5.0, help="market minutes recorded")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as keep:
         t0 = time.monotonic()
@@ -154,7 +156,9 @@ def main() -> None:
             for name, path in recordings.items():
                 feed = name.split()[0]
                 with tempfile.TemporaryDirectory() as d:
-                    results[name].append(replay(feed, path, Path(d)))
+                    # the real recording's depth stream is the 0 ms one
+                    options = {"depth_speed": "0ms"} if path == REAL else None
+                    results[name].append(replay(feed, path, Path(d), options))
     ref = statistics.median(r["fps"] for r in results[REFERENCE])
     print(f"\n{args.runs} runs, medians; ratio: frames/s over {REFERENCE}'s in this invocation\n")
     print(f"{'feed':<26}{'frames':>9}{'frames/s':>11}{'ratio':>7}{'µs/frame':>10}"
