@@ -113,6 +113,8 @@ class FeedRunner:
         self.open_interest: dict[str, OpenInterest] = {}
         self.funding_marks: dict[tuple[str, int], DerivativeTicker] = {}
         self.last_quote_id: dict[str, int] = {}
+        # quotes without ids: venue time of the last and the quotes seen at that time
+        self.last_quote_seen: dict[str, tuple[int, set[tuple[float, ...]]]] = {}
         self.last_trade_ns: dict[str, int] = {}  # venue time of each symbol's last trade
         self._backfill_since: dict[str, int] = {}  # see _on_opened
         self._connected_before = False
@@ -345,6 +347,16 @@ class FeedRunner:
                 self.duplicate_frames += 1  # overlap of a rotated connection
                 return
             self.last_quote_id[ev.symbol] = ev.update_id
+        else:  # no id: a quote older than the last, or the same again, is the overlap's
+            key = (ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size)
+            last = self.last_quote_seen.get(ev.symbol)
+            if last is None or ev.ts_exchange > last[0]:
+                self.last_quote_seen[ev.symbol] = (ev.ts_exchange, {key})
+            elif ev.ts_exchange < last[0] or key in last[1]:
+                self.duplicate_frames += 1
+                return
+            else:
+                last[1].add(key)
         if ev.ts_exchange:
             self._lag_quotes(ev.ts_local - ev.ts_exchange)
         self.store.add(ev)

@@ -5,7 +5,9 @@ pings it in turn, watches for silent stalls (no data frame: pongs do not count),
 with capped, jittered exponential backoff whatever ended the connection (a close code, an error,
 a stall); only a healthy period resets the backoff. Before the venue's maximum connection age it
 rotates to a fresh connection: the new connection subscribes and receives before the old one is
-closed, so nothing is lost; the overlap is deduplicated downstream by update and trade ids.
+closed (after its last subscription has had time to take effect), and ``on_connected`` runs
+for it as for a reconnect (the runner's trade backfill); the overlap is deduplicated downstream
+by update and trade ids (quotes without ids by venue time and content).
 
 Venue hooks (``Hooks``): a venue whose heartbeat is a message of its own (a text ``ping``, a
 JSON ``{"op":"ping"}``) has it sent every ``heartbeat_seconds`` instead of websocket pings, and
@@ -221,11 +223,17 @@ class Connection:
                             self.name, exc)
                 opened = time.monotonic() - self.settings.max_age_seconds + 60
                 continue
+            if len(self.subscribe_messages) > 1:
+                # the new connection's first frame may answer its first subscription only:
+                # give the last one as long to take effect as each earlier one had
+                await asyncio.sleep(self.subscribe_interval)
             await ws.close()
             self._count("rotation")
             ws = self._ws = new_ws
             self._restart = None  # a restart asked meanwhile wanted this: a fresh connection
             opened = time.monotonic()
+            if self.on_connected is not None:  # what the handover still lost: backfilled
+                self.on_connected()
 
     async def _watch(self, ws: WireConnection, opened: float) -> str:
         s = self.settings
