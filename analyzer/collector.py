@@ -39,6 +39,8 @@ from analyzer.venues.base import DecodeError, UnknownStream
 
 log = logging.getLogger(__name__)
 
+# pages of a venue's trade history read back after a reconnect, at most (OKX: 100 a page)
+MAX_BACKFILL_PAGES = 50
 # exchange-to-local lag buckets, seconds
 LAG_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LAG_NS = tuple(int(b * 1e9) for b in LAG_BUCKETS)
@@ -455,10 +457,13 @@ class FeedRunner:
         self._backfill_since.clear()
         self._connected_before = True
 
-    def _recent_trades(self, symbol: str, since: int | None) -> None:
+    def _recent_trades(self, symbol: str, since: int | None, path: str | None = None,
+                       pages: int = 0) -> None:
         """``since``: venue time of the symbol's last trade before the outage (None: none
-        seen, every recent trade is kept)."""
-        path = self.feed.recent_trades_path(symbol)
+        seen, every recent trade is kept). A page that does not reach back to ``since`` is
+        followed by the next older one where the venue pages its history
+        (``older_trades_path``), up to ``MAX_BACKFILL_PAGES``."""
+        path = path or self.feed.recent_trades_path(symbol)
         if path is None:
             return
 
@@ -473,14 +478,19 @@ class FeedRunner:
                 self.store.add(t)
             self.trades_backfilled += len(trades)
             if since is not None and decoded and len(trades) == len(decoded):
-                # even the oldest trade the venue returned is newer than our last: some of
-                # the outage's trades are beyond what the venue keeps (or returns) there
+                # even the oldest trade the venue returned is newer than our last: older
+                # pages, if the venue has them, else a hole beyond what it keeps
+                oldest = min(decoded, key=lambda t: t.ts_exchange)
+                older = self.feed.older_trades_path(symbol, oldest.trade_id)
+                if older is not None and pages + 1 < MAX_BACKFILL_PAGES:
+                    self._recent_trades(symbol, since, older, pages + 1)
+                    return
                 self.trade_gaps += 1
                 log.warning("%s %s: recent trades reach back only to %d; trades between %d and "
                             "then may be missing", self.venue, symbol,
                             min(t.ts_exchange for t in decoded), since)
 
-        self.rest.submit(path, self.weights["trades"], done, key=f"recent:{symbol}")
+        self.rest.submit(path, self.weights["trades"], done, key=f"recent:{symbol}:{pages}")
 
     def _backfill(self, symbol: str, first: int, last: int | None) -> None:
         """Fetch trades ``first..last`` (``last`` None: up to the newest) over REST."""

@@ -63,6 +63,9 @@ class BinanceRest:
     def recent_trades_path(self, symbol: str) -> str | None:
         return None  # trade ids rise by one: the backfill asks from the next id on
 
+    def older_trades_path(self, symbol: str, before_id: str) -> str | None:
+        return None
+
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         """A REST trades page (for backfilling trades missed across a reconnect)."""
         v = self.venue
