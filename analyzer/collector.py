@@ -468,15 +468,11 @@ class FeedRunner:
             return
 
         def done(body: bytes, ts: int) -> None:
-            try:
-                decoded = self.feed.decode_trades(body, symbol, ts)
-            except DecodeError as exc:
-                self._rest_decode_error("trades", exc)
+            decoded = self._rest_trades(body, symbol, ts)
+            if decoded is None:
                 return
             trades = [t for t in decoded if since is None or t.ts_exchange >= since]
-            for t in trades:
-                self.store.add(t)
-            self.trades_backfilled += len(trades)
+            self._keep_backfilled(trades)
             if since is not None and decoded and len(trades) == len(decoded):
                 # even the oldest trade the venue returned is newer than our last: older
                 # pages, if the venue has them, else a hole beyond what it keeps
@@ -492,6 +488,19 @@ class FeedRunner:
 
         self.rest.submit(path, self.weights["trades"], done, key=f"recent:{symbol}:{pages}")
 
+    def _rest_trades(self, body: bytes, symbol: str, ts: int) -> list[Trade] | None:
+        """A REST trades page, or None if it failed its checks (counted)."""
+        try:
+            return self.feed.decode_trades(body, symbol, ts)
+        except DecodeError as exc:
+            self._rest_decode_error("trades", exc)
+            return None
+
+    def _keep_backfilled(self, trades: list[Trade]) -> None:
+        for t in trades:
+            self.store.add(t)
+        self.trades_backfilled += len(trades)
+
     def _backfill(self, symbol: str, first: int, last: int | None) -> None:
         """Fetch trades ``first..last`` (``last`` None: up to the newest) over REST."""
         limit = 1000 if last is None else min(1000, last - first + 1)
@@ -500,16 +509,12 @@ class FeedRunner:
             return
 
         def done(body: bytes, ts: int) -> None:
-            try:
-                decoded = self.feed.decode_trades(body, symbol, ts)
-            except DecodeError as exc:
-                self._rest_decode_error("trades", exc)
+            decoded = self._rest_trades(body, symbol, ts)
+            if decoded is None:
                 return
             trades = [t for t in decoded
                       if int(t.trade_id) >= first and (last is None or int(t.trade_id) <= last)]
-            for t in trades:
-                self.store.add(t)
-            self.trades_backfilled += len(trades)
+            self._keep_backfilled(trades)
             got = max((int(t.trade_id) for t in trades), default=first - 1)
             if trades and (got < last if last is not None else len(trades) == limit):
                 self._backfill(symbol, got + 1, last)
