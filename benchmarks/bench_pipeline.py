@@ -181,7 +181,10 @@ async def _collect(cfg: config.Config) -> dict[str, float]:
         "frames": last_n, "wall": wall, "fps": last_n / wall, "cpu_us": cpu / last_n * 1e6,
         "proc_us": proc / last_n * 1e6, "rows": rows, "rows_per_s": rows / (wall + flush_s),
         "bbo": runner.books.stats.bbo_compared, "bbo_bad": runner.books.stats.bbo_mismatched,
-        "gaps": runner.books.stats.gaps,
+        "gaps": runner.books.stats.gaps, "checksums": runner.books.stats.checksums_verified,
+        "checksums_failed": runner.books.stats.checksums_failed,
+        "in_sync": sum(sb.in_sync for sb in runner.books.books.values()),
+        "books": len(runner.books.books),
     }
 
 

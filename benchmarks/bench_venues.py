@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_pipeline import _collect, free_port  # noqa: E402  (the same measurement)
+
 from analyzer import config  # noqa: E402
 from analyzer.collector import Collector  # noqa: E402
 from analyzer.demo import listed_symbols, sim_config  # noqa: E402
@@ -38,12 +40,6 @@ from analyzer.venues import VENUES  # noqa: E402
 REFERENCE = "binance_usdm"
 REAL = ROOT / "tests" / "fixtures" / "binance" / "usdm_2024"
 FUTURES = ["depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def exchange(*args: str) -> tuple[subprocess.Popen, int]:
@@ -109,35 +105,6 @@ def replay(feed: str, recording: Path, tmp: Path, options: dict | None = None
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-async def _collect(cfg: config.Config) -> dict[str, float]:
-    collector = Collector(cfg)
-    await collector.start()
-    runner = collector.runners[0]
-    routes = list(runner.feed.routes.values())
-    first_ns = 0
-    cpu0 = time.thread_time()
-    last_n, quiet_since = -1, time.monotonic()
-    while True:
-        await asyncio.sleep(0.02)
-        n = sum(r.frames for r in routes)
-        if n and not first_ns:
-            first_ns = min(r.last_ns for r in routes if r.last_ns) or time.time_ns()
-        if n != last_n:
-            last_n, quiet_since = n, time.monotonic()
-        elif n and time.monotonic() - quiet_since > 1.0:
-            break
-    last_ns = max(r.last_ns for r in routes)
-    cpu = time.thread_time() - cpu0
-    await collector.stop()
-    wall = (last_ns - first_ns) / 1e9
-    st = runner.books.stats
-    return {"frames": last_n, "fps": last_n / wall, "cpu_us": cpu / last_n * 1e6,
-            "gaps": st.gaps, "checksums": st.checksums_verified,
-            "checksums_failed": st.checksums_failed,
-            "in_sync": sum(sb.in_sync for sb in runner.books.books.values()),
-            "books": len(runner.books.books)}
 
 
 def main() -> None:
