@@ -239,6 +239,7 @@ class FeedRunner:
             max_age_seconds=min(self.cfg.max_connection_age_seconds,
                                 self.market.max_connection_age_seconds),
             subscribe_interval=2.0 / self.market.max_messages_per_second,
+            subscribe_burst=max(1, int(self.market.max_messages_per_second // 2)),
             backoff_max=self.cfg.backoff_max_seconds,
             healthy_seconds=self.cfg.healthy_seconds,
         )

@@ -309,6 +309,8 @@ class BookKeeper:
 
     def on_venue_quote(self, q: Quote) -> None:
         """Compare the venue's own best bid/ask with the book where the ids make it exact."""
+        if q.update_id < 0:  # no id: never exactly comparable
+            return
         sb = self.books.get(q.symbol)
         if sb is None:
             return

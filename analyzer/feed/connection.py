@@ -47,6 +47,9 @@ class ConnectionSettings:
     # it ended (a clean close code included), makes the next reconnect wait twice as long
     healthy_seconds: float = 60.0
     subscribe_interval: float = 0.25  # seconds between subscribe messages
+    # subscribe messages sent at once before the pacing starts (half the venue's rate a second:
+    # a venue that takes 10 messages a second gets a connection's first 5 together)
+    subscribe_burst: int = 1
     open_timeout: float = 10.0
     ping_interval: float = 20.0  # our pings; a pong must come back within the same time
 
@@ -98,6 +101,7 @@ class Connection:
         self._rotate_now = False
         self.stats = ConnectionStats()
         self.subscribe_interval = settings.subscribe_interval
+        self.subscribe_burst = settings.subscribe_burst
         self._ws: WireConnection | None = None
         self._stop = asyncio.Event()
         self._restart: str | None = None  # why restart() ended the current connection
@@ -146,6 +150,7 @@ class Connection:
             self._count(reason)
             if reason == "1008":  # policy violation: we were too fast; subscribe slower
                 self.subscribe_interval = min(self.subscribe_interval * 2, 5.0)
+                self.subscribe_burst = 1
             # A venue that closes at once, cleanly or not, must not be hammered (venues ban
             # an IP that reconnects too often): only a healthy period resets the backoff.
             healthy = time.monotonic() - started >= s.healthy_seconds and reason != "error"
@@ -178,7 +183,7 @@ class Connection:
         if self.on_opened is not None:
             self.on_opened()
         for i, msg in enumerate(self.subscribe_messages):
-            if i:
+            if i >= self.subscribe_burst:
                 await asyncio.sleep(self.subscribe_interval)
             ws.send(msg)
         return ws

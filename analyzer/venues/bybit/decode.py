@@ -311,6 +311,17 @@ class BybitFeed:
         top = route.extra  # [bid price, bid size, ask price, ask size]
         d = f.data
         if f.type == "snapshot" or d.u == 1:
+            b, a = d.b, d.a
+            if b and a:  # nearly every frame: plain unpacking, no slices or temporaries
+                bp, bs = b[0]
+                ap, az = a[0]
+                top[0] = bp
+                top[1] = bs
+                top[2] = ap
+                top[3] = az
+                self.sink.on_quote(Quote(self.venue, route.symbol, f.ts * MS, ts_local,
+                                         bp, bs, ap, az, -1))
+                return
             top[0:2] = d.b[0] if d.b else (None, None)
             top[2:4] = d.a[0] if d.a else (None, None)
         else:
