@@ -433,6 +433,9 @@ class BybitFeed:
     def recent_trades_path(self, symbol: str) -> str | None:
         return rest.recent_trades_path(self.category, symbol)
 
+    def older_trades_path(self, symbol: str, before_id: str) -> str | None:
+        return None  # public trade history is the latest page only
+
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         return rest.decode_trades(body, self.venue, symbol, ts_local)
 
