@@ -9,9 +9,11 @@ replays every frame), timed with ``time.perf_counter_ns``:
 * decode, checksum 0: the frames with their checksum set to 0, as OKX sends them since 2026:
   one parse a frame (floats range-checked in C), no level texts kept;
 * decode + texts: the frames as recorded (non-zero checksums): a second, string-only parse of
-  each frame and the per-price text dicts the checksum needs;
+  each frame and the level texts the checksum needs, kept sorted by price as ``"px:sz"``
+  (``decode.TextBook``);
 * + apply: the same, each change also applied to an ``OrderBook`` (what the book keeper does);
-* + apply + checksum: and the checksum computed and compared after every change.
+* + apply + checksum: and the checksum computed and compared after every change (two slices of
+  the sorted texts, one join, CRC32; the book is only compared in O(1)).
 
 The checksum's share of a book frame's cost is (last - "decode, checksum 0 + apply") / last.
 """

@@ -28,11 +28,15 @@ checksum (signed CRC32 of ``bidPx:bidSz:askPx:askSz:...`` over the top 25 levels
 as sent) is fixed to 0 since 2026 and then not checked. Checking it needs each level's text:
 kept, per book, only while its snapshot carried a non-zero checksum (a second, string-only
 parse of each frame of that book), so a book the venue sends no checksum for costs one parse.
+They are kept sorted by price, each level as its ``"px:sz"`` text (``TextBook``), so that the
+checksum is two slices, one join and a CRC, without reading the book's levels: the book is only
+compared in O(1) (level counts, best prices) to make sure the texts describe it.
 """
 
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
@@ -74,10 +78,6 @@ ARG_PREFIX = b'{"arg":{"channel":"'
 ARG_START = len(ARG_PREFIX)
 BOOK_CHANNELS = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}  # levels a snapshot
 
-# a book's level texts: price -> the level as sent, per side (bids, asks)
-Texts = tuple[dict[float, TextLevel], dict[float, TextLevel]]
-
-
 class Options(msgspec.Struct, forbid_unknown_fields=True):
     """An OKX feed's own config keys (``[feeds.options]``)."""
 
@@ -103,6 +103,76 @@ def book_checksum(bids: list[TextLevel], asks: list[TextLevel]) -> int:
     return signed_crc32(":".join(parts))
 
 
+class TextBook:
+    """A book's levels as the venue sent them, for the checksum: per side, the keys ascending
+    best first (bids ``-price``, asks ``price``) and, in the same order, each level's
+    ``"px:sz"`` text, so that the top 25 are two slices. ``last_id``: the seqId of the last
+    frame applied, to skip the stale frames the book keeper drops (``OkxRules``)."""
+
+    __slots__ = ("ask_keys", "ask_texts", "bid_keys", "bid_texts", "last_id")
+
+    def __init__(self) -> None:
+        self.bid_keys: list[float] = []
+        self.bid_texts: list[str] = []
+        self.ask_keys: list[float] = []
+        self.ask_texts: list[str] = []
+        self.last_id = -1
+
+    def replace(self, bids: list[Level], asks: list[Level], bid_texts: list[TextLevel],
+                ask_texts: list[TextLevel]) -> None:
+        """A snapshot's levels (a repeated price keeps its last text; size 0: none)."""
+        for negate, levels, texts in ((True, bids, bid_texts), (False, asks, ask_texts)):
+            if len(levels) != len(texts):
+                raise DecodeError("book levels and their texts differ", "depth")
+            side: dict[float, str] = {}
+            for (p, s, _, _), t in zip(levels, texts, strict=True):
+                k = -p if negate else p
+                if s:
+                    side[k] = f"{t[0]}:{t[1]}"
+                else:
+                    side.pop(k, None)
+            keys = sorted(side)
+            if negate:
+                self.bid_keys, self.bid_texts = keys, [side[k] for k in keys]
+            else:
+                self.ask_keys, self.ask_texts = keys, [side[k] for k in keys]
+
+    def update(self, bids: list[Level], asks: list[Level], bid_texts: list[TextLevel],
+               ask_texts: list[TextLevel]) -> None:
+        """Changed levels: size 0 removes one, else its text is set."""
+        _update_side(self.bid_keys, self.bid_texts, bids, bid_texts, True)
+        _update_side(self.ask_keys, self.ask_texts, asks, ask_texts, False)
+
+    def checksum(self) -> int:
+        """OKX's checksum of the top 25 levels a side (``book_checksum``)."""
+        b = self.bid_texts[:CHECKSUM_LEVELS]
+        a = self.ask_texts[:CHECKSUM_LEVELS]
+        n = min(len(b), len(a))
+        parts: list[str] = [""] * (2 * n)
+        parts[::2] = b[:n]
+        parts[1::2] = a[:n]
+        parts += b[n:] or a[n:]
+        return signed_crc32(":".join(parts))
+
+
+def _update_side(keys: list[float], texts: list[str], levels: list[Level],
+                 level_texts: list[TextLevel], negate: bool) -> None:
+    if len(levels) != len(level_texts):
+        raise DecodeError("book levels and their texts differ", "depth")
+    for (p, s, _, _), t in zip(levels, level_texts, strict=True):
+        k = -p if negate else p
+        i = bisect_left(keys, k)
+        if i < len(keys) and keys[i] == k:
+            if s:
+                texts[i] = f"{t[0]}:{t[1]}"
+            else:
+                del keys[i]
+                del texts[i]
+        elif s:
+            keys.insert(i, k)
+            texts.insert(i, f"{t[0]}:{t[1]}")
+
+
 class OkxRules:
     """OKX books: a change follows the last when its ``prevSeqId`` is the last ``seqId``.
 
@@ -111,7 +181,7 @@ class OkxRules:
     when it chains to the snapshot. Without seqIds (-1 on both sides, 2022 recordings) every
     change follows. ``checksum``: see the module doc."""
 
-    def __init__(self, texts: dict[str, Texts]) -> None:
+    def __init__(self, texts: dict[str, TextBook]) -> None:
         self._texts = texts
 
     def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
@@ -125,18 +195,19 @@ class OkxRules:
 
     def checksum(self, symbol: str, book: OrderBook) -> int:
         """OKX's checksum of ``book`` (the top 25 levels a side), from the texts of its levels as
-        the venue sent them; 0 when they are not kept for this book or one is missing (so that a
-        change carrying a checksum then mismatches: a resync brings a snapshot, and the texts)."""
-        texts = self._texts.get(symbol)
-        if texts is None:
+        the venue sent them; 0 when they are not kept for this book or do not describe it (other
+        level counts or best prices), so that a change carrying a checksum then mismatches: a
+        resync brings a snapshot, and the texts."""
+        tb = self._texts.get(symbol)
+        if tb is None:
             return 0
-        bid_texts, ask_texts = texts
-        try:
-            bids = [bid_texts[p] for p, _ in book.bids(CHECKSUM_LEVELS)]
-            asks = [ask_texts[p] for p, _ in book.asks(CHECKSUM_LEVELS)]
-        except KeyError:
+        bid_keys, ask_keys = tb.bid_keys, tb.ask_keys
+        if book.bid_count != len(bid_keys) or book.ask_count != len(ask_keys):
             return 0
-        return book_checksum(bids, asks)
+        top = book.top()
+        if top is not None and (top[0] != -bid_keys[0] or top[2] != ask_keys[0]):
+            return 0
+        return tb.checksum()
 
 
 def _index_of(inst_id: str) -> str:
@@ -181,7 +252,7 @@ class OkxFeed(OkxRest):
         self.derivatives = not market.is_spot
         self.swap = market.kind == "SWAP"
         # book texts for the checksum, per symbol, while the venue sends checksums
-        self.texts: dict[str, Texts] = {}
+        self.texts: dict[str, TextBook] = {}
         self.rules = OkxRules(self.texts)
         self.routes: dict[bytes, Route] = {}
         self.last_trade_id: dict[str, int] = {}  # OKX trades are not backfilled by id
@@ -365,20 +436,27 @@ class OkxFeed(OkxRest):
         snapshot = msg.action == "snapshot"
         if snapshot:
             if msg.data and msg.data[0].checksum:
-                self.texts[symbol] = ({}, {})
+                self.texts[symbol] = TextBook()
             else:
                 self.texts.pop(symbol, None)
-        texts = self.texts.get(symbol)
+        tb = self.texts.get(symbol)
         text_data = None
-        if texts is not None:
+        if tb is not None:
             try:
                 text_data = BOOK_TEXT_DECODER.decode(frame).data
             except (msgspec.DecodeError, ValueError) as exc:  # a level sent as a number
                 raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
         for i, d in enumerate(msg.data):
-            if texts is not None and text_data is not None:
-                _keep_texts(texts[0], d.bids, text_data[i].bids)
-                _keep_texts(texts[1], d.asks, text_data[i].asks)
+            if tb is not None and text_data is not None:
+                t = text_data[i]
+                if snapshot:
+                    tb.replace(d.bids, d.asks, t.bids, t.asks)
+                    tb.last_id = d.seqId
+                elif d.prevSeqId == tb.last_id or d.seqId > tb.last_id:
+                    # (not chained and newer: a gap, the book resyncs)
+                    tb.update(d.bids, d.asks, t.bids, t.asks)
+                    tb.last_id = d.seqId
+                # else stale: the book keeper drops it, the texts too
             if factor == 1.0:
                 bids = [(p, s) for p, s, _, _ in d.bids]
                 asks = [(p, s) for p, s, _, _ in d.asks]
@@ -453,16 +531,4 @@ class OkxFeed(OkxRest):
                                                     oi, value))
 
 
-def _keep_texts(side: dict[float, TextLevel], levels: list[Level], texts: list[TextLevel]
-                ) -> None:
-    """Record the texts of a side's changed levels by price (size "0" removes one)."""
-    if len(levels) != len(texts):
-        raise DecodeError("book levels and their texts differ", "depth")
-    for (p, s, _, _), t in zip(levels, texts, strict=True):
-        if s:
-            side[p] = t
-        else:
-            side.pop(p, None)
-
-
-__all__ = ["OkxFeed", "OkxRules", "Options", "book_checksum", "signed_crc32"]
+__all__ = ["OkxFeed", "OkxRules", "Options", "TextBook", "book_checksum", "signed_crc32"]

@@ -61,6 +61,24 @@ _trades_decoder = msgspec.json.Decoder(_TradesFrame)
 TRADES_KEPT = 2000  # per instrument: more than a request returns (500)
 
 
+class ReplayTextBook(TextBook):
+    """A replayed book: levels are set in the price dicts only, and the sorted prices made
+    again when a snapshot or a depth answer asks for the top (rare), not on every frame."""
+
+    __slots__ = ("ordered",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ordered = True
+
+    def top(self, n: int) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+        if not self.ordered:
+            self.bid_keys = sorted(-p for p in self.bids)
+            self.ask_keys = sorted(self.asks)
+            self.ordered = True
+        return super().top(n)
+
+
 class ReplayBook:
     """One instrument's book as replayed: levels, last seqId and time, whether the recording
     sends checksums, and the update frames of this pass (fault positions count them)."""
@@ -68,7 +86,7 @@ class ReplayBook:
     __slots__ = ("book", "checksums", "seq_id", "ts_ms", "updates")
 
     def __init__(self) -> None:
-        self.book = TextBook()
+        self.book = ReplayTextBook()
         self.seq_id: int | None = None
         self.ts_ms = 0
         self.checksums = True
@@ -76,7 +94,8 @@ class ReplayBook:
 
     def apply(self, d: _BookData) -> None:
         book = self.book
-        for bid, levels in ((True, d.bids), (False, d.asks)):
+        book.ordered = False
+        for side, levels in ((book.bids, d.bids), (book.asks, d.asks)):
             for lv in levels:
                 try:
                     price = float(lv[0])
@@ -84,9 +103,9 @@ class ReplayBook:
                     continue  # a broken recorded level: nothing to keep
                 sz = lv[1] if len(lv) > 1 else "0"
                 if sz in ZERO_SIZES or (sz.startswith("0") and not sz.strip("0.")):
-                    book.set(bid, price, None)
+                    side.pop(price, None)
                 else:
-                    book.set(bid, price, (lv[0], sz, lv[3] if len(lv) > 3 else "1"))
+                    side[price] = (lv[0], sz, lv[3] if len(lv) > 3 else "1")
         self.seq_id = d.seqId
         self.ts_ms = int(d.ts) if d.ts.isdigit() else self.ts_ms
         self.checksums = d.checksum != 0
