@@ -473,19 +473,23 @@ class FeedRunner:
             if decoded is None:
                 return
             trades = [t for t in decoded if since is None or t.ts_exchange >= since]
-            self._keep_backfilled(trades)
             if since is not None and decoded and len(trades) == len(decoded):
                 # even the oldest trade the venue returned is newer than our last: older
-                # pages, if the venue has them, else a hole beyond what it keeps
+                # pages, if the venue has them, else a hole beyond what it keeps. A page may
+                # cut a trade made of several fills: the next one starts with it, whole.
                 oldest = min(decoded, key=lambda t: t.ts_exchange)
                 older = self.feed.older_trades_path(symbol, oldest.trade_id)
-                if older is not None and pages + 1 < MAX_BACKFILL_PAGES:
+                if older is not None and older != path and pages + 1 < MAX_BACKFILL_PAGES:
+                    self._keep_backfilled([t for t in trades if t is not oldest])
                     self._recent_trades(symbol, since, older, pages + 1)
                     return
+                self._keep_backfilled(trades)
                 self.trade_gaps += 1
                 log.warning("%s %s: recent trades reach back only to %d; trades between %d and "
                             "then may be missing", self.venue, symbol,
                             min(t.ts_exchange for t in decoded), since)
+                return
+            self._keep_backfilled(trades)
 
         self.rest.submit(path, self.weights["trades"], done, key=f"recent:{symbol}:{pages}")
 

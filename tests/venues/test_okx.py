@@ -739,3 +739,13 @@ def test_frames_laid_out_differently_take_the_slow_path() -> None:
 def test_rules_type() -> None:
     feed, _ = _feed("okx_spot", [], [])
     assert isinstance(feed.rules, OkxRules) and callable(feed.rules.checksum)
+
+
+def test_older_trades_page_back_by_trade_id_and_hold_the_cut_trade_whole() -> None:
+    """history-trades ``after`` returns the fills older than it: the page after the aggregate
+    whose last fill is 130639474 asks for ids below 130639475, so it holds that aggregate's
+    every fill again (the collector drops a page's oldest trade when it pages on)."""
+    feed, _ = _feed("okx_swap", ["BTC-USDT-SWAP"], ["trades"])
+    assert feed.older_trades_path("BTC-USDT-SWAP", "130639474") == (
+        "/api/v5/market/history-trades?instId=BTC-USDT-SWAP&type=1&after=130639475&limit=100")
+    assert feed.older_trades_path("BTC-USDT-SWAP", "not-an-id") is None

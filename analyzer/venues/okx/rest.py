@@ -34,6 +34,9 @@ from analyzer.venues.okx.schemas import (
 
 MARKET_TYPES = {"SPOT": "spot", "SWAP": "perpetual", "FUTURES": "future"}
 TRADES_PATH = "/api/v5/market/trades"
+# GET /api/v5/market/history-trades: the last 3 months, 100 a page, paged by tradeId (type=1)
+HISTORY_TRADES_PATH = "/api/v5/market/history-trades"
+HISTORY_TRADES_LIMIT = 100
 TRADES_LIMIT = 500  # "The maximum is 500; the default is 100"
 
 
@@ -136,6 +139,14 @@ class OkxRest:
 
     def recent_trades_path(self, symbol: str) -> str | None:
         return f"{TRADES_PATH}?instId={symbol}&limit={TRADES_LIMIT}"
+
+    def older_trades_path(self, symbol: str, before_id: str) -> str | None:
+        """history-trades pages by tradeId (``type=1``): ``after`` returns the fills older than
+        it, so the page after the aggregate ``before_id`` (its last fill's id) holds it whole."""
+        if not before_id.isdigit():
+            return None
+        return (f"{HISTORY_TRADES_PATH}?instId={symbol}&type=1&after={int(before_id) + 1}"
+                f"&limit={HISTORY_TRADES_LIMIT}")
 
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
         """A trades body as the Trades the trades channel makes of the same executions: its

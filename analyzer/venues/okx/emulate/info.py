@@ -103,14 +103,29 @@ def inst_id_param(params: dict[str, str]) -> str:
     return inst
 
 
+def history_params(params: dict[str, str]) -> tuple[int, int | None]:
+    """(limit, after) of a history-trades request: at most 100 a page; ``after`` a tradeId
+    (type 1) or none (the newest page)."""
+    given = params.get("limit") or "100"
+    after = params.get("after") or ""
+    if not given.isdigit() or int(given) < 1 or (after and not after.isdigit()):
+        raise RestError(400, {"code": "51000", "msg": "Parameter error", "data": []})
+    if params.get("type", "1") != "1":
+        raise RestError(400, {"code": "51000", "msg": "Parameter type error (only 1 here)",
+                              "data": []})
+    return min(int(given), 100), int(after) if after else None
+
+
 def trades_body(inst_id: str, aggregates: list[tuple[str, str, str, str, int, int]],
-                limit: int) -> bytes:
+                limit: int, after: int | None = None) -> bytes:
     """The fills of ``aggregates`` (tradeId, px, sz, side, ts ms, count; oldest first), the
-    newest ``limit`` of them, newest first."""
+    newest ``limit`` of them (those with ids below ``after``, if given), newest first."""
     data: list[dict[str, str]] = []
     for trade_id, px, sz, side, ms, count in reversed(aggregates):
         parts = fills(int(trade_id), sz, count) if trade_id.isdigit() else [(trade_id, sz)]
         for fill_id, fill_sz in parts:
+            if after is not None and not (fill_id.isdigit() and int(fill_id) < after):
+                continue
             data.append({"instId": inst_id, "side": side, "sz": fill_sz, "source": "0",
                          "px": px, "tradeId": fill_id, "ts": str(ms)})
         if len(data) >= limit:

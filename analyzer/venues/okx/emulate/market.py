@@ -198,6 +198,7 @@ class OkxMarket:
             "/api/v5/public/time": "time",
             "/api/v5/market/books": "books",
             "/api/v5/market/trades": "trades",
+            "/api/v5/market/history-trades": "history-trades",
         }.get(path)
 
     def weight(self, endpoint: str, params: dict[str, str]) -> int:

@@ -49,14 +49,17 @@ class OkxSim:
         if endpoint == "books":
             return info.books_body(self.depth(feed, params.get("instId", ""),
                                               int(params.get("sz", "1") or 1)))
-        if endpoint == "trades":
+        if endpoint in ("trades", "history-trades"):
             inst = info.inst_id_param(params)
-            limit = info.trades_limit(params)
             f = self.formats.get(inst)
             if f is None or self.model.find(self.feed_id, inst) is None:
                 raise RestError(400, {"code": "51001", "msg": "Instrument ID does not exist",
                                       "data": []})
-            return info.trades_body(inst, f.aggregates(limit), limit)
+            if endpoint == "trades":
+                limit = info.trades_limit(params)
+                return info.trades_body(inst, f.aggregates(limit), limit)
+            limit, after = info.history_params(params)
+            return info.trades_body(inst, f.aggregates(len(f.tape.rows)), limit, after)
         kind = info.inst_type_param(params)
         feed_id = MARKET_OF_TYPE.get(kind)
         listed = [i for i in self.model.instruments() if i.venue == feed_id]

@@ -216,6 +216,10 @@ class OkxReplay:
             inst = info.inst_id_param(params)
             limit = info.trades_limit(params)
             return info.trades_body(inst, self.trades.get(inst, [])[-limit:], limit)
+        if endpoint == "history-trades":
+            inst = info.inst_id_param(params)
+            limit, after = info.history_params(params)
+            return info.trades_body(inst, self.trades.get(inst, []), limit, after)
         kind = info.inst_type_param(params)
         body = self.listings.get(info.listing_key(kind))
         if body is not None:
