@@ -39,7 +39,7 @@ from analyzer.venues.base import DecodeError, UnknownStream
 
 log = logging.getLogger(__name__)
 
-# pages of a venue's trade history read back after a reconnect, at most (OKX: 100 a page)
+# pages of a venue's trade history read back after a reconnect, at most (of 100 trades or so)
 MAX_BACKFILL_PAGES = 50
 # exchange-to-local lag buckets, seconds
 LAG_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -27,7 +27,8 @@ from analyzer.events import (
     Trade,
 )
 from analyzer.venues.base import DecodeError, UnknownStream
-from analyzer.venues.binance import MARKETS, MAX_FUNDING_RATE, BinanceFeed
+from analyzer.venues.binance import MARKETS, BinanceFeed
+from analyzer.venues.bounds import MAX_FUNDING_RATE
 
 LOCAL = 1_700_000_000_000_000_000
 MS = 1_000_000

@@ -7,15 +7,15 @@ exchange's side.
 
 from analyzer.venues.base import Venue
 from analyzer.venues.binance.decode import BinanceFeed, FuturesRules, SpotRules
-from analyzer.venues.binance.schemas import (
-    MAX_FUNDING_HOURS,
-    MAX_FUNDING_RATE,
-    MAX_ID,
-    MAX_MS,
-    MAX_PRICE,
-    MAX_SIZE,
-)
 from analyzer.venues.binance.spec import DOCS, MARKETS, BinanceMarket
+from analyzer.venues.bounds import (
+              MAX_FUNDING_HOURS,
+              MAX_FUNDING_RATE,
+              MAX_ID,
+              MAX_MS,
+              MAX_PRICE,
+              MAX_SIZE,
+)
 
 VENUE = Venue("binance", MARKETS, BinanceFeed, docs=DOCS,
               emulator="analyzer.venues.binance.emulate")

@@ -29,7 +29,6 @@ from analyzer.venues.binance.rest import BinanceRest
 from analyzer.venues.binance.schemas import (
     DATA_DECODERS,
     DECODERS,
-    MS,
     STREAM_PREFIX,
     AggTradeMsg,
     BookTickerMsg,
@@ -41,6 +40,7 @@ from analyzer.venues.binance.schemas import (
     envelope_decoder,
 )
 from analyzer.venues.binance.spec import BinanceMarket
+from analyzer.venues.bounds import MS
 
 
 class FuturesRules:

@@ -14,7 +14,6 @@ from analyzer.events import BookChange, Instrument, OpenInterest, Trade
 from analyzer.venues.base import DecodeError
 from analyzer.venues.binance.schemas import (
     FAR_FUTURE_MS,
-    MS,
     ExchangeInfo,
     agg_trades_decoder,
     funding_decoder,
@@ -24,6 +23,7 @@ from analyzer.venues.binance.schemas import (
     trades_decoder,
 )
 from analyzer.venues.binance.spec import BinanceMarket
+from analyzer.venues.bounds import MS
 
 
 class BinanceRest:

@@ -12,39 +12,22 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-MS = 1_000_000  # ms -> ns
+from analyzer.venues.bounds import (
+    MAX_FUNDING_HOURS,
+    MAX_ID,
+    MAX_PRICE,
+    MAX_SIZE,
+    FundingRate,
+    Id,
+    Levels,
+    Ms,
+    MsOrZero,
+    Price,
+    Qty,
+    Size,
+)
 
-# ---- what "absurd" means: bounds no real Binance number reaches -----------------------------
-# The dearest quotes on Binance are bitcoin in weak fiat currencies (in rupiah about 2e9 at
-# 120k USD a bitcoin): 1e12 leaves a factor of 500 above them.
-MAX_PRICE = 1e12
-# No order, book level, trade or open interest holds more units than the whole supply of the
-# most plentiful token listed in its own unit (BTTC 9.9e14, SHIB 5.9e14; bigger supplies are
-# listed in lots, e.g. 1MBABYDOGE); contracts are far fewer.
-MAX_SIZE = 1e15
-# Funding per interval, either sign: 100 %. Binance clamps funding to a cap of a few per cent
-# (fundingInfo's adjustedFundingRateCap, e.g. 0.02): loose on purpose, so that a raised cap never
-# turns real rates into errors, while "1e300" or "-5" still fail.
-MAX_FUNDING_RATE = 1.0
-# Binance's intervals are 1, 4 or 8 hours; more than a day is no funding interval.
-MAX_FUNDING_HOURS = 24.0
-# The last millisecond an int64 nanosecond timestamp can hold (2262-04-11): the store keeps
-# times as int64 ns. Perpetuals' deliveryDate (2100, FAR_FUTURE_MS) is well inside.
-MAX_MS = (2**63 - 1) // MS
-# Update and trade ids are int64 at Binance (and in the store).
-MAX_ID = 2**63 - 1
-
-# Checked by msgspec in C while it parses: each bound is one comparison, and NaN fails them all.
-# A bound only applies to a value the frame carries; an absent key takes its default unchecked.
-Price = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)]
-Size = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # a book level: size 0 removes it
-Qty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # traded or liquidated: never 0
-FundingRate = Annotated[float, msgspec.Meta(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
-Ms = Annotated[int, msgspec.Meta(gt=0, lt=MAX_MS)]  # ms since the epoch
-MsOrZero = Annotated[int, msgspec.Meta(ge=0, lt=MAX_MS)]  # 0: none (dated futures' funding)
-Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 PrevId = Annotated[int, msgspec.Meta(ge=-1, le=MAX_ID)]  # -1: none
-Levels = list[tuple[Price, Size]]
 # Binance marks a perpetual's deliveryDate with a date in 2100.
 FAR_FUTURE_MS = 4_000_000_000_000
 

@@ -54,10 +54,10 @@ from analyzer.venues.base import (
     UnknownStream,
     VenueError,
 )
+from analyzer.venues.bounds import MS
 from analyzer.venues.bybit import rest
 from analyzer.venues.bybit.schemas import (
     DECODERS,
-    MS,
     TOPIC_PREFIX,
     BookFrame,
     LiquidationData,

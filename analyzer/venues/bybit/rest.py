@@ -19,7 +19,8 @@ import msgspec
 
 from analyzer.events import Instrument, Trade
 from analyzer.venues.base import DecodeError, VenueError
-from analyzer.venues.bybit.schemas import MS, instruments_decoder, recent_trades_decoder
+from analyzer.venues.bounds import MS
+from analyzer.venues.bybit.schemas import instruments_decoder, recent_trades_decoder
 
 log = logging.getLogger(__name__)
 

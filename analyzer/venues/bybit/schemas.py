@@ -22,41 +22,23 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-MS = 1_000_000  # ms -> ns
+from analyzer.venues.bounds import (
+    MAX_FUNDING_HOURS,
+    MAX_PRICE,
+    FundingRate,
+    Hours,
+    Id,
+    Levels,
+    Ms,
+    MsOrZero,
+    Price,
+    Qty,
+    Size,
+)
 
-# ---- what "absurd" means: bounds no real Bybit number reaches ------------------------------
-# Shared in spirit with the Binance package (same reasoning, same values); kept here until the
-# venues share a bounds module.
-# Bitcoin in the weakest quote currency listed is far below 1e12.
-MAX_PRICE = 1e12
-# No level, trade or open interest holds more units than the supply of the most plentiful token
-# (~1e15); inverse contracts (1 USD each) are far fewer.
-MAX_SIZE = 1e15
 # Open interest value and other notionals, in USD or coin: a quadrillion is absurd.
 MAX_NOTIONAL = 1e15
-# Funding per interval, either sign: 100 %. Bybit caps funding at a few per cent
-# (instruments-info upperFundingRate, e.g. "0.00375" or "0.05"): loose on purpose.
-MAX_FUNDING_RATE = 1.0
-# Bybit's intervals are 1, 2, 4 or 8 hours (fundingInterval 60..480 minutes); more than a day
-# is no funding interval.
-MAX_FUNDING_HOURS = 24.0
-# The last millisecond an int64 nanosecond timestamp can hold (2262-04-11).
-MAX_MS = (2**63 - 1) // MS
-# Update ids are int64 in the store.
-MAX_ID = 2**63 - 1
-
-# Checked by msgspec in C while it parses: each bound is one comparison, and NaN fails them all.
-# A bound only applies to a value the frame carries; an absent key takes its default unchecked.
-Price = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)]
-Size = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # a book level: size 0 removes it
-Qty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # traded or liquidated: never 0
 Notional = Annotated[float, msgspec.Meta(ge=0, lt=MAX_NOTIONAL)]
-FundingRate = Annotated[float, msgspec.Meta(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
-Hours = Annotated[float, msgspec.Meta(gt=0, le=MAX_FUNDING_HOURS)]
-Ms = Annotated[int, msgspec.Meta(gt=0, lt=MAX_MS)]  # ms since the epoch
-MsOrZero = Annotated[int, msgspec.Meta(ge=0, lt=MAX_MS)]  # 0: none
-Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
-Levels = list[tuple[Price, Size]]
 Side = Literal["Buy", "Sell"]
 Minutes = Annotated[int, msgspec.Meta(ge=0, le=int(MAX_FUNDING_HOURS * 60))]
 Step = Annotated[float, msgspec.Meta(ge=0, lt=MAX_PRICE)]  # 0: not given

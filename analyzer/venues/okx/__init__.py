@@ -8,15 +8,15 @@ exchange's side.
 """
 
 from analyzer.venues.base import Venue
-from analyzer.venues.okx.decode import OkxFeed, OkxRules, book_checksum
-from analyzer.venues.okx.schemas import (
-    MAX_FUNDING_HOURS,
-    MAX_FUNDING_RATE,
-    MAX_ID,
-    MAX_MS,
-    MAX_PRICE,
-    MAX_SIZE,
+from analyzer.venues.bounds import (
+              MAX_FUNDING_HOURS,
+              MAX_FUNDING_RATE,
+              MAX_ID,
+              MAX_MS,
+              MAX_PRICE,
+              MAX_SIZE,
 )
+from analyzer.venues.okx.decode import OkxFeed, OkxRules, book_checksum
 from analyzer.venues.okx.spec import DOCS, MARKETS
 
 VENUE = Venue(name="okx", markets=MARKETS, feed=OkxFeed, docs=DOCS,

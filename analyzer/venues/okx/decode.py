@@ -45,6 +45,7 @@ import msgspec
 from analyzer.events import BookChange, DerivativeTicker, Instrument, OpenInterest, Quote, Trade
 from analyzer.feed.book import OrderBook
 from analyzer.venues.base import Control, DecodeError, Route, Sink, UnknownStream, VenueError
+from analyzer.venues.bounds import MS
 from analyzer.venues.okx.rest import OkxRest
 from analyzer.venues.okx.schemas import (
     BBO_DECODER,
@@ -55,7 +56,6 @@ from analyzer.venues.okx.schemas import (
     FUNDING_DECODER,
     INDEX_DECODER,
     MARK_DECODER,
-    MS,
     OPEN_INTEREST_DECODER,
     TRADES_DECODER,
     BboFrame,

@@ -24,9 +24,9 @@ import msgspec
 
 from analyzer.events import BookChange, Instrument, OpenInterest, Trade
 from analyzer.venues.base import DecodeError, Market, VenueError
+from analyzer.venues.bounds import MS
 from analyzer.venues.okx.schemas import (
     INSTRUMENTS_DECODER,
-    MS,
     REST_TRADES_DECODER,
     InstrumentInfo,
     RestTrade,

@@ -20,35 +20,19 @@ from typing import Annotated, Literal
 
 import msgspec
 
-MS = 1_000_000  # ms -> ns
+from analyzer.venues.bounds import (
+    MAX_ID,
+    MAX_PRICE,
+    MAX_SIZE,
+    FundingRate,
+    Ms,
+    Price,
+    Qty,
+    Size,
+)
 
-# ---- what "absurd" means: bounds no real OKX number reaches (defined here for now) -----------
-# OKX quotes crypto in USDT, USDC, USD, BTC, ETH, EUR, TRY, BRL, AUD, AED, SGD: the dearest
-# quote is bitcoin in lira (~4e6); 1e12 leaves a wide margin, as for Binance.
-MAX_PRICE = 1e12
-# A book level, trade or open interest: base units of the most plentiful token (~1e15), or
-# contracts (SHIB-USDT-SWAP has ctVal 1,000,000, so contracts are far fewer than units).
-MAX_SIZE = 1e15
-# Funding per interval, either sign: 100 %. OKX caps funding at a few per cent
-# (maxFundingRate, e.g. 0.00375 for BTC): loose on purpose, so that a raised cap never makes
-# real rates errors, while "1e300" or "-5" still fail.
-MAX_FUNDING_RATE = 1.0
-# OKX's intervals are 8 h, lowered to 6, 4, 2 or 1 h on volatile swaps: more than a day is no
-# funding interval.
-MAX_FUNDING_HOURS = 24.0
-# The last millisecond an int64 nanosecond timestamp can hold (2262-04-11): the store keeps
-# times as int64 ns.
-MAX_MS = (2**63 - 1) // MS
-# seqId / prevSeqId are int64 (the store keeps update ids as int64).
-MAX_ID = 2**63 - 1
-
-Price = Annotated[float, msgspec.Meta(gt=0, lt=MAX_PRICE)]
-Size = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # a book level: size "0" removes it
-Qty = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # traded: never 0
 Amount = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # open interest: 0 when none open
 Usd = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE * MAX_PRICE)]
-FundingRate = Annotated[float, msgspec.Meta(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE)]
-Ms = Annotated[int, msgspec.Meta(gt=0, lt=MAX_MS)]  # ms since the epoch
 SeqId = Annotated[int, msgspec.Meta(ge=-1, le=MAX_ID)]  # -1: absent (2022) or a snapshot's prev
 Checksum = Annotated[int, msgspec.Meta(ge=-(2**31), lt=2**31)]  # signed CRC32; 0: none sent
 
