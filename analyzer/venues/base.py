@@ -15,7 +15,7 @@ The collector side of a venue is a ``VenueFeed`` class, instantiated once per co
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 from analyzer.events import (
@@ -239,12 +239,6 @@ class Venue:
     # the module holding the local exchange's side of the venue (analyzer.exchange imports it
     # by name, so that the collector never loads the exchange's code)
     emulator: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def decode_error(exc: Exception, what: str, channel: str = "other") -> DecodeError:
-    """A msgspec failure as a DecodeError naming what was decoded."""
-    return DecodeError(f"{what}: {exc}", channel)
 
 
 __all__ = [
@@ -268,5 +262,4 @@ __all__ = [
     "Venue",
     "VenueError",
     "VenueFeed",
-    "decode_error",
 ]
