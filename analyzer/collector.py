@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from bisect import bisect_left
+from collections import deque
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -128,6 +129,8 @@ class FeedRunner:
         # counters read by the metrics exporter
         self.decode_errors: dict[str, int] = {}
         self.handler_errors = 0  # frames whose handling raised something other than DecodeError
+        # the last frames that failed to decode: (channel, why, the frame's start), to look at
+        self.bad_frames: deque[tuple[str, str, bytes]] = deque(maxlen=50)
         self.unknown_frames = 0
         self.duplicate_frames = 0
         self.trade_gaps = 0
@@ -323,6 +326,7 @@ class FeedRunner:
         channel = getattr(exc, "channel", "other")
         n = self.decode_errors.get(channel, 0) + 1
         self.decode_errors[channel] = n
+        self.bad_frames.append((channel, str(exc)[:200], frame[:300]))
         if n <= 10 or n % 1000 == 0:  # a sample, not a flood
             log.warning("%s: decode error #%d (%s); frame %r", self.venue, n, exc, frame[:200])
 

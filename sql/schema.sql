@@ -29,6 +29,9 @@ SELECT
     lot_size::DOUBLE AS lot_size,
     expiry::BIGINT AS expiry,                   -- ns since the epoch; NULL for spot/perpetual
     ts_local::BIGINT AS ts_local,
+    -- coins a linear contract is worth where the venue's sizes were contracts (converted to
+    -- base units at decode); 1 elsewhere (rows stored before it existed: NULL)
+    contract_value::DOUBLE AS contract_value,
     make_timestamp(expiry // 1000) AS time_expiry,
     make_timestamp(ts_local // 1000) AS time_local
 FROM read_parquet('{segments}/instruments/*/*.parquet', union_by_name = true);
