@@ -35,7 +35,7 @@ from analyzer.exchange.replay import Faults, Replay
 from analyzer.exchange.server import LocalExchange
 from analyzer.exchange.simulate import Simulation
 from analyzer.signals import stop_on_signals
-from analyzer.sim import SCENARIOS, SimError
+from analyzer.sim import SCENARIOS, SimError, default_world
 from analyzer.sim.clock import NS, iso, parse_utc
 
 
@@ -76,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--fast", action="store_true", help="one-second model steps: the throughput mode"
+    )
+    sim.add_argument(
+        "--venues", metavar="NAME,...", type=lambda t: [v for v in t.split(",") if v],
+        help="simulate these venues' markets only (default: every venue)",
     )
     parser.add_argument(
         "--market",
@@ -199,6 +203,7 @@ def _build_simulation(args: argparse.Namespace) -> LocalExchange:
         )
     try:
         sim = Simulation(
+            world=default_world(exchanges=args.venues) if args.venues else None,
             seed=args.seed,
             schedule=args.scenario,
             speed=args.speed,

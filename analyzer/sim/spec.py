@@ -10,6 +10,7 @@ is adding specs to ``World.venues``, with no code; each venue's emulator declare
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -205,17 +206,19 @@ ETH = AssetSpec(
     open_interest_usd=1e9,
 )
 
-def default_world(rates: Rates | None = None) -> World:
+def default_world(rates: Rates | None = None, exchanges: Sequence[str] | None = None) -> World:
     """BTC and ETH on every simulated market of the registered venues (each venue's emulator
-    declares its markets' specs: ``sim_venues``), in registry order."""
+    declares its markets' specs: ``sim_venues``), in registry order; ``exchanges``: of those
+    venues only (a name the registry lacks, or without an emulator, is a SimError)."""
     import importlib
 
     from analyzer.venues import EXCHANGES  # the registry, loaded on first use
 
-    venues = tuple(
-        spec
-        for venue in EXCHANGES.values()
-        if venue.emulator
-        for spec in importlib.import_module(venue.emulator).EMULATOR.sim_venues
-    )
+    emulated = {name: v.emulator for name, v in EXCHANGES.items() if v.emulator}
+    names = list(emulated) if exchanges is None else list(exchanges)
+    unknown = [n for n in names if n not in emulated]
+    if unknown:
+        raise SimError(f"no simulated venue {', '.join(unknown)} (known: {', '.join(emulated)})")
+    venues = tuple(spec for name in names
+                   for spec in importlib.import_module(emulated[name]).EMULATOR.sim_venues)
     return World(assets=(BTC, ETH), venues=venues, rates=rates or Rates()).validate()
