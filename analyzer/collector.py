@@ -36,7 +36,7 @@ from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
 from analyzer.store.capture import RawCapture
 from analyzer.venues import VENUES
-from analyzer.venues.base import DecodeError, UnknownStream
+from analyzer.venues.base import DecodeError, UnknownStream, VenueError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ class FeedRunner:
         # counters read by the metrics exporter
         self.decode_errors: dict[str, int] = {}
         self.handler_errors = 0  # frames whose handling raised something other than DecodeError
+        self.venue_errors = 0  # the venue refused a request (a subscription): its error frames
         # the last frames that failed to decode: (channel, why, the frame's start), to look at
         self.bad_frames: deque[tuple[str, str, bytes]] = deque(maxlen=50)
         self.unknown_frames = 0
@@ -314,6 +315,10 @@ class FeedRunner:
             self.feed.decode(frame, ts_local)
         except UnknownStream:
             self.unknown_frames += 1
+        except VenueError as exc:  # a refused request: not a malformed frame
+            self.venue_errors += 1
+            if self.venue_errors <= 10 or self.venue_errors % 1000 == 0:
+                log.warning("%s: venue error #%d: %s", self.venue, self.venue_errors, exc)
         except DecodeError as exc:
             self._count_decode_error(exc, frame)
         except Exception as exc:  # a bug or a value no check caught: count it, keep the stream

@@ -98,6 +98,8 @@ class CollectorMetrics(_PromCollector):
 
     def _feed_health(self, runners: list[FeedRunner]) -> Iterator[Metric]:
         unknown = _counter("unknown_frames", "Frames for streams nobody subscribed to", ["venue"])
+        venue_errors = _counter("venue_errors", "Error answers of the venue to our requests (a "
+                                "refused subscription)", ["venue"])
         dups = _counter("duplicate_frames", "Frames dropped as already seen", ["venue"])
         reconnects = _counter("reconnects", "Connection endings by reason (close code, stall, "
                               "rotation, error)", ["venue", "reason"])
@@ -121,6 +123,7 @@ class CollectorMetrics(_PromCollector):
         for r in runners:
             v = [r.venue]
             unknown.add_metric(v, r.unknown_frames)
+            venue_errors.add_metric(v, r.venue_errors)
             dups.add_metric(v, r.duplicate_frames)
             reasons: dict[str, int] = {}
             for conn in r.connections:
@@ -140,8 +143,8 @@ class CollectorMetrics(_PromCollector):
             queue.add_metric([r.venue, "rest"], len(r.rest))
             backfilled.add_metric(v, r.trades_backfilled)
             trade_gaps.add_metric(v, r.trade_gaps)
-        yield from (unknown, dups, reconnects, connected, rest, throttled, bans, rejected,
-                    handler_errors, stalls, queue, backfilled, trade_gaps)
+        yield from (unknown, venue_errors, dups, reconnects, connected, rest, throttled, bans,
+                    rejected, handler_errors, stalls, queue, backfilled, trade_gaps)
 
     def _books(self, runners: list[FeedRunner]) -> Iterator[Metric]:
         gaps = _counter("book_gaps", "Book sequence gaps, crossed books and best bid/ask "
