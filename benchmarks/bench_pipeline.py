@@ -145,13 +145,13 @@ def online(tmp: Path, channels: list[str], raw_capture: bool,
             "metrics": {"port": 0},
             "log_level": "WARNING",
         })
-        return asyncio.run(_collect(cfg))
+        return asyncio.run(collect(cfg))
     finally:
         exchange.terminate()
         exchange.wait(5)
 
 
-async def _collect(cfg: config.Config) -> dict[str, float]:
+async def collect(cfg: config.Config) -> dict[str, float]:
     collector = Collector(cfg)
     await collector.start()
     runner = collector.runners[0]

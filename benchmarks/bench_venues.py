@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_pipeline import _collect, free_port  # noqa: E402  (the same measurement)
+from bench_pipeline import collect, free_port  # noqa: E402  (the same measurement)
 
 from analyzer import config  # noqa: E402
 from analyzer.collector import Collector  # noqa: E402
@@ -101,7 +101,7 @@ def replay(feed: str, recording: Path, tmp: Path, options: dict | None = None
             "analytics": {"enabled": False},
             "log_level": "ERROR",
         })
-        return asyncio.run(_collect(cfg))
+        return asyncio.run(collect(cfg))
     finally:
         proc.terminate()
         proc.wait(10)

@@ -14,7 +14,7 @@ The collector side of a venue is a ``VenueFeed`` class, instantiated once per co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -116,6 +116,22 @@ class Route:
     last_ns: int = 0
     frames: int = 0
     extra: Any = None  # the venue's own per-stream state
+
+
+class FeedBase:
+    """The state every venue's feed keeps (``VenueFeed``); a venue's class adds its own and
+    routes its symbols."""
+
+    def __init__(self, market: Market, channels: Iterable[str], sink: Sink,
+                 funding_hours: dict[str, float] | None) -> None:
+        self.market = market
+        self.venue = market.venue
+        self.channels = set(channels)
+        self.sink = sink
+        self.funding_hours = funding_hours if funding_hours is not None else {}
+        self.routes: dict[bytes, Route] = {}
+        # the last id per symbol where trade ids rise by one (REST backfill after a gap)
+        self.last_trade_id: dict[str, int] = {}
 
 
 class Sink(Protocol):
@@ -247,6 +263,7 @@ __all__ = [
     "Control",
     "DecodeError",
     "DerivativeTicker",
+    "FeedBase",
     "Fees",
     "Instrument",
     "Liquidation",

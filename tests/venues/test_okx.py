@@ -620,7 +620,7 @@ def test_streams_and_subscriptions() -> None:
 
 
 def test_options() -> None:
-    assert OkxFeed.OPTIONS == {"book_channel": "books"}
+    assert OkxFeed.Options().book_channel == "books"
     feed, _ = _feed("okx_spot", ["BTC-USDT"], ["depth"],
                     options={"book_channel": "books50-l2-tbt"})
     assert feed.streams == ["books50-l2-tbt:BTC-USDT"] and feed.snapshot_levels == 50

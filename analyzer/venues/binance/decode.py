@@ -24,7 +24,7 @@ from analyzer.events import (
     Quote,
     Trade,
 )
-from analyzer.venues.base import DecodeError, OptionError, Route, Sink, UnknownStream
+from analyzer.venues.base import DecodeError, FeedBase, OptionError, Route, Sink, UnknownStream
 from analyzer.venues.binance.rest import BinanceRest
 from analyzer.venues.binance.schemas import (
     DATA_DECODERS,
@@ -81,7 +81,7 @@ class Options(msgspec.Struct, forbid_unknown_fields=True):
     trade_stream: Literal["trade", "aggTrade"] = "trade"
 
 
-class BinanceFeed(BinanceRest):
+class BinanceFeed(BinanceRest, FeedBase):
     """Streams, subscriptions and decoding of one Binance market (REST: ``BinanceRest``)."""
 
     Options = Options
@@ -110,19 +110,13 @@ class BinanceFeed(BinanceRest):
         funding_hours: dict[str, float] | None = None,
     ) -> None:
         options = self.check_options(market, options or {})
-        self.market = market
-        self.venue = market.venue
+        super().__init__(market, channels, sink, funding_hours)
         self.symbols = [s.upper() for s in symbols]
-        self.channels = set(channels)
-        self.sink = sink
         self.depth_speed = options.depth_speed
         self.trade_stream = options.trade_stream
-        self.funding_hours = funding_hours if funding_hours is not None else {}
         self.rules = SpotRules() if market.is_spot else FuturesRules()
-        self.routes: dict[bytes, Route] = {}
-        # Binance trade and aggregate-trade ids rise by exactly 1 per symbol: a jump is a gap
-        # to backfill over REST, an id at or below the last is a duplicate.
-        self.last_trade_id: dict[str, int] = {}
+        # Binance trade and aggregate-trade ids rise by exactly 1 per symbol (last_trade_id): a
+        # jump is a gap to backfill over REST, an id at or below the last is a duplicate.
         for symbol in self.symbols:
             self._route(symbol)
 

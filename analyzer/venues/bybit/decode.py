@@ -47,6 +47,7 @@ from analyzer.venues.base import (
     CHANNELS,
     Control,
     DecodeError,
+    FeedBase,
     Market,
     OptionError,
     Route,
@@ -119,7 +120,7 @@ class _Ticker:
         self.oi_sent: float | None = None  # the open interest last emitted
 
 
-class BybitFeed:
+class BybitFeed(FeedBase):
     """Topics, subscriptions, decoding and REST bodies of one Bybit category."""
 
     Options = Options
@@ -145,21 +146,15 @@ class BybitFeed:
         funding_hours: dict[str, float] | None = None,
     ) -> None:
         opts = self.check_options(market, options or {})
-        self.market = market
-        self.venue = market.venue
+        super().__init__(market, channels, sink, funding_hours)
         self.category = market.kind
         self.depth = opts.depth
         self.snapshot_levels = opts.depth
-        self.channels = set(channels)
         unknown = self.channels - set(CHANNELS)
         if unknown:
             raise ValueError(f"unknown channels {sorted(unknown)}")
-        self.sink = sink
-        self.funding_hours = funding_hours if funding_hours is not None else {}
         self.instruments: dict[str, Instrument] = {}
         self.rules = WsBookRules()
-        self.routes: dict[bytes, Route] = {}
-        self.last_trade_id: dict[str, int] = {}  # UUID trade ids: nothing to backfill
         self.rest_weights = dict(rest.REST_WEIGHTS)
         self.symbols: list[str] = []
         self._req_id = 0

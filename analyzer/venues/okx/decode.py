@@ -38,13 +38,21 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import msgspec
 
 from analyzer.events import BookChange, DerivativeTicker, Instrument, OpenInterest, Quote, Trade
 from analyzer.feed.book import OrderBook
-from analyzer.venues.base import Control, DecodeError, Route, Sink, UnknownStream, VenueError
+from analyzer.venues.base import (
+    Control,
+    DecodeError,
+    FeedBase,
+    Route,
+    Sink,
+    UnknownStream,
+    VenueError,
+)
 from analyzer.venues.bounds import MS
 from analyzer.venues.okx.rest import OkxRest
 from analyzer.venues.okx.schemas import (
@@ -218,11 +226,10 @@ def _index_of(inst_id: str) -> str:
     return f"{base}-{quote.removesuffix('_UM')}"
 
 
-class OkxFeed(OkxRest):
+class OkxFeed(OkxRest, FeedBase):
     """Streams, subscriptions and decoding of one OKX market (REST: ``OkxRest``)."""
 
     Options = Options
-    OPTIONS: ClassVar[dict[str, Any]] = msgspec.structs.asdict(Options())  # the defaults
     # OKX public frames are text (no compression unless negotiated): no inflate hook
     inflate = None
 
@@ -241,21 +248,15 @@ class OkxFeed(OkxRest):
         funding_hours: dict[str, float] | None = None,
     ) -> None:
         opts = self.check_options(market, options or {})
-        self.market = market
-        self.venue = market.venue
+        super().__init__(market, channels, sink, funding_hours)
         self.symbols = [s.upper() for s in symbols]
-        self.channels = set(channels)
-        self.sink = sink
         self.book_channel = opts.book_channel
         self.snapshot_levels = BOOK_CHANNELS[opts.book_channel]
-        self.funding_hours = funding_hours if funding_hours is not None else {}
         self.derivatives = not market.is_spot
         self.swap = market.kind == "SWAP"
         # book texts for the checksum, per symbol, while the venue sends checksums
         self.texts: dict[str, TextBook] = {}
         self.rules = OkxRules(self.texts)
-        self.routes: dict[bytes, Route] = {}
-        self.last_trade_id: dict[str, int] = {}  # OKX trades are not backfilled by id
         self.instruments: dict[str, Instrument] = {}
         # size multiplier per symbol (linear: base units a contract); spot: 1
         self.size_factor: dict[str, float] = {}
