@@ -248,7 +248,13 @@ class FeedRunner:
             healthy_seconds=self.cfg.healthy_seconds,
         )
         url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
-        hooks = Hooks(self.feed.control, self.market.heartbeat, self.market.heartbeat_seconds)
+        inflate = self._inflate
+        hooks = Hooks(
+            self.feed.control, self.market.heartbeat, self.market.heartbeat_seconds,
+            reply=self.feed.reply, inflate=inflate,
+            raw=self.capture.write_binary if inflate and self.capture else None,
+            bad=self._inflate_failed,
+        )
         for i in range(0, len(streams), per):
             conn = Connection(
                 f"{self.venue}#{len(self.connections)}", url,
@@ -300,16 +306,8 @@ class FeedRunner:
     # -- hot path --
 
     def on_frame(self, frame: bytes, ts_local: int) -> None:
-        inflate = self._inflate
-        if inflate is not None:  # a compressed binary frame: captured as received
-            if self.capture is not None:
-                self.capture.write_binary(ts_local, frame)
-            try:
-                frame = inflate(frame)
-            except DecodeError as exc:
-                self._count_decode_error(exc, frame)
-                return
-        elif self.capture is not None:
+        # (a compressed venue's frames arrive inflated: the connection captured them raw)
+        if self.capture is not None and self._inflate is None:
             self.capture.write(ts_local, frame)
         try:
             self.feed.decode(frame, ts_local)
@@ -326,6 +324,9 @@ class FeedRunner:
             if self.handler_errors <= 10 or self.handler_errors % 1000 == 0:
                 log.error("%s: handling a frame failed #%d (%s: %s); frame %r", self.venue,
                           self.handler_errors, type(exc).__name__, exc, frame[:200])
+
+    def _inflate_failed(self, exc: Exception, frame: bytes) -> None:
+        self._count_decode_error(DecodeError(f"does not inflate: {exc}"), frame)
 
     def _count_decode_error(self, exc: DecodeError, frame: bytes) -> None:
         channel = getattr(exc, "channel", "other")

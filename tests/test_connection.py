@@ -5,6 +5,7 @@ healthy period resets; 1008 also slows subscribing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 
@@ -181,3 +182,49 @@ def test_a_restart_notice_rotates_without_losing_frames() -> None:
     assert b'{"event":"notice","code":"64008","msg":"restart in 30s"}' in delivered
     got = {int(f[5:-1]) for f in delivered if f.startswith(b'{"n":')}
     assert got == set(sent)
+
+
+def test_compressed_frames_are_inflated_before_control_and_venue_pings_answered() -> None:
+    """A venue like BingX: every frame gzip binary, pings included. Each frame is seen raw (the
+    capture), inflated, then looked at: the venue's ``Ping`` gets our ``Pong`` and is not data;
+    a frame that does not inflate is reported and the stream goes on."""
+    import gzip
+
+    raw: list[bytes] = []
+    bad: list[bytes] = []
+    delivered: list[bytes] = []
+    pongs: list[str] = []
+
+    frames = [gzip.compress(b'{"n":1}'), gzip.compress(b"Ping"),
+              gzip.compress(b'{"n":2}')[:-6], gzip.compress(b'{"n":3}')]  # the third truncated
+
+    async def venue(ws: ServerConnection) -> None:
+        for f in frames:
+            await ws.send(f)
+        with contextlib.suppress(ConnectionClosed):
+            async for msg in ws:  # (appended as they come: the client ends the connection)
+                if msg != '{"op":"subscribe"}':
+                    pongs.append(msg)  # noqa: PERF401
+
+    def control(frame: bytes) -> str | None:
+        return "ping" if frame == b"Ping" else None
+
+    hooks = Hooks(control, reply=lambda frame: b"Pong", inflate=gzip.decompress,
+                  raw=lambda ts, frame: raw.append(frame), bad=lambda exc, f: bad.append(f))
+
+    async def main() -> None:
+        async with serve(venue, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            conn = Connection("test", f"ws://127.0.0.1:{port}/ws", [b'{"op":"subscribe"}'],
+                              lambda frame, ts: delivered.append(frame), ConnectionSettings(),
+                              hooks=hooks)
+            task = asyncio.create_task(conn.run())
+            await asyncio.sleep(0.6)
+            conn.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert delivered == [b'{"n":1}', b'{"n":3}']
+    assert pongs == ["Pong"]
+    assert raw == frames
+    assert bad == [frames[2]]

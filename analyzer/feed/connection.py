@@ -15,13 +15,18 @@ its reply must come back within that time. Its ``control`` function looks at eac
 ``pong`` replies and ``ignore``d notices are not data (they neither reach the decoder nor keep
 the stall clock alive); subscribe ``ack``s reach the decoder but are not data either; a
 ``restart`` notice (the venue will close this connection soon) rotates the connection at once,
-as the maximum age does.
+as the maximum age does; a ``ping`` of the venue's own is answered with ``reply(frame)`` and is
+not data either. A venue that compresses its frames has them inflated here (``inflate``),
+before ``control`` looks at them: ``raw`` sees each frame as received (the raw capture keeps it
+byte-exact), ``bad`` each frame that does not inflate (counted by the runner; the stream goes
+on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -61,6 +66,33 @@ class Hooks:
     control: Callable[[bytes], str | None] | None = None
     heartbeat: bytes | None = None
     heartbeat_seconds: float = 20.0
+    reply: Callable[[bytes], bytes] | None = None  # the answer to a ``ping`` of the venue's
+    inflate: Callable[[bytes], bytes] | None = None  # raises on a frame that does not inflate
+    raw: Callable[[int, bytes], None] | None = None  # (ts, frame as received), before inflate
+    bad: Callable[[Exception, bytes], None] | None = None  # (why, frame) that did not inflate
+
+
+class _Link:
+    """The wire connection a frame came on, for the answer to a venue's ping (one that comes
+    with the handshake's reply, before the connection is known, is sent once it is)."""
+
+    __slots__ = ("pending", "ws")
+
+    def __init__(self) -> None:
+        self.ws: WireConnection | None = None
+        self.pending: list[bytes] = []
+
+    def answer(self, message: bytes) -> None:
+        if self.ws is None:
+            self.pending.append(message)
+        else:
+            self.ws.send(message)
+
+    def attach(self, ws: WireConnection) -> None:
+        self.ws = ws
+        for m in self.pending:
+            ws.send(m)
+        self.pending.clear()
 
 
 @dataclass(slots=True)
@@ -94,8 +126,9 @@ class Connection:
         self.on_opened = on_opened  # connected, nothing subscribed yet
         self.hooks = hooks or Hooks()
         self._deliver = on_frame
-        # without a control hook every frame is data: the wire's own clock, no extra call
-        self.on_frame = on_frame if self.hooks.control is None else self._on_frame_hooked
+        # without hooks every frame is data: the wire's own clock, no extra call
+        plain = self.hooks.control is None and self.hooks.inflate is None
+        self.on_frame = on_frame if plain else self._on_frame_hooked
         self._data_ns = 0  # with a control hook: local time of the last data frame
         self._pong = 0.0  # monotonic time of the last application-level pong
         self._rotate_now = False
@@ -110,18 +143,32 @@ class Connection:
     @property
     def last_ns(self) -> int:
         """Local time of the last data frame on the current connection (0 before the first)."""
-        if self.hooks.control is not None:
+        if self.on_frame != self._deliver:
             return self._data_ns
         return self._ws.last_ns if self._ws is not None else 0
 
-    def _on_frame_hooked(self, frame: bytes, ts: int) -> None:
-        kind = self.hooks.control(frame)  # type: ignore[misc]
+    def _on_frame_hooked(self, frame: bytes, ts: int, link: _Link | None = None) -> None:
+        hooks = self.hooks
+        if hooks.inflate is not None:
+            if hooks.raw is not None:
+                hooks.raw(ts, frame)
+            try:
+                frame = hooks.inflate(frame)
+            except Exception as exc:  # corrupt or truncated: counted, the stream goes on
+                if hooks.bad is not None:
+                    hooks.bad(exc, frame)
+                return
+        kind = hooks.control(frame) if hooks.control is not None else None
         if kind is None:
             self._data_ns = ts
         elif kind == "pong":
             self._pong = time.monotonic()
             return
         elif kind == "ignore":
+            return
+        elif kind == "ping":
+            if hooks.reply is not None and link is not None:
+                link.answer(hooks.reply(frame))
             return
         elif kind == "restart":
             log.warning("%s: the venue announced a restart: rotating", self.name)
@@ -179,7 +226,14 @@ class Connection:
         self.stats.reconnects[reason] = self.stats.reconnects.get(reason, 0) + 1
 
     async def _open(self) -> WireConnection:
-        ws = await wire.connect(self.url, self.on_frame, open_timeout=self.settings.open_timeout)
+        on_frame = self.on_frame
+        link = None
+        if self.hooks.reply is not None:  # a ping is answered on the connection it came on
+            link = _Link()
+            on_frame = functools.partial(self._on_frame_hooked, link=link)
+        ws = await wire.connect(self.url, on_frame, open_timeout=self.settings.open_timeout)
+        if link is not None:
+            link.attach(ws)
         if self.on_opened is not None:
             self.on_opened()
         for i, msg in enumerate(self.subscribe_messages):

@@ -1,15 +1,30 @@
-"""The venue registry: one package per exchange, one line here each.
+"""The venue registry: one package per exchange, found here by itself.
 
-``EXCHANGES`` maps an exchange name to its ``Venue`` (markets, feed class, emulator module);
-``VENUES`` maps every feed id (one market of one exchange, the ``venue`` of a config's
-``[[feeds]]`` and of every stored row) to its ``Market`` and feed class. The interface is
-``analyzer/venues/base.py``; what a package holds is in ``analyzer/venues/README.md``.
+Every package under ``analyzer/venues/`` whose ``__init__`` defines ``VENUE`` is a venue (in
+the order of their names): adding one is adding its folder. ``EXCHANGES`` maps an exchange
+name to its ``Venue`` (markets, feed class, emulator module); ``VENUES`` maps every feed id
+(one market of one exchange, the ``venue`` of a config's ``[[feeds]]`` and of every stored
+row) to its ``Market`` and feed class. The interface is ``analyzer/venues/base.py``; what a
+package holds is in ``analyzer/venues/README.md``.
 """
 
-from analyzer.venues import binance, bybit, okx
+import importlib
+import pkgutil
+
 from analyzer.venues.base import Market, Venue, VenueFeed
 
-EXCHANGES: dict[str, Venue] = {v.name: v for v in (binance.VENUE, bybit.VENUE, okx.VENUE)}
+
+def _discover() -> dict[str, Venue]:
+    found: dict[str, Venue] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg:
+            venue = getattr(importlib.import_module(f"{__name__}.{info.name}"), "VENUE", None)
+            if isinstance(venue, Venue):
+                found[venue.name] = venue
+    return found
+
+
+EXCHANGES: dict[str, Venue] = _discover()
 
 VENUES: dict[str, tuple[Market, type[VenueFeed]]] = {
     feed: (market, venue.feed)  # type: ignore[misc]

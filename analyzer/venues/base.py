@@ -33,7 +33,7 @@ from analyzer.feed.book import OrderBook
 CHANNELS = ("depth", "trades", "bookTicker", "markPrice", "openInterest", "liquidations")
 
 # What a control frame is (``VenueFeed.control``); anything else is data.
-Control = Literal["pong", "ack", "restart", "ignore"]
+Control = Literal["pong", "ack", "restart", "ignore", "ping"]
 
 
 class DecodeError(Exception):
@@ -133,6 +133,23 @@ class FeedBase:
         # the last id per symbol where trade ids rise by one (REST backfill after a gap)
         self.last_trade_id: dict[str, int] = {}
 
+    # optional REST requests (``VenueFeed``): most venues have no such request
+
+    def premium_path(self, symbol: str) -> str | None:
+        return None
+
+    def decode_premium(self, body: bytes, symbol: str, ts_local: int) -> list[DerivativeTicker]:
+        raise NotImplementedError
+
+    def gap_fill_path(self, symbol: str, last_id: int) -> str | None:
+        return None
+
+    def reply(self, frame: bytes) -> bytes:
+        raise NotImplementedError(f"{self.venue} sends no pings of its own")
+
+    def decode_gap_fill(self, body: bytes, symbol: str, ts_local: int) -> list[BookChange]:
+        raise NotImplementedError
+
 
 class Sink(Protocol):
     """Receives decoded events. Implemented by the collector's per-feed runner."""
@@ -155,7 +172,10 @@ class SequenceRules(Protocol):
     """A venue's order-book continuity rules, applied by ``analyzer.feed.books``.
 
     ``checksum``: None if the venue sends none; else a function of the symbol and the book after
-    a change is applied, compared with the change's ``checksum`` whenever that is non-zero."""
+    a change is applied, compared with the change's ``checksum`` whenever that is non-zero.
+    ``cases`` (optional): counts of the cases a rule lets through that the venue's docs leave
+    open (an id that skips forward, say), by name; exported as
+    ``analyzer_book_rule_cases_total`` so that live traffic shows how often each happens."""
 
     checksum: Callable[[str, OrderBook], int] | None
 
@@ -208,8 +228,14 @@ class VenueFeed(Protocol):
         ...
     def control(self, frame: bytes) -> Control | None:
         """A cheap look at a frame: ``pong``, ``ack``, ``restart`` (the venue will close this
-        connection soon: rotate), ``ignore``; None for data. Called before ``decode`` by the
-        connection, for venues with a heartbeat or notices; data is every other frame."""
+        connection soon: rotate), ``ignore``, ``ping`` (the venue's own ping: the connection
+        sends ``reply(frame)``); None for data. Called before ``decode`` by the connection
+        (after ``inflate``), for venues with a heartbeat or notices; data is every other
+        frame."""
+        ...
+    def reply(self, frame: bytes) -> bytes:
+        """The answer to a frame ``control`` called a ``ping`` (venues that ping their clients
+        with messages of their own: a text ``Pong``, a JSON pong)."""
         ...
     def inflate(self, frame: bytes) -> bytes:
         """The frame as text (venues that compress their frames); identity otherwise."""
@@ -242,6 +268,21 @@ class VenueFeed(Protocol):
     ) -> OpenInterest: ...
     def funding_info_path(self) -> str | None: ...
     def decode_funding_info(self, body: bytes) -> dict[str, float]: ...
+    def premium_path(self, symbol: str) -> str | None:
+        """Funding (rate, next time, interval), mark and index of a symbol over REST, polled
+        every ``premium_seconds`` for venues that stream none of them (None: streamed;
+        ``FeedBase``'s default). Weight: ``rest_weights["premium"]``."""
+        ...
+    def decode_premium(self, body: bytes, symbol: str, ts_local: int) -> list[DerivativeTicker]:
+        ...
+    def gap_fill_path(self, symbol: str, last_id: int) -> str | None:
+        """The venue's latest book changes of a symbol, to mend a gap after ``last_id`` without
+        a full snapshot (None: a gap takes a snapshot; ``FeedBase``'s default). Weight:
+        ``rest_weights["gap_fill"]``."""
+        ...
+    def decode_gap_fill(self, body: bytes, symbol: str, ts_local: int) -> list[BookChange]:
+        """The changes of a ``gap_fill_path`` body, oldest first."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from analyzer.venues.base import (
     UnknownStream,
     VenueError,
 )
-from analyzer.venues.bounds import MS
+from analyzer.venues.bounds import MAX_PRICE, MAX_SIZE, MS
 from analyzer.venues.okx.rest import OkxRest
 from analyzer.venues.okx.schemas import (
     BBO_DECODER,
@@ -68,9 +68,9 @@ from analyzer.venues.okx.schemas import (
     TRADES_DECODER,
     BboFrame,
     BookFrame,
+    BookTextFrame,
     FundingFrame,
     IndexFrame,
-    Level,
     MarkFrame,
     OpenInterestFrame,
     TextLevel,
@@ -84,6 +84,7 @@ CHECKSUM_LEVELS = 25
 MAX_REQUEST_BYTES = 60_000
 ARG_PREFIX = b'{"arg":{"channel":"'
 ARG_START = len(ARG_PREFIX)
+Level2 = tuple[float, float]  # (price, size) of a BookChange
 BOOK_CHANNELS = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}  # levels a snapshot
 
 class Options(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,7 +116,11 @@ class TextBook:
     """A book's levels as the venue sent them, for the checksum: per side, the keys ascending
     best first (bids ``-price``, asks ``price``) and, in the same order, each level's
     ``"px:sz"`` text, so that the top 25 are two slices. ``last_id``: the seqId of the last
-    frame applied, to skip the stale frames the book keeper drops (``OkxRules``)."""
+    frame applied, to skip the stale frames the book keeper drops (``OkxRules``).
+
+    ``replace`` and ``update`` take a frame's text levels and return them as numbers (sizes
+    times ``factor``, module doc): the texts and the numbers come from one pass over a frame
+    parsed once."""
 
     __slots__ = ("ask_keys", "ask_texts", "bid_keys", "bid_texts", "last_id")
 
@@ -126,30 +131,18 @@ class TextBook:
         self.ask_texts: list[str] = []
         self.last_id = -1
 
-    def replace(self, bids: list[Level], asks: list[Level], bid_texts: list[TextLevel],
-                ask_texts: list[TextLevel]) -> None:
+    def replace(self, bids: list[TextLevel], asks: list[TextLevel], factor: float
+                ) -> tuple[list[Level2], list[Level2]]:
         """A snapshot's levels (a repeated price keeps its last text; size 0: none)."""
-        for negate, levels, texts in ((True, bids, bid_texts), (False, asks, ask_texts)):
-            if len(levels) != len(texts):
-                raise DecodeError("book levels and their texts differ", "depth")
-            side: dict[float, str] = {}
-            for (p, s, _, _), t in zip(levels, texts, strict=True):
-                k = -p if negate else p
-                if s:
-                    side[k] = f"{t[0]}:{t[1]}"
-                else:
-                    side.pop(k, None)
-            keys = sorted(side)
-            if negate:
-                self.bid_keys, self.bid_texts = keys, [side[k] for k in keys]
-            else:
-                self.ask_keys, self.ask_texts = keys, [side[k] for k in keys]
+        self.bid_keys, self.bid_texts, bid_levels = _side_of(bids, factor, True)
+        self.ask_keys, self.ask_texts, ask_levels = _side_of(asks, factor, False)
+        return bid_levels, ask_levels
 
-    def update(self, bids: list[Level], asks: list[Level], bid_texts: list[TextLevel],
-               ask_texts: list[TextLevel]) -> None:
+    def update(self, bids: list[TextLevel], asks: list[TextLevel], factor: float
+               ) -> tuple[list[Level2], list[Level2]]:
         """Changed levels: size 0 removes one, else its text is set."""
-        _update_side(self.bid_keys, self.bid_texts, bids, bid_texts, True)
-        _update_side(self.ask_keys, self.ask_texts, asks, ask_texts, False)
+        return (_update_side(self.bid_keys, self.bid_texts, bids, factor, True),
+                _update_side(self.ask_keys, self.ask_texts, asks, factor, False))
 
     def checksum(self) -> int:
         """OKX's checksum of the top 25 levels a side (``book_checksum``)."""
@@ -163,22 +156,54 @@ class TextBook:
         return signed_crc32(":".join(parts))
 
 
-def _update_side(keys: list[float], texts: list[str], levels: list[Level],
-                 level_texts: list[TextLevel], negate: bool) -> None:
-    if len(levels) != len(level_texts):
-        raise DecodeError("book levels and their texts differ", "depth")
-    for (p, s, _, _), t in zip(levels, level_texts, strict=True):
+def numbers(levels: list[TextLevel], factor: float) -> list[Level2]:
+    """Text levels as ``(price, size * factor)``, range-checked as ``bounds.Price`` and
+    ``bounds.Size`` are (a NaN fails every comparison). Raises ValueError."""
+    out = []
+    for tp, tz, _, _ in levels:
+        p = float(tp)
+        s = float(tz)
+        if not (0.0 < p < MAX_PRICE and 0.0 <= s < MAX_SIZE):
+            raise ValueError(f"book level [{tp[:30]!r}, {tz[:30]!r}] out of range")
+        out.append((p, s * factor))
+    return out
+
+
+def _side_of(levels: list[TextLevel], factor: float, negate: bool
+             ) -> tuple[list[float], list[str], list[Level2]]:
+    nums = numbers(levels, factor)
+    side: dict[float, str] = {}
+    for (p, s), (tp, tz, _, _) in zip(nums, levels, strict=True):
+        k = -p if negate else p
+        if s:
+            side[k] = f"{tp}:{tz}"
+        else:
+            side.pop(k, None)
+    keys = sorted(side)
+    return keys, [side[k] for k in keys], nums
+
+
+def _update_side(keys: list[float], texts: list[str], levels: list[TextLevel], factor: float,
+                 negate: bool) -> list[Level2]:
+    out = []
+    for tp, tz, _, _ in levels:
+        p = float(tp)
+        s = float(tz)
+        if not (0.0 < p < MAX_PRICE and 0.0 <= s < MAX_SIZE):
+            raise ValueError(f"book level [{tp[:30]!r}, {tz[:30]!r}] out of range")
         k = -p if negate else p
         i = bisect_left(keys, k)
         if i < len(keys) and keys[i] == k:
             if s:
-                texts[i] = f"{t[0]}:{t[1]}"
+                texts[i] = f"{tp}:{tz}"
             else:
                 del keys[i]
                 del texts[i]
         elif s:
             keys.insert(i, k)
-            texts.insert(i, f"{t[0]}:{t[1]}")
+            texts.insert(i, f"{tp}:{tz}")
+        out.append((p, s * factor))
+    return out
 
 
 class OkxRules:
@@ -432,32 +457,17 @@ class OkxFeed(OkxRest, FeedBase):
         return self._dispatch(route, frame, ts_local)
 
     def _on_book(self, msg: BookFrame, route: Route, ts_local: int, frame: bytes) -> None:
+        """A book whose checksum is not checked: numbers parsed by msgspec. A snapshot with a
+        checksum turns the stream to ``_on_text_book`` (and back: ``_check_sums``)."""
+        if msg.action == "snapshot" and msg.data and msg.data[0].checksum:
+            self._on_text_book(self._check_sums(route, frame, True), route, ts_local, frame)
+            return
         symbol = route.symbol
         factor = self._factor(route)
         snapshot = msg.action == "snapshot"
         if snapshot:
-            if msg.data and msg.data[0].checksum:
-                self.texts[symbol] = TextBook()
-            else:
-                self.texts.pop(symbol, None)
-        tb = self.texts.get(symbol)
-        text_data = None
-        if tb is not None:
-            try:
-                text_data = BOOK_TEXT_DECODER.decode(frame).data
-            except (msgspec.DecodeError, ValueError) as exc:  # a level sent as a number
-                raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
-        for i, d in enumerate(msg.data):
-            if tb is not None and text_data is not None:
-                t = text_data[i]
-                if snapshot:
-                    tb.replace(d.bids, d.asks, t.bids, t.asks)
-                    tb.last_id = d.seqId
-                elif d.prevSeqId == tb.last_id or d.seqId > tb.last_id:
-                    # (not chained and newer: a gap, the book resyncs)
-                    tb.update(d.bids, d.asks, t.bids, t.asks)
-                    tb.last_id = d.seqId
-                # else stale: the book keeper drops it, the texts too
+            self.texts.pop(symbol, None)
+        for d in msg.data:
             if factor == 1.0:
                 bids = [(p, s) for p, s, _, _ in d.bids]
                 asks = [(p, s) for p, s, _, _ in d.asks]
@@ -468,6 +478,55 @@ class OkxFeed(OkxRest, FeedBase):
                 self.venue, symbol, d.ts * MS, ts_local, snapshot, bids, asks, d.seqId,
                 d.seqId, d.prevSeqId, d.checksum,
             ))
+
+    def _on_text_book(self, msg: BookTextFrame, route: Route, ts_local: int, frame: bytes
+                      ) -> None:
+        """A book whose checksum is checked: its levels parsed as text, kept (``TextBook``)
+        and made numbers in one pass."""
+        snapshot = msg.action == "snapshot"
+        if snapshot and not (msg.data and msg.data[0].checksum):
+            self._on_book(self._check_sums(route, frame, False), route, ts_local, frame)
+            return
+        symbol = route.symbol
+        factor = self._factor(route)
+        if snapshot:
+            tb: TextBook | None = TextBook()
+            self.texts[symbol] = tb
+        else:
+            tb = self.texts.get(symbol)
+        try:
+            for d in msg.data:
+                if tb is None:  # (texts dropped meanwhile: the book resyncs)
+                    bids, asks = numbers(d.bids, factor), numbers(d.asks, factor)
+                elif snapshot:
+                    bids, asks = tb.replace(d.bids, d.asks, factor)
+                    tb.last_id = d.seqId
+                elif d.prevSeqId == tb.last_id or d.seqId > tb.last_id:
+                    # (not chained and newer: a gap, the book resyncs)
+                    bids, asks = tb.update(d.bids, d.asks, factor)
+                    tb.last_id = d.seqId
+                else:  # stale: the book keeper drops it, the texts too
+                    bids, asks = numbers(d.bids, factor), numbers(d.asks, factor)
+                self.sink.on_book(BookChange(
+                    self.venue, symbol, d.ts * MS, ts_local, snapshot, bids, asks, d.seqId,
+                    d.seqId, d.prevSeqId, d.checksum,
+                ))
+        except ValueError as exc:  # a level that is no number, or out of range
+            # the frame is dropped, its texts maybe half applied: the next change does not
+            # follow the book (a gap) or, without seqIds, fails its checksum; both resync
+            raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
+
+    def _check_sums(self, route: Route, frame: bytes, on: bool) -> Any:
+        """Switch the stream's decoder at a snapshot that starts (``on``) or stops carrying
+        checksums, and parse that snapshot again with the new one."""
+        route.decoder = BOOK_TEXT_DECODER if on else BOOK_DECODER
+        route.handler = self._on_text_book if on else self._on_book
+        if not on:
+            self.texts.pop(route.symbol, None)
+        try:
+            return route.decoder.decode(frame)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
 
     def _on_bbo(self, msg: BboFrame, route: Route, ts_local: int, frame: bytes) -> None:
         factor = self._factor(route)

@@ -61,14 +61,20 @@ class BookFrame(msgspec.Struct, frozen=True):
 
 
 class BookTextData(msgspec.Struct, frozen=True):
+    """``BookData`` with its levels as text: the decoder of a book whose checksum is checked
+    (``decode.py`` makes the numbers, and range-checks them as ``Price`` and ``Size`` would)."""
+
     asks: list[TextLevel]
     bids: list[TextLevel]
+    ts: Ms
+    checksum: Checksum = 0
+    seqId: SeqId = -1
+    prevSeqId: SeqId = -1
 
 
 class BookTextFrame(msgspec.Struct, frozen=True):
-    """The levels of a book frame as text (read only for books whose checksum is checked)."""
-
     data: list[BookTextData]
+    action: str = "update"
 
 
 class BboData(msgspec.Struct, frozen=True):
@@ -210,7 +216,7 @@ class TradesBody(msgspec.Struct, frozen=True):
 
 
 BOOK_DECODER = msgspec.json.Decoder(BookFrame, strict=False)
-BOOK_TEXT_DECODER = msgspec.json.Decoder(BookTextFrame)
+BOOK_TEXT_DECODER = msgspec.json.Decoder(BookTextFrame, strict=False)
 BBO_DECODER = msgspec.json.Decoder(BboFrame, strict=False)
 TRADES_DECODER = msgspec.json.Decoder(TradesFrame, strict=False)
 MARK_DECODER = msgspec.json.Decoder(MarkFrame, strict=False)
