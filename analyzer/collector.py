@@ -108,6 +108,8 @@ class FeedRunner:
             snapshot_levels=None if ws else self.feed.snapshot_levels,
             refresh_fraction=0.0 if ws else cfg.book_refresh_fraction,
             refresh_seconds=cfg.book_refresh_seconds, ws_snapshots=ws,
+            request_gap_fill=(self._request_gap_fill
+                              if self.feed.gap_fill_path("", 0) is not None else None),
         )
         self.instruments: dict[str, Instrument] = {}
         self.marks: dict[str, float] = {}
@@ -229,6 +231,9 @@ class FeedRunner:
         if ("openInterest" in self.cfg.channels and not self.market.is_spot
                 and self.feed.open_interest_path("") is not None):  # else on the stream
             tasks.append(asyncio.create_task(self._poll_open_interest(), name=f"{self.venue}-oi"))
+        if ("markPrice" in self.cfg.channels and not self.market.is_spot
+                and self.feed.premium_path("") is not None):  # else on the stream
+            tasks.append(asyncio.create_task(self._poll_premium(), name=f"{self.venue}-premium"))
         if self.feed.funding_info_path() is not None and "markPrice" in self.cfg.channels:
             tasks.append(asyncio.create_task(self._refresh_funding_info(),
                                              name=f"{self.venue}-funding"))
@@ -420,6 +425,24 @@ class FeedRunner:
 
         self.rest.submit(path, self.weights["depth"], done, key=f"depth:{symbol}")
 
+    def _request_gap_fill(self, symbol: str, last_id: int) -> None:
+        path = self.feed.gap_fill_path(symbol, last_id)
+        assert path is not None
+
+        def done(body: bytes, ts: int) -> None:
+            if self.capture is not None:
+                self.capture.write_rest(ts, path, body)
+            try:
+                changes = self.feed.decode_gap_fill(body, symbol, ts)
+            except DecodeError as exc:
+                self._rest_decode_error("gap fill", exc)
+                self.books.gap_fill_failed(symbol)
+                return
+            self.books.on_gap_fill(symbol, changes)
+
+        if not self.rest.submit(path, self.weights["gap_fill"], done, key=f"fill:{symbol}"):
+            self.books.gap_fill_failed(symbol)  # (a full queue; a duplicate is already asked)
+
     async def _watch_streams(self) -> None:
         """Once a second: a watched stream silent past its own expected rate takes its book out
         of sync at once (nothing is computed from a frozen book) and reconnects its
@@ -547,6 +570,29 @@ class FeedRunner:
                     key=f"oi:{symbol}",
                 )
             await asyncio.sleep(self.cfg.open_interest_seconds)
+
+    async def _poll_premium(self) -> None:
+        while True:
+            for symbol in self.symbols:
+                path = self.feed.premium_path(symbol)
+                assert path is not None
+                self.rest.submit(
+                    path, self.weights["premium"],
+                    lambda body, ts, s=symbol: self._on_premium(s, body, ts),
+                    key=f"premium:{symbol}",
+                )
+            await asyncio.sleep(self.cfg.premium_seconds)
+
+    def _on_premium(self, symbol: str, body: bytes, ts: int) -> None:
+        if self.capture is not None:
+            self.capture.write_rest(ts, self.feed.premium_path(symbol) or "", body)
+        try:
+            tickers = self.feed.decode_premium(body, symbol, ts)
+        except DecodeError as exc:
+            self._rest_decode_error("premium", exc)
+            return
+        for ev in tickers:
+            self.on_ticker(ev)
 
     def _on_open_interest(self, symbol: str, body: bytes, ts: int) -> None:
         try:

@@ -62,6 +62,8 @@ class Feed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     streams_per_connection: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 200
     open_interest_seconds: Positive = 10.0
+    # funding, mark and index over REST, for venues that stream none of them
+    premium_seconds: Positive = 10.0
     instruments_seconds: Positive = 300.0  # re-read exchangeInfo: expiries, new listings
     rest_weight_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
     api_key: str | None = None  # sent as the venue asks (e.g. for REST trade backfill)

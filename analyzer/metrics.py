@@ -157,6 +157,14 @@ class CollectorMetrics(_PromCollector):
                              "a book waited for its snapshot (it resyncs)", ["venue"])
         bbo = _counter("bbo_checks", "Venue best bid/ask compared with the rebuilt book",
                        ["venue", "result"])
+        checksums = _counter("book_checksums", "Venue checksums verified on the rebuilt book "
+                             "(a mismatch resyncs it)", ["venue", "result"])
+        fills = _counter("book_gap_fills", "Book gaps mended from the venue's latest changes "
+                         "(venues that serve them), or not (a snapshot resync followed)",
+                         ["venue", "result"])
+        cases = _counter("book_rule_cases", "Cases a venue's book rule lets through that its "
+                         "docs leave open (an id skipping forward, say), by case",
+                         ["venue", "case"])
         in_sync = _gauge("book_in_sync", "1 if the book is in sync with the venue",
                          ["venue", "symbol"])
         levels = _gauge("book_levels", "Price levels held in the book", ["venue", "symbol"])
@@ -176,6 +184,14 @@ class CollectorMetrics(_PromCollector):
             refreshes.add_metric([r.venue, "abandoned"], s.refreshes_abandoned)
             bbo.add_metric([r.venue, "match"], s.bbo_compared - s.bbo_mismatched)
             bbo.add_metric([r.venue, "mismatch"], s.bbo_mismatched)
+            if r.books.checksum is not None:
+                checksums.add_metric([r.venue, "match"], s.checksums_verified)
+                checksums.add_metric([r.venue, "mismatch"], s.checksums_failed)
+            if r.books.request_gap_fill is not None:
+                fills.add_metric([r.venue, "mended"], s.gap_fills)
+                fills.add_metric([r.venue, "snapshot"], s.gap_fills_failed)
+            for case, n in list(getattr(r.feed.rules, "cases", {}).items()):
+                cases.add_metric([r.venue, case], n)
             for sb in r.books.books.values():
                 labels = [r.venue, sb.symbol]
                 in_sync.add_metric(labels, 1.0 if sb.in_sync else 0.0)
@@ -185,7 +201,8 @@ class CollectorMetrics(_PromCollector):
                     m = (top[0] + top[2]) / 2
                     mid.add_metric(labels, m)
                     spread.add_metric(labels, (top[2] - top[0]) / m * 1e4)
-        yield from (gaps, resyncs, overflows, refreshes, bbo, in_sync, levels, mid, spread)
+        yield from (gaps, resyncs, overflows, refreshes, bbo, checksums, fills, cases, in_sync,
+                    levels, mid, spread)
 
     def _capture(self) -> Iterator[Metric]:
         dropped = _counter("raw_capture_bytes_dropped", "Raw-capture bytes lost: the compressor "

@@ -13,7 +13,7 @@ from recordings import FIXTURES, expected_bbo_comparisons, read_recording
 from simrun import world_of
 
 from analyzer.events import BookChange, Gap, Quote
-from analyzer.feed.books import BookKeeper
+from analyzer.feed.books import SNAPSHOT_TIMEOUT_NS, BookKeeper
 from analyzer.sim import MarketModel, Schedule
 from analyzer.sim.clock import NS
 from analyzer.sim.scenarios import CalmContango, SteepContango
@@ -482,3 +482,80 @@ def test_checksums_are_verified_when_sent_and_a_mismatch_resyncs() -> None:
     assert not k.books["S"].in_sync and h.requests == ["S"]
     k.on_change(socket_change(5, *levels, checksum=42, is_snapshot=True))
     assert k.books["S"].in_sync and k.stats.checksums_verified == 2
+
+
+# -- gap fills: a venue that serves its latest changes (MEXC's depth commits) ------------------
+
+
+class FillHarness(Harness):
+    def __init__(self) -> None:
+        self.fills: list[tuple[str, int]] = []
+        super().__init__(SpotRules(), request_gap_fill=lambda s, i: self.fills.append((s, i)))
+        self.keeper.start()
+        self.keeper.on_snapshot(snapshot(100, [(9.0, 1.0)], [(11.0, 1.0)]))
+        self.keeper.on_change(change(101, 101, bids=[(9.5, 1.0)]))
+
+
+def version(n: int, ts: int = 0, **levels: list) -> BookChange:
+    ev = change(n, n, n - 1, **levels)
+    ev.ts_local = ts
+    return ev
+
+
+def test_a_gap_is_mended_from_the_venues_latest_changes_without_a_snapshot() -> None:
+    h = FillHarness()
+    k, sb = h.keeper, h.keeper.books["S"]
+    k.on_change(version(104, asks=[(10.5, 2.0)]))  # 102 and 103 missing
+    assert not sb.in_sync and h.fills == [("S", 101)] and h.requests == ["S"]
+    assert h.gaps == [Gap("v", "S", 0, "gap", 101, 103, "fill")]
+    k.on_change(version(105, bids=[(9.6, 1.0)]))  # buffered meanwhile
+    assert not sb.in_sync
+    # the venue's window: older changes, the missing ones, one the stream also brought
+    k.on_gap_fill("S", [version(n, bids=[(9.0 + n / 1000, 1.0)]) for n in range(99, 105)])
+    assert sb.in_sync and sb.last_id == 105
+    # 102 and 103 from the fill (99-101 are in the book already); 104 as the stream sent it
+    assert sb.book.bids(10) == [(9.6, 1.0), (9.5, 1.0), (9.103, 1.0), (9.102, 1.0), (9.0, 1.0)]
+    assert sb.book.asks(10) == [(10.5, 2.0), (11.0, 1.0)]
+    assert h.requests == ["S"] and k.stats.gap_fills == 1 and k.stats.gap_fills_failed == 0
+    assert h.tops[-1].bid_price == 9.6
+
+
+def test_a_fill_that_does_not_reach_the_book_falls_back_to_a_snapshot() -> None:
+    h = FillHarness()
+    k, sb = h.keeper, h.keeper.books["S"]
+    k.on_change(version(104))
+    k.on_change(version(105, bids=[(9.7, 1.0)]))
+    k.on_gap_fill("S", [version(103), version(104)])  # 102 is out of the venue's window
+    assert not sb.in_sync and h.requests == ["S", "S"] and k.stats.gap_fills_failed == 1
+    assert [(g.reason, g.action) for g in h.gaps] == [("gap", "fill"), ("fill_failed", "resync")]
+    k.on_snapshot(snapshot(104, [(9.0, 1.0)], [(11.0, 1.0)]))  # the buffered 105 bridges it
+    assert sb.in_sync and sb.last_id == 105 and sb.book.top() == (9.7, 1.0, 11.0, 1.0)
+    k.on_gap_fill("S", [version(102)])  # a late answer changes nothing
+    assert sb.last_id == 105
+
+
+def test_a_fill_that_never_comes_or_does_not_read_falls_back_to_a_snapshot() -> None:
+    h = FillHarness()
+    k, sb = h.keeper, h.keeper.books["S"]
+    k.on_change(version(104, ts=1))
+    k.on_change(version(105, ts=2))
+    assert not k.stats.gap_fills_failed
+    k.on_change(version(106, ts=SNAPSHOT_TIMEOUT_NS + 2))
+    assert k.stats.gap_fills_failed == 1 and h.requests == ["S", "S"]
+    h2 = FillHarness()
+    h2.keeper.on_change(version(104))
+    h2.keeper.gap_fill_failed("S")
+    assert h2.keeper.stats.gap_fills_failed == 1 and h2.requests == ["S", "S"]
+    assert not sb.in_sync and not h2.keeper.books["S"].in_sync
+
+
+def test_a_gap_inside_a_fill_takes_a_snapshot_not_another_fill() -> None:
+    h = FillHarness()
+    k = h.keeper
+    k.on_change(version(104))
+    k.on_gap_fill("S", [version(102), version(103), version(105)])  # 104 from the buffer; 105 ok
+    assert k.books["S"].in_sync and k.books["S"].last_id == 105
+    k.on_change(version(108))  # a new gap: a new fill
+    k.on_gap_fill("S", [version(106), version(108)])  # 107 missing inside the fill
+    assert h.fills == [("S", 101), ("S", 105)] and h.requests == ["S", "S"]
+    assert not k.books["S"].in_sync

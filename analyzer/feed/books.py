@@ -34,6 +34,14 @@ subscribed, and may send one again at any time). A snapshot change replaces the 
 its state; the changes after it must follow it. Asking for a snapshot (the first, or a resync)
 is the venue's resubscription of that book's stream alone; nothing needs bridging or refreshing.
 
+Gap fills. A venue that serves its latest book changes over REST (``request_gap_fill``: MEXC's
+depth commits) has a gap in a live book mended from them first: the book keeps its levels but is
+out of sync (``FILLING``: nothing computed from it, changes buffered) until the changes come;
+those after the book's last id and the buffered ones are applied while each follows the last
+(a ``gap`` row with action ``fill``). If they do not reach across the gap (the venue's window is
+too short), fail to come within ``SNAPSHOT_TIMEOUT_NS`` or do not read, the book resyncs from a
+snapshot as for any gap (a ``fill_failed`` row, action ``resync``).
+
 Checksums. A venue that sends a checksum of its book with every change (``rules.checksum``) has
 it compared after the change is applied, whenever it is non-zero: a difference is a
 ``checksum`` gap and a resync of that book alone.
@@ -58,6 +66,7 @@ Top = tuple[float, float, float, float]
 SYNCING = 0  # waiting for a snapshot, buffering changes
 BRIDGING = 1  # snapshot applied, the next change must bridge it
 LIVE = 2
+FILLING = 3  # a gap in a live book: its levels kept, the missing changes asked for (doc)
 
 # a snapshot not come after this is taken as lost (a request the REST client gave up on): a
 # refresh is abandoned, a resync asks again
@@ -136,6 +145,8 @@ class BookStats:
         "checksums_failed",
         "checksums_verified",
         "crossed",
+        "gap_fills",
+        "gap_fills_failed",
         "gaps",
         "refreshes",
         "refreshes_abandoned",
@@ -158,6 +169,8 @@ class BookStats:
         self.buffer_overflows = 0
         self.checksums_verified = 0
         self.checksums_failed = 0
+        self.gap_fills = 0  # gaps mended from the venue's latest changes (module doc)
+        self.gap_fills_failed = 0  # ... that could not be: a snapshot resync followed
 
 
 class BookKeeper:
@@ -170,7 +183,9 @@ class BookKeeper:
     None if snapshots are whole books. ``ws_snapshots``: snapshots come on the socket (module
     doc); ``request_snapshot`` then resubscribes the book's stream. ``refresh_fraction`` /
     ``refresh_seconds``: when and how often a live book is refreshed (module doc); a fraction of
-    0 never refreshes.
+    0 never refreshes. ``request_gap_fill(symbol, last_id)``: asks for the venue's latest
+    changes (venues that serve them), which must eventually reach ``on_gap_fill`` or
+    ``gap_fill_failed`` (module doc).
     """
 
     def __init__(
@@ -188,8 +203,11 @@ class BookKeeper:
         refresh_fraction: float = 0.5,
         refresh_seconds: float = 60.0,
         ws_snapshots: bool = False,
+        request_gap_fill: Callable[[str, int], None] | None = None,
     ) -> None:
         self.venue = venue
+        self.request_gap_fill = request_gap_fill
+        self._mending = False  # applying a gap fill's changes
         self.rules = rules
         self.checksum = rules.checksum
         self.ws_snapshots = ws_snapshots
@@ -245,8 +263,18 @@ class BookKeeper:
             else:
                 self.stats.gaps += 1
                 follows_id = ev.prev_id if ev.prev_id >= 0 else ev.first_id - 1
+                if (self.request_gap_fill is not None and sb.refresh is None
+                        and not self._mending):  # (a gap within a fill: a snapshot)
+                    self._fill(sb, ev, follows_id)
+                    return
                 self._invalidate(sb, "gap", sb.last_id, follows_id)
                 sb.buffer.append(ev)
+            return
+        if sb.state == FILLING:
+            sb.buffer.append(ev)
+            if (len(sb.buffer) > self.buffer_limit
+                    or ev.ts_local - sb.requested_ns > SNAPSHOT_TIMEOUT_NS):
+                self._fill_failed(sb)  # (a lost request: its answer is ignored if it comes)
             return
         if sb.state == BRIDGING:
             if self.rules.is_stale(sb.last_id, ev):
@@ -540,6 +568,61 @@ class BookKeeper:
         sb.early_quotes.clear()
         sb.top = None
         self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, reason, expected, received))
+        self._request(sb)
+
+    # -- gap fills --
+
+    def _fill(self, sb: SymbolBook, ev: BookChange, follows_id: int) -> None:
+        """A gap in a live book: ask for the venue's latest changes (module doc)."""
+        sb.state = FILLING
+        sb.history.clear()
+        sb.pending.clear()
+        sb.top = None
+        sb.buffer = [ev]
+        sb.requested_ns = ev.ts_local
+        self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, "gap", sb.last_id, follows_id,
+                        "fill"))
+        assert self.request_gap_fill is not None
+        self.request_gap_fill(sb.symbol, sb.last_id)
+
+    def on_gap_fill(self, symbol: str, changes: list[BookChange]) -> None:
+        """The venue's latest changes of a book waiting for them: those after the book and the
+        buffered ones, in id order, applied while each follows the last."""
+        sb = self.books.get(symbol)
+        if sb is None or sb.state != FILLING:
+            return  # late: the book has resynced meanwhile
+        merged = {e.last_id: e for e in changes if e.last_id > sb.last_id}
+        merged.update((e.last_id, e) for e in sb.buffer if e.last_id > sb.last_id)
+        todo = [merged[k] for k in sorted(merged)]
+        sb.buffer = []
+        if not todo or not self.rules.follows(sb.last_id, todo[0]):
+            sb.buffer = todo  # the venue's window does not reach back to the book
+            self._fill_failed(sb)
+            return
+        sb.state = LIVE
+        sb.history.append((sb.last_id, sb.last_id, sb.book.top()))
+        self._mending = True
+        try:
+            for i, e in enumerate(todo):
+                self.on_change(e)
+                if sb.state != LIVE:  # another gap, crossed or a checksum: resyncing
+                    sb.buffer.extend(todo[i + 1 :])
+                    return
+        finally:
+            self._mending = False
+        self.stats.gap_fills += 1
+        self._check_early_quotes(sb)
+
+    def gap_fill_failed(self, symbol: str) -> None:
+        """The venue's latest changes could not be read: resync from a snapshot."""
+        sb = self.books.get(symbol)
+        if sb is not None and sb.state == FILLING:
+            self._fill_failed(sb)
+
+    def _fill_failed(self, sb: SymbolBook) -> None:
+        self.stats.gap_fills_failed += 1
+        sb.state = SYNCING  # the buffered changes wait for the snapshot
+        self.on_gap(Gap(self.venue, sb.symbol, sb.last_ns, "fill_failed", sb.last_id, -1))
         self._request(sb)
 
     def snapshot_failed(self, symbol: str) -> None:
