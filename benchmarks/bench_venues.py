@@ -13,12 +13,17 @@
    Frames per second and CPU µs per frame of the collector's event-loop thread.
 Feeds alternate within each run; medians over ``--runs``; each venue's figure is also given as
 a ratio of Binance's (binance_usdm) in the same invocation: the machines are noisy.
+3. A feed whose books carry checksums is measured again with every checksum set to 0 (as OKX
+   sends them since 2026: the book keeper then verifies none): the difference is the checksum's
+   share of the pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
+import re
 import socket
 import statistics
 import subprocess
@@ -83,6 +88,21 @@ async def _run_until_quiet(cfg: config.Config) -> None:
         await collector.stop()
 
 
+CHECKSUM = re.compile(rb'"checksum":-?[1-9][0-9]*')
+
+
+def zero_checksums(recording: Path, out: Path) -> Path | None:
+    """A copy of a feed's recording with every book checksum 0; None if it carries none."""
+    found = False
+    out.mkdir(parents=True)
+    for f in sorted(recording.iterdir()):
+        data = gzip.decompress(f.read_bytes())
+        zeroed, n = CHECKSUM.subn(b'"checksum":0', data)
+        found = found or n > 0
+        (out / f.name).write_bytes(gzip.compress(zeroed, 1))
+    return out if found else None
+
+
 def replay(feed: str, recording: Path, tmp: Path, options: dict | None = None
            ) -> dict[str, float]:
     proc, port = exchange("--replay", str(recording), "--market", feed, "--speed", "0")
@@ -117,6 +137,10 @@ def main() -> None:
         recordings = record(Path(keep), args.minutes)
         print(f"recorded {len(recordings)} feeds in {time.monotonic() - t0:.0f} s: "
               f"{', '.join(recordings)}")
+        for feed, path in list(recordings.items()):
+            zeroed = zero_checksums(path, Path(keep) / "zeroed" / feed)
+            if zeroed is not None:
+                recordings[f"{feed} (checksum 0)"] = zeroed
         recordings[f"{REFERENCE} (real 2024)"] = REAL
         results: dict[str, list[dict[str, float]]] = {f: [] for f in recordings}
         for _ in range(args.runs):

@@ -484,7 +484,7 @@ def test_checksums_are_verified_when_sent_and_a_mismatch_resyncs() -> None:
     assert k.books["S"].in_sync and k.stats.checksums_verified == 2
 
 
-# -- gap fills: a venue that serves its latest changes (MEXC's depth commits) ------------------
+# -- gap fills: a venue that serves its latest changes (depth commits) -------------------------
 
 
 class FillHarness(Harness):
