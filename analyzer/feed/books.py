@@ -34,9 +34,10 @@ subscribed, and may send one again at any time). A snapshot change replaces the 
 its state; the changes after it must follow it. Asking for a snapshot (the first, or a resync)
 is the venue's resubscription of that book's stream alone; nothing needs bridging or refreshing.
 
-Gap fills. A venue that serves its latest book changes over REST (``request_gap_fill``; e.g.
-the last thousand commits of a book) has a gap in a live book mended from them first: the book keeps its levels but is
-out of sync (``FILLING``: nothing computed from it, changes buffered) until the changes come;
+Gap fills. A venue that serves its latest book changes over REST (``request_gap_fill``: the
+last thousand commits of a book, say) has a gap in a live book mended from them first: the book
+keeps its levels but is out of sync (``FILLING``: nothing computed from it, changes buffered)
+until the changes come;
 those after the book's last id and the buffered ones are applied while each follows the last
 (a ``gap`` row with action ``fill``). If they do not reach across the gap (the venue's window is
 too short), fail to come within ``SNAPSHOT_TIMEOUT_NS`` or do not read, the book resyncs from a
