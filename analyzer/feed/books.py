@@ -37,9 +37,8 @@ is the venue's resubscription of that book's stream alone; nothing needs bridgin
 Gap fills. A venue that serves its latest book changes over REST (``request_gap_fill``: the
 last thousand commits of a book, say) has a gap in a live book mended from them first: the book
 keeps its levels but is out of sync (``FILLING``: nothing computed from it, changes buffered)
-until the changes come;
-those after the book's last id and the buffered ones are applied while each follows the last
-(a ``gap`` row with action ``fill``). If they do not reach across the gap (the venue's window is
+until the changes come; those after the book's last id and the buffered ones are applied while
+each follows the last (a ``gap`` row with action ``fill``). If they do not reach across the gap (the venue's window is
 too short), fail to come within ``SNAPSHOT_TIMEOUT_NS`` or do not read, the book resyncs from a
 snapshot as for any gap (a ``fill_failed`` row, action ``resync``).
 
