@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from bisect import bisect_left
@@ -263,7 +264,7 @@ class FeedRunner:
         for i in range(0, len(streams), per):
             conn = Connection(
                 f"{self.venue}#{len(self.connections)}", url,
-                self.feed.subscribe_messages(streams[i : i + per]),
+                functools.partial(self.feed.subscribe_messages, streams[i : i + per]),
                 self.on_frame, settings, on_connected=self._on_connected,
                 on_opened=self._on_opened, hooks=hooks,
             )

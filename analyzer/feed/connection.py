@@ -110,7 +110,7 @@ class Connection:
         self,
         name: str,
         url: str,
-        subscribe_messages: list[bytes],
+        subscribe_messages: list[bytes] | Callable[[], list[bytes]],
         on_frame: Callable[[bytes, int], None],
         settings: ConnectionSettings,
         *,
@@ -120,7 +120,9 @@ class Connection:
     ) -> None:
         self.name = name
         self.url = url
-        self.subscribe_messages = subscribe_messages
+        # a function: asked anew at each connection (a venue that stops asking for a stream
+        # it refused: some close a connection after a few refusals)
+        self._subscribe = subscribe_messages
         self.settings = settings
         self.on_connected = on_connected
         self.on_opened = on_opened  # connected, nothing subscribed yet
@@ -139,6 +141,11 @@ class Connection:
         self._stop = asyncio.Event()
         self._restart: str | None = None  # why restart() ended the current connection
         self.delay = 0.0  # the last reconnect delay (for tests and logs)
+
+    @property
+    def subscribe_messages(self) -> list[bytes]:
+        s = self._subscribe
+        return s() if callable(s) else s
 
     @property
     def last_ns(self) -> int:
