@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from bisect import bisect_left
 from collections import deque
@@ -123,6 +124,9 @@ class FeedRunner:
         self.last_quote_seen: dict[str, tuple[int, set[tuple[float, ...]]]] = {}
         self.last_trade_ns: dict[str, int] = {}  # venue time of each symbol's last trade
         self._backfill_since: dict[str, int] = {}  # see _on_opened
+        # book resubscriptions: symbol -> (monotonic time of the last, wait before the next)
+        self._resubscribed: dict[str, tuple[float, float]] = {}
+        self._resubscribe_due: set[str] = set()
         self._connected_before = False
         self.connections: list[Connection] = []
         self.connection_of: dict[str, Connection] = {}  # stream -> the connection carrying it
@@ -407,11 +411,7 @@ class FeedRunner:
     def _request_snapshot(self, symbol: str) -> None:
         path = self.feed.depth_path(symbol)
         if path is None:  # snapshots on the socket: resubscribe this book's stream alone
-            stream = self.feed.book_stream(symbol)
-            conn = self.connection_of.get(stream)
-            if conn is not None:
-                conn.send(self.feed.unsubscribe_messages([stream])
-                          + self.feed.subscribe_messages([stream]))
+            self._resubscribe(symbol)
             return
 
         def done(body: bytes, ts: int) -> None:
@@ -425,6 +425,34 @@ class FeedRunner:
                 self.books.snapshot_failed(symbol)  # (ignored if retired at an expiry meanwhile)
 
         self.rest.submit(path, self.weights["depth"], done, key=f"depth:{symbol}")
+
+    def _resubscribe(self, symbol: str) -> None:
+        """Resubscribe a book's stream (its snapshot comes with it), paced per book: a venue
+        whose snapshot is bad at once (crossed) would otherwise be asked again at the message
+        rate and close the connection. The wait doubles from 0.5 s while resyncs follow each
+        other, up to 30 s, and resets after a calm minute."""
+        now = time.monotonic()
+        last, wait = self._resubscribed.get(symbol, (-math.inf, 0.0))
+        if now - last > 60.0:
+            wait = 0.0
+        if now < last + wait:
+            if symbol not in self._resubscribe_due:
+                self._resubscribe_due.add(symbol)
+                asyncio.get_running_loop().call_later(last + wait - now, self._resubscribe_now,
+                                                      symbol)
+            return
+        self._resubscribed[symbol] = (now, min(30.0, max(0.5, wait * 2)))
+        stream = self.feed.book_stream(symbol)
+        conn = self.connection_of.get(stream)
+        if conn is not None:
+            conn.send(self.feed.unsubscribe_messages([stream])
+                      + self.feed.subscribe_messages([stream]))
+
+    def _resubscribe_now(self, symbol: str) -> None:
+        self._resubscribe_due.discard(symbol)
+        sb = self.books.books.get(symbol)
+        if sb is not None and not sb.in_sync:  # (a snapshot may have come meanwhile)
+            self._resubscribe(symbol)
 
     def _request_gap_fill(self, symbol: str, last_id: int) -> None:
         path = self.feed.gap_fill_path(symbol, last_id)

@@ -153,6 +153,10 @@ FRAME_KEYS: dict[str, FrameKeys] = {
         symbol=("arg", "instId"), trade_id=(("data", 0, "tradeId"),),
         quantity=("data", 0, "sz"), event_times=(("data", 0, "ts"),), times_as_text=True,
         batch=("data",)),
+    # {"e":"trade","E":..,"s":"BTCUSDT","d":[{"T":..,"t":"<uuid>","p":..,"q":..,"v":..,"m":..}]}
+    "weex": FrameKeys(
+        is_trade=lambda f: f.get("e") == "trade", symbol=("s",), trade_id=(("d", 0, "t"),),
+        quantity=("d", 0, "q"), event_times=(("E",), ("d", 0, "T")), batch=("d",)),
 }
 
 

@@ -1,0 +1,18 @@
+"""WEEX: USDT-margined perpetual futures, contract API V3.
+
+Docs: https://www.weex.com/api-doc/contract/Websocket/websocket-intro
+
+``spec``: the market, limits, heartbeat and fees; ``schemas``: raw frames and bodies;
+``decode``: streams, decoding, the book rule, the heartbeat's answer; ``rest``: the listing,
+funding over ``premiumIndex`` (and the unit of its interval), open interest; ``emulate``: the
+local exchange's side. Spot (``api-spot.weex.com``, ``wss://ws-spot.weex.com/v3/ws``) is not
+collected yet.
+"""
+
+from analyzer.venues.base import Venue
+from analyzer.venues.weex.decode import WeexFeed, WeexRules
+from analyzer.venues.weex.spec import DOCS, MARKETS
+
+VENUE = Venue("weex", MARKETS, WeexFeed, docs=DOCS, emulator="analyzer.venues.weex.emulate")
+
+__all__ = ["MARKETS", "VENUE", "WeexFeed", "WeexRules"]

@@ -1,0 +1,365 @@
+"""WEEX contract API V3 public market data: streams, decoding, the book sequencing rule.
+
+Docs: https://www.weex.com/api-doc/contract/Websocket/websocket-intro
+      https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
+      https://www.weex.com/api-doc/contract/Websocket/public/Trades-Channel
+      https://www.weex.com/api-doc/contract/Websocket/public/Tickers-Channel
+Frames seen: blyn-ai/CryptoSmith-X ``Fixtures/weex-ws`` (captured 2026-09-06), tests/fixtures/weex.
+
+Protocol. ``wss://ws-contract.weex.com/v3/ws/public``; the server greets with
+``{"cid":..,"event":"connected",..}``. Subscriptions are Binance-shaped,
+``{"method":"SUBSCRIBE","params":["BTCUSDT@depth200","BTCUSDT@trade"],"id":1}``, answered
+``{"result":true,"id":1}`` (the snapshot may come before the answer) or
+``{"result":false,"id":1,"msg":"INVALID_ARGUMENT: invalid symbol : X"}``: a ``VenueError``, and
+the streams it names (else every stream of that request) are never asked for again
+(``refused``): six refusals on one socket close it (1007), so a refused stream is not retried.
+
+Channels. ``depth``: ``<SYM>@depth200`` (option ``depth``: 15 or 200, the only two the venue
+has; ``@depth`` is 15); ``trades``: ``<SYM>@trade``; ``markPrice``: ``<SYM>@ticker`` (Binance's
+24 h ticker plus ``m`` the mark and ``i`` the index price) and, over REST, ``premiumIndex`` for
+funding (rate, next time, interval: ``rest``); ``openInterest``: REST. There is no
+bookTicker, funding, open-interest or liquidation channel on the contract socket. A frame
+names its event and symbol (``{"e":"depth","E":..,"s":"BTCUSDT",..}``), not its stream: the
+route is found by event kind and symbol, cut from the frame's first bytes.
+
+Books (``WeexRules``, the one place of the rule). The subscription sends ``depthSnapshot``
+(``d`` SNAPSHOT; ``U``, ``u``), then ``depth`` changes every ~500 ms whose ``U`` is the
+previous frame's ``u`` (not ``u + 1``), the first change's ``U`` the snapshot's ``u``; sizes
+are absolute, "0" removes a level, and the venue keeps the window (15 or 200 levels a side)
+itself: a level leaving it is sent as a removal. The docs say only "if any update is missed,
+resubscribe"; the chain ``U == previous u`` is verified on the real 60-change sequence (and on
+~27,000 changes by a third-party probe). Any other ``U`` is a gap: the book resyncs by
+resubscribing its stream alone (``snapshot_source`` ``ws``); a change whose ``u`` is not above
+the book's is a stale one (the old subscription's, during a resubscribe) and dropped. A change
+is a BookChange with ``prev_id`` = ``U``, ``first_id`` = ``U + 1``, ``last_id`` = ``u``. No
+checksum. A delisted symbol is acked and sends one empty snapshot with ``U = u = 0`` and
+nothing after: a dead stream, counted (``rules.cases["dead_stream"]``) and not handed to the
+book, which stays out of sync without asking again (resubscribing would bring the same empty
+snapshot); it is not counted as a frame either, so no freshness watch learns it and restarts
+the connection for it.
+
+Trades. ``tradeSnapshot`` (the latest 20) on each subscription, then ``trade`` frames that
+repeat trades already sent and are not in time order: each trade (UUID ``t``) is handed on
+once, per frame in time order; a repeat is dropped and counted (``Sink.on_duplicate``). The
+ids seen are kept per symbol (the latest ``TRADES_KEPT``). After a reconnect, the new
+subscription's ``tradeSnapshot`` is the backfill: if none of its trades had been seen, trades
+between it and the last seen may be missing (counted as ``trades_beyond_snapshot``). ``m``
+true (the buyer was the maker) is a taker sell.
+
+Heartbeat. The server sends ``{"event":"ping","time":"<ms>"}`` about every 60 s; the V3 docs
+say to answer ``{"method":"PONG","id":1}`` (V2 wanted ``{"event":"pong","time":..}``), and ccxt
+answers ``{"id":n,"method":"PONG"}``: ``control`` calls it a ``ping`` and ``reply`` makes that
+answer (the V3 docs close a socket after 10 unanswered pings). Our own heartbeat
+(``spec.HEARTBEAT``, every 30 s) is ``{"method":"PING","id":1000000}``, answered
+``{"result":true,"id":1000000}``: the ``pong`` the connection waits for.
+
+``rules.cases`` also counts the funding-interval cases of ``rest`` (one dict for the feed's
+doubtful cases, exported by the core).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from itertools import count
+from typing import Any, Literal
+
+import msgspec
+
+from analyzer.events import BookChange, DerivativeTicker, Instrument, Trade
+from analyzer.venues.base import (
+    Control,
+    DecodeError,
+    FeedBase,
+    Route,
+    Sink,
+    UnknownStream,
+    VenueError,
+)
+from analyzer.venues.bounds import MS
+from analyzer.venues.weex.rest import WeexRest
+from analyzer.venues.weex.schemas import (
+    DEPTH_DECODER,
+    ENVELOPE_DECODER,
+    TICKER_DECODER,
+    TRADE_DECODER,
+    DepthFrame,
+    TickerFrame,
+    TradeFrame,
+)
+from analyzer.venues.weex.spec import PING_ID, WS_PATH
+
+log = logging.getLogger(__name__)
+
+DATA_PREFIX = b'{"e":"'
+DATA_START = len(DATA_PREFIX)
+# event -> the kind of stream it comes on (route keys are ``kind@SYMBOL``)
+KIND = {b"depthSnapshot": b"depth", b"depth": b"depth", b"tradeSnapshot": b"trade",
+        b"trade": b"trade", b"ticker": b"ticker"}
+REPLY = b'{"method":"PONG","id":1}'
+TRADES_KEPT = 2000  # trade ids remembered per symbol (repeats come within a few frames)
+REQUESTS_KEPT = 1000  # subscribe requests remembered (to name the streams a refusal means)
+CONTROL_BYTES = 512  # a control frame is short; a longer one is data laid out unlike WEEX's
+
+
+class Options(msgspec.Struct, forbid_unknown_fields=True):
+    """A WEEX feed's own config keys (``[feeds.options]``)."""
+
+    # the book stream's depth: the venue has 15 (``@depth``) and 200 levels a side
+    depth: Literal[15, 200] = 200
+
+
+class WeexRules:
+    """WEEX books (module doc): a change follows the last when its ``U`` (``prev_id``) is the
+    last ``u``; the first change after a snapshot when its ``U`` is the snapshot's ``u``; a
+    change not above the book's ``u`` is stale. ``cases``: counts of the doubtful cases."""
+
+    checksum = None
+
+    def __init__(self, cases: dict[str, int]) -> None:
+        self.cases = cases
+
+    def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
+        return ev.last_id <= snapshot_id
+
+    def bridges(self, snapshot_id: int, ev: BookChange) -> bool:
+        return ev.prev_id == snapshot_id
+
+    def follows(self, last_id: int, ev: BookChange) -> bool:
+        return ev.prev_id == last_id
+
+
+def stream_kind(stream: str) -> str:
+    """``depth``, ``trade`` or ``ticker`` of a stream name (``BTCUSDT@depth200``)."""
+    channel = stream.partition("@")[2]
+    return "depth" if channel.startswith("depth") else channel
+
+
+class WeexFeed(WeexRest, FeedBase):
+    """Streams, subscriptions and decoding of WEEX's USDT-M perpetuals (REST: ``WeexRest``)."""
+
+    Options = Options
+    inflate = None  # text frames (permessage-deflate is not offered)
+
+    @classmethod
+    def check_options(cls, market: Any, options: dict[str, Any] | Options) -> Options:
+        return options if isinstance(options, Options) else msgspec.convert(options, Options)
+
+    def __init__(
+        self,
+        market: Any,
+        symbols: Iterable[str],
+        channels: Iterable[str],
+        sink: Sink,
+        *,
+        options: dict[str, Any] | Options | None = None,
+        funding_hours: dict[str, float] | None = None,
+    ) -> None:
+        opts = self.check_options(market, options or {})
+        super().__init__(market, channels, sink, funding_hours)
+        self.depth = opts.depth
+        self.snapshot_levels = opts.depth
+        self.cases: dict[str, int] = {}
+        self.rules = WeexRules(self.cases)
+        self.symbols: list[str] = []
+        self.instruments: dict[str, Instrument] = {}
+        self.contract_val: dict[str, float] = {}
+        self.marks: dict[str, float] = {}
+        self.dead: set[str] = set()  # symbols whose book stream is dead (delisted)
+        self.refused: set[str] = set()  # streams the venue refused: never asked again
+        self.requests: dict[int, list[str]] = {}  # request id -> its streams
+        self._ids = count(1)
+        for symbol in symbols:
+            self.add_symbol(symbol)
+
+    # -- streams and subscriptions --
+
+    def _streams_for(self, symbol: str) -> list[tuple[str, str, Any, Callable[..., Any]]]:
+        """(stream, our channel, decoder, handler) of a symbol's streams."""
+        out: list[tuple[str, str, Any, Callable[..., Any]]] = []
+        if "depth" in self.channels:
+            out.append((f"{symbol}@depth{self.depth}", "depth", DEPTH_DECODER, self._on_depth))
+        if "trades" in self.channels:
+            out.append((f"{symbol}@trade", "trades", TRADE_DECODER, self._on_trades))
+        if "markPrice" in self.channels:
+            out.append((f"{symbol}@ticker", "markPrice", TICKER_DECODER, self._on_ticker))
+        return out
+
+    def add_symbol(self, symbol: str) -> list[str]:
+        """Follow one more symbol; returns its new streams."""
+        symbol = symbol.upper()
+        if symbol in self.symbols:
+            return []
+        self.symbols.append(symbol)
+        streams = []
+        for stream, channel, decoder, handler in self._streams_for(symbol):
+            key = f"{stream_kind(stream)}@{symbol}".encode()
+            extra: dict[str, None] | None = {} if channel == "trades" else None
+            self.routes[key] = Route(stream, channel, symbol, decoder, handler, extra=extra)
+            streams.append(stream)
+        return streams
+
+    @property
+    def streams(self) -> list[str]:
+        return [r.stream for r in self.routes.values()]
+
+    def ws_endpoint(self, ws_url: str) -> str:
+        return ws_url.rstrip("/") + WS_PATH
+
+    def _request(self, method: str, streams: list[str]) -> list[bytes]:
+        """One request of the streams not refused (a connection holds at most 100)."""
+        wanted = [s for s in streams if s not in self.refused]
+        if not wanted:
+            return []
+        rid = next(self._ids) % PING_ID or next(self._ids)  # never the heartbeat's id
+        self.requests[rid] = wanted
+        if len(self.requests) > REQUESTS_KEPT:
+            del self.requests[next(iter(self.requests))]
+        return [msgspec.json.encode({"method": method, "params": wanted, "id": rid})]
+
+    def subscribe_messages(self, streams: list[str]) -> list[bytes]:
+        return self._request("SUBSCRIBE", streams)
+
+    def unsubscribe_messages(self, streams: list[str]) -> list[bytes]:
+        return self._request("UNSUBSCRIBE", streams)
+
+    def book_stream(self, symbol: str) -> str:
+        return f"{symbol.upper()}@depth{self.depth}"
+
+    def set_instruments(self, instruments: dict[str, Instrument]) -> None:
+        """The listing: each contract's size in base units, for open interest (the socket's
+        sizes are base units already)."""
+        self.instruments.update(instruments)
+        for symbol, inst in instruments.items():
+            self.contract_val[symbol] = inst.contract_value
+
+    # -- control frames --
+
+    def control(self, frame: bytes) -> Control | None:
+        """``ping`` (the server's: answered with ``reply``), ``pong`` (our heartbeat's
+        answer), ``ack`` (a subscription's), ``ignore`` (the greeting, an echoed PONG); None
+        for data and for refusals (``decode`` raises them as VenueError)."""
+        if frame.startswith(DATA_PREFIX) or len(frame) > CONTROL_BYTES:
+            return None
+        try:
+            env = ENVELOPE_DECODER.decode(frame)
+        except (msgspec.DecodeError, ValueError):
+            return None  # decode will say what is wrong with it
+        if env.event == "ping":
+            return "ping"
+        if env.result is True:
+            return "pong" if env.id == PING_ID else "ack"
+        if env.event is not None or env.method == "PONG":
+            return "ignore"
+        return None
+
+    def reply(self, frame: bytes) -> bytes:
+        """The answer to the server's ping (module doc)."""
+        return REPLY
+
+    # -- hot path --
+
+    def decode(self, frame: bytes, ts_local: int) -> Route | None:
+        """Decode one frame and hand its events to the sink. Returns the route (for stats), or
+        None for a control frame. Raises DecodeError on a bad frame, UnknownStream for one of a
+        stream nobody subscribed to, VenueError for a refusal."""
+        if frame.startswith(DATA_PREFIX):
+            end = frame.find(b'"', DATA_START)
+            kind = KIND.get(frame[DATA_START:end])
+            at = frame.find(b'"s":"', end)
+            if kind is not None and at > 0:
+                stop = frame.find(b'"', at + 5)
+                route = self.routes.get(kind + b"@" + frame[at + 5 : stop])
+                if route is not None:
+                    return self._dispatch(route, frame, ts_local)
+        return self._decode_slow(frame, ts_local)
+
+    def _dispatch(self, route: Route, frame: bytes, ts_local: int) -> Route:
+        try:
+            msg = route.decoder.decode(frame)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
+        if route.handler(msg, route, ts_local) is not False:
+            route.last_ns = ts_local
+            route.frames += 1
+        return route
+
+    def _decode_slow(self, frame: bytes, ts_local: int) -> Route | None:
+        try:
+            env = ENVELOPE_DECODER.decode(frame)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"not a WEEX frame: {exc}") from None
+        if env.result is False:
+            self._refused(env.id, env.msg)
+            raise VenueError(f"WEEX refused request {env.id!r}: {env.msg[:200]}")
+        if env.result is True or env.event is not None or env.method is not None:
+            return None  # acks, pings, the greeting
+        if env.e is None or env.s is None:
+            raise DecodeError("WEEX frame without an event and a symbol")
+        kind = KIND.get(env.e.encode())
+        if kind is None:
+            raise UnknownStream(f"unknown WEEX event {env.e[:40]!r}")
+        route = self.routes.get(kind + b"@" + env.s.upper().encode())
+        if route is None:
+            raise UnknownStream(f"unsubscribed stream {env.e[:40]} {env.s[:40]}")
+        return self._dispatch(route, frame, ts_local)
+
+    def _refused(self, rid: int | str | None, msg: str) -> None:
+        """The streams a refusal means: those of its request that the message names (``...
+        : <name>``), else all of them; never subscribed again."""
+        streams = self.requests.get(rid) if isinstance(rid, int) else None
+        if not streams:
+            return
+        name = msg.rpartition(" : ")[2].strip().upper()
+        named = [s for s in streams if name and name in s.upper()]
+        self.refused.update(named or streams)
+        log.warning("%s: WEEX refused %s (%s): not asked again", self.venue,
+                    ", ".join(named or streams), msg[:200])
+
+    def _on_depth(self, msg: DepthFrame, route: Route, ts_local: int) -> bool | None:
+        symbol = route.symbol
+        if msg.e == "depthSnapshot":
+            if msg.u == 0 and not msg.b and not msg.a:  # a delisted symbol's dead stream
+                self.count("dead_stream")
+                if symbol not in self.dead:
+                    self.dead.add(symbol)
+                    log.warning("%s %s: empty snapshot with u = 0: the symbol is delisted; "
+                                "its book is not resubscribed", self.venue, symbol)
+                return False
+            self.dead.discard(symbol)
+            self.sink.on_book(BookChange(self.venue, symbol, msg.E * MS, ts_local, True,
+                                         msg.b, msg.a, msg.u, msg.u))
+            return None
+        self.sink.on_book(BookChange(self.venue, symbol, msg.E * MS, ts_local, False, msg.b,
+                                     msg.a, msg.U + 1, msg.u, msg.U))
+        return None
+
+    def _on_trades(self, msg: TradeFrame, route: Route, ts_local: int) -> None:
+        seen: dict[str, None] = route.extra
+        new = [t for t in msg.d if t.t not in seen]
+        if len(new) > 1:
+            new = list({t.t: t for t in new}.values())  # a trade twice in one frame: once
+            new.sort(key=lambda t: t.T)
+        repeats = len(msg.d) - len(new)
+        if msg.e == "tradeSnapshot" and seen and new and repeats == 0:
+            self.count("trades_beyond_snapshot")
+        sink = self.sink
+        for _ in range(repeats):
+            sink.on_duplicate()
+        symbol = route.symbol
+        for t in new:
+            seen[t.t] = None
+            sink.on_trade(Trade(self.venue, symbol, t.T * MS, ts_local, t.t, t.p, t.q,
+                                "sell" if t.m else "buy"))
+        if len(seen) > 2 * TRADES_KEPT:
+            route.extra = dict.fromkeys(list(seen)[-TRADES_KEPT:])
+
+    def _on_ticker(self, msg: TickerFrame, route: Route, ts_local: int) -> None:
+        symbol = route.symbol
+        for d in msg.d:
+            self.marks[symbol] = d.m
+            self.sink.on_ticker(DerivativeTicker(self.venue, symbol, msg.E * MS, ts_local,
+                                                 mark_price=d.m, index_price=d.i))
+
+
+__all__ = ["Options", "WeexFeed", "WeexRules", "stream_kind"]

@@ -1,0 +1,148 @@
+"""WEEX contract API V3's raw frames and REST bodies: its own keys, only the fields we read.
+
+Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
+      https://www.weex.com/api-doc/contract/Websocket/public/Trades-Channel
+      https://www.weex.com/api-doc/contract/Websocket/public/Tickers-Channel
+      https://www.weex.com/api-doc/contract/Market_API/GetContractInfo (exchangeInfo)
+      https://www.weex.com/api-doc/contract/Market_API/GetCurrentFundingRate (premiumIndex)
+      https://www.weex.com/api-doc/contract/Market_API/GetOpenInterest
+
+V3 frames are Binance-shaped: ``{"e": event, "E": ms, "s": symbol, ...}`` with prices and sizes
+as decimal strings, ids and times as JSON numbers. ``strict=False`` turns the strings into
+floats in C, and every number read is range-checked by msgspec while it parses (the
+``Annotated`` types of ``analyzer.venues.bounds``): a value out of range, NaN, infinite, or text
+that is no number makes the frame a counted ``DecodeError`` of its channel, never an event.
+REST bodies send some numbers as strings, some as numbers (``contractVal`` either): lax too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from analyzer.venues.bounds import (
+    MAX_SIZE,
+    FundingRate,
+    Id,
+    Levels,
+    Ms,
+    Price,
+    Qty,
+)
+
+Amount = Annotated[float, msgspec.Meta(ge=0, lt=MAX_SIZE)]  # open interest: 0 when none open
+Step = Annotated[float, msgspec.Meta(gt=0, lt=MAX_SIZE)]  # a contract's size in base units
+Precision = Annotated[int, msgspec.Meta(ge=0, le=18)]  # decimals of a price or a size
+Minutes = Annotated[int, msgspec.Meta(ge=0, lt=2**31)]  # collectCycle: checked in ``rest``
+
+
+# ---- websocket frames -------------------------------------------------------------------------
+
+
+class DepthFrame(msgspec.Struct, frozen=True):
+    """``<SYM>@depth15`` / ``<SYM>@depth200``: ``depthSnapshot`` on subscription, then
+    ``depth`` changes (levels absolute, size 0 removes)."""
+
+    e: Literal["depthSnapshot", "depth"]
+    E: Ms  # event time
+    s: str  # symbol, upper case
+    U: Id  # a change: the previous frame's u (the chain); a snapshot: its first id
+    u: Id  # this frame's last update id
+    b: Levels  # bids [price, size], best first
+    a: Levels  # asks
+    l: int = 0  # noqa: E741 (WEEX's key) depth of the stream: 15 or 200
+
+
+class TradeData(msgspec.Struct, frozen=True):
+    T: Ms  # trade time
+    t: str  # trade id: a UUID
+    p: Price
+    q: Qty  # base coin
+    m: bool  # the buyer was the maker: the taker sold
+
+
+class TradeFrame(msgspec.Struct, frozen=True):
+    """``<SYM>@trade``: ``tradeSnapshot`` (the latest 20) on subscription, then ``trade``
+    frames that may repeat trades already sent, in no time order."""
+
+    e: Literal["tradeSnapshot", "trade"]
+    E: Ms
+    s: str
+    d: list[TradeData]
+
+
+class TickerData(msgspec.Struct, frozen=True):
+    m: Price  # mark price
+    i: Price  # index price
+    c: Price | None = None  # last price (not read)
+
+
+class TickerFrame(msgspec.Struct, frozen=True):
+    """``<SYM>@ticker``: Binance's 24 h fields plus the mark (``m``) and index (``i``)."""
+
+    e: Literal["ticker"]
+    E: Ms
+    s: str
+    d: list[TickerData]
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """Any frame, for the slow path: data laid out unlike WEEX's own (key order,
+    whitespace), a reply ``{"result": .., "id": .., "msg"?}``, an event (``ping``,
+    ``connected``)."""
+
+    e: str | None = None
+    s: str | None = None
+    result: bool | None = None
+    id: int | str | None = None
+    msg: str = ""
+    event: str | None = None
+    method: str | None = None
+
+
+# ---- REST bodies ------------------------------------------------------------------------------
+
+
+class SymbolInfo(msgspec.Struct, frozen=True):
+    symbol: str
+    baseAsset: str
+    quoteAsset: str
+    pricePrecision: Precision
+    quantityPrecision: Precision
+    contractVal: Step  # "Contract size": base units a contract (the size step)
+    marginAsset: str = ""
+    forwardContractFlag: bool = True  # USDT-margined (linear)
+    status: str = ""  # not documented for contracts; a value other than TRADING is skipped
+
+
+class ExchangeInfo(msgspec.Struct, frozen=True):
+    symbols: list[SymbolInfo]
+
+
+class Premium(msgspec.Struct, frozen=True):
+    """One entry of ``GET /capi/v3/market/premiumIndex``."""
+
+    symbol: str
+    markPrice: Price
+    indexPrice: Price
+    lastFundingRate: FundingRate  # the rate of the coming settlement (docs "most recent")
+    nextFundingTime: Ms
+    time: Ms
+    collectCycle: Minutes  # the funding interval, "in minutes" (docs)
+    forecastFundingRate: FundingRate | None = None
+
+
+class OpenInterestBody(msgspec.Struct, frozen=True):
+    symbol: str
+    openInterest: Amount  # "Current open interest (contracts)"
+    time: Ms
+
+
+DEPTH_DECODER = msgspec.json.Decoder(DepthFrame, strict=False)
+TRADE_DECODER = msgspec.json.Decoder(TradeFrame, strict=False)
+TICKER_DECODER = msgspec.json.Decoder(TickerFrame, strict=False)
+ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
+EXCHANGE_INFO_DECODER = msgspec.json.Decoder(ExchangeInfo, strict=False)
+PREMIUM_DECODER = msgspec.json.Decoder(list[Premium] | Premium, strict=False)
+OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestBody, strict=False)
