@@ -547,9 +547,11 @@ class FeedRunner:
                     return
                 self._keep_backfilled(trades)
                 self.trade_gaps += 1
+                # a hole the venue keeps no trades of: on record, with its bounds (venue ns)
+                self.store.add(Gap(self.venue, symbol, ts, "trades_missing", since,
+                                   oldest.ts_exchange, "none"))
                 log.warning("%s %s: recent trades reach back only to %d; trades between %d and "
-                            "then may be missing", self.venue, symbol,
-                            min(t.ts_exchange for t in decoded), since)
+                            "then may be missing", self.venue, symbol, oldest.ts_exchange, since)
                 return
             self._keep_backfilled(trades)
 

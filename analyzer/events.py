@@ -173,8 +173,10 @@ class Gap(msgspec.Struct, gc=False):
     a disagreement with the venue's best bid/ask) and what the collector did about it.
     ``expected_id`` is the last update id the book had applied; ``received_id`` the id the
     offending change claimed to follow (its ``prev_id``, else its first id - 1); for a
-    ``checksum`` gap, the venue's checksum and ours; -1 where not
-    applicable."""
+    ``checksum`` gap, the venue's checksum and ours; for ``trades_missing`` (a reconnect's
+    hole in the trades that the venue's recent trades do not reach back across: action
+    ``none``), the venue times (ns) of the last trade seen before it and of the oldest trade
+    the venue still had; -1 where not applicable."""
 
     venue: str
     symbol: str
