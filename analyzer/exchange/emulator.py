@@ -23,7 +23,11 @@ Streams. A *stream* (bytes) is whatever the venue subscribes by: a stream name
 (``btcusdt@depth@100ms``), a topic (``orderbook.50.BTCUSDT``), a ``channel:instId`` pair. The
 core keeps each connection's subscriptions as stream -> None and routes every frame keyed by its
 stream to the connections subscribed to it, batching writes and waiting on slow readers. Frames
-are sent verbatim as text.
+are sent verbatim as text, unless the market has an optional ``encode(payload) -> bytes``
+(a venue that compresses every frame itself): then every payload written to a client, data and
+the frames queued by ``session.send``, goes out as ``encode(payload)`` in a binary frame
+(``encode`` returns a payload that is already encoded unchanged, so that a fault can send a
+corrupt one). Control replies returned as bytes go out as binary frames too.
 
 Control messages. Each message a client sends goes to ``MarketEmulator.on_message`` with the
 connection's ``Session``: the venue parses it (subscribe, unsubscribe, list, an app-level ping

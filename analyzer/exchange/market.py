@@ -11,7 +11,9 @@ the replay down instead of growing a queue: nothing is buffered beyond one batch
 transport's high-water mark per client. Control traffic (control answers, pings, close
 frames) goes through websockets itself; both write whole frames on the same loop, so they
 never interleave inside a frame. Compression is not negotiated, so the frames need no
-per-message processing. What the frames mean is the venue's (``MarketEmulator``): which are
+per-message processing, except for a venue that compresses every frame itself: its emulator's
+optional ``encode(payload) -> bytes`` makes each written payload a binary frame. What the
+frames mean is the venue's (``MarketEmulator``): which are
 depth frames, what REST answers, how a raw connection's frames are unwrapped.
 """
 
@@ -66,6 +68,17 @@ class _Headers(dict[int, bytes]):
 _HEADERS = _Headers()
 
 
+def binary_frames(payloads: list[bytes]) -> bytes:
+    """The websocket binary frames of these payloads, joined (an ``encode`` venue's)."""
+    parts = []
+    for p in payloads:
+        n = len(p)
+        parts.append(bytes((0x82, n)) if n < 126 else
+                     _H16(0x82, 126, n) if n < 65536 else _H64(0x82, 127, n))
+        parts.append(p)
+    return b"".join(parts)
+
+
 def frames(payloads: list[bytes]) -> bytes:
     """The websocket text frames of these payloads, joined (header and payload interleaved
     by slice assignment: no Python loop per frame)."""
@@ -106,6 +119,8 @@ class MarketFeed:
         self.market = emulator.market
         self.feed_id = emulator.feed
         self.unwrap = emulator.unwrap
+        # a venue compressing its frames: each payload as written (binary frames); None: text
+        self.encode: Callable[[bytes], bytes] | None = getattr(emulator, "encode", None)
         self.replay = replay
         self.weight_limit = weight_limit
         self.send_timeout_s = send_timeout_s
@@ -252,7 +267,8 @@ class MarketFeed:
             if c.closed or c.conn.protocol.state is not State.OPEN:
                 out.clear()
                 continue
-            data = frames(out)
+            encode = self.encode
+            data = frames(out) if encode is None else binary_frames(list(map(encode, out)))
             c.frames += len(out)
             self.frames_sent += len(out)
             out.clear()
@@ -384,7 +400,8 @@ class MarketFeed:
                 if arg == "badprice":
                     self._badprice += 1
                     continue
-                bad = payload[: len(payload) // 2] if arg == "truncated" else _NOT_JSON
+                wire = payload if self.encode is None else self.encode(payload)
+                bad = wire[: len(wire) // 2] if arg == "truncated" else _NOT_JSON
                 targets = self.subs.get(key)
                 if targets:
                     self._deliver(key, bad, targets)

@@ -538,8 +538,9 @@ class Simulation:
                     continue
                 if kind == "badprice":
                     bad = feed.emulator.corrupt_price(frame)
-                elif kind == "truncated":
-                    bad = frame[: len(frame) // 2]
+                elif kind == "truncated":  # cut on the wire (an ``encode`` venue's too)
+                    wire = frame if feed.encode is None else feed.encode(frame)
+                    bad = wire[: len(wire) // 2]
                 else:
                     bad = _NOT_JSON
                 feed._deliver(key, bad, targets)
