@@ -430,10 +430,11 @@ class FeedRunner:
         """Resubscribe a book's stream (its snapshot comes with it), paced per book: a venue
         whose snapshot is bad at once (crossed) would otherwise be asked again at the message
         rate and close the connection. The wait doubles from 0.5 s while resyncs follow each
-        other, up to 30 s, and resets after a calm minute."""
+        other within 10 s, up to 30 s; a resync after a calmer spell goes at once (a venue
+        whose ids skip now and then, resynced by a strict rule, is not slowed down)."""
         now = time.monotonic()
         last, wait = self._resubscribed.get(symbol, (-math.inf, 0.0))
-        if now - last > 60.0:
+        if now - last > 10.0:
             wait = 0.0
         if now < last + wait:
             if symbol not in self._resubscribe_due:
