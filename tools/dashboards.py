@@ -430,7 +430,20 @@ def feed_health() -> dict[str, Any]:
               [(f"sum by (venue, channel) (increase(analyzer_decode_errors_total{{{vc}}}[{ri}]))",
                 "decode {{venue}} {{channel}}"),
                (f"sum by (venue) (increase(analyzer_unknown_frames_total{{{v}}}[{ri}]))",
-                "unknown {{venue}}")]),
+                "unknown {{venue}}"),
+               (f"sum by (venue) (increase(analyzer_venue_errors_total{{{v}}}[{ri}]))",
+                "venue error {{venue}}")]),
+        Panel("Checksums, gap fills and rule cases", "Per interval: venue checksums verified on "
+              "the rebuilt books by result (a mismatch resyncs the book); gaps mended from the "
+              "venue's latest changes, or not (a snapshot followed); and the cases a venue's book "
+              "rule lets through that its docs leave open (e.g. an id skipping forward), so that "
+              "live traffic shows how often each happens.", "short",
+              [(f"sum by (venue, result) (increase(analyzer_book_checksums_total{{{v}}}[{ri}]))",
+                "checksum {{venue}} {{result}}"),
+               (f"sum by (venue, result) (increase(analyzer_book_gap_fills_total{{{v}}}[{ri}]))",
+                "gap fill {{venue}} {{result}}"),
+               (f"sum by (venue, case) (increase(analyzer_book_rule_cases_total{{{v}}}[{ri}]))",
+                "rule {{venue}} {{case}}")]),
         Panel("Best bid/ask cross-checks", "bookTickers compared with the rebuilt book per "
               "second, by result: any mismatch is a bug or a lost update.", "cps",
               [(f"sum by (venue, result) (rate(analyzer_bbo_checks_total{{{v}}}[{ri}]))",
