@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from analyzer.analytics.live import LiveAnalytics
+from analyzer.analytics.state import latest_ticker
 from analyzer.config import Config, Feed
 from analyzer.events import (
     BookChange,
@@ -389,7 +390,7 @@ class FeedRunner:
         self.lag["markPrice"].observe_ns(ev.ts_local - ev.ts_exchange)
         if ev.mark_price is not None:
             self.marks[ev.symbol] = ev.mark_price
-        self.tickers[ev.symbol] = ev
+        self.tickers[ev.symbol] = latest_ticker(self.tickers.get(ev.symbol), ev)
         if ev.funding_rate is not None and ev.next_funding_time is not None:
             # the last ticker of each funding period: what realised funding is read from
             self.funding_marks[(ev.symbol, ev.next_funding_time)] = ev

@@ -371,3 +371,31 @@ def test_duration_parsing() -> None:
     assert duration_ns(7) == 7
     with pytest.raises(ValueError):
         duration_ns("3 days")
+
+
+def test_tickers_sent_in_parts_are_merged_field_by_field_live_and_in_batch() -> None:
+    """A venue that sends mark, index and funding in separate messages (OKX, BingX, WEEX): the
+    latest of each field counts, not the latest message whole, live and in batch alike."""
+    from analyzer.analytics.state import TICKER_COLUMNS, as_of, latest_ticker
+    from analyzer.events import DerivativeTicker
+
+    sent = [
+        DerivativeTicker("v", "P", 1, 10, funding_rate=0.0001, funding_interval_hours=8.0,
+                         next_funding_time=8 * H),
+        DerivativeTicker("v", "P", 2, 20, mark_price=100.0),
+        DerivativeTicker("v", "P", 3, 30, index_price=99.0),
+        DerivativeTicker("v", "P", 4, 40, mark_price=101.0),
+    ]
+    live = None
+    for ev in sent:
+        live = latest_ticker(live, ev)
+    assert live == DerivativeTicker("v", "P", 4, 40, 101.0, 99.0, 0.0001, 8 * H, 8.0)
+    rows = pl.DataFrame([{"ts_local": t.ts_local, "venue": t.venue, "symbol": t.symbol,
+                          **{c: getattr(t, c) for c in TICKER_COLUMNS}} for t in sent])
+    grid = pl.DataFrame({"ts": [25, 45], "venue": "v", "symbol": "P"})
+    got = as_of(rows, grid, TICKER_COLUMNS).sort("ts").to_dicts()
+    assert got[0] | {"ts": 0} == {"ts": 0, "venue": "v", "symbol": "P", "mark_price": 100.0,
+                                  "index_price": None, "funding_rate": 0.0001,
+                                  "funding_interval_hours": 8.0, "next_funding_time": 8 * H}
+    assert (got[1]["mark_price"], got[1]["index_price"], got[1]["funding_rate"]) == (
+        101.0, 99.0, 0.0001)

@@ -18,13 +18,25 @@ as-of (backward) join of the stored rows on the grid (:func:`as_of`), by local r
 
 from __future__ import annotations
 
+import msgspec
 import polars as pl
+
+from analyzer.events import DerivativeTicker
 
 INSTRUMENT_COLUMNS = ("venue", "symbol", "exchange", "market", "base", "quote", "inverse",
                       "contract_size", "expiry")
 TICKER_COLUMNS = ("mark_price", "index_price", "funding_rate", "funding_interval_hours",
                   "next_funding_time")
 KEYS = ["ts", "venue", "symbol"]
+
+def latest_ticker(prev: DerivativeTicker | None, ev: DerivativeTicker) -> DerivativeTicker:
+    """A symbol's latest ticker, field by field: ``ev`` with the fields it does not carry
+    (None) taken from ``prev`` (venues send mark, index and funding in separate messages)."""
+    if prev is None:
+        return ev
+    missing = {f: getattr(prev, f) for f in TICKER_COLUMNS if getattr(ev, f) is None}
+    return msgspec.structs.replace(ev, **missing) if missing else ev
+
 
 # Venues that publish one index for every contract of a pair key its ticker by the pair, the
 # contracts' base and quote (``BTCUSD``); a contract's own index, where it has one, comes first.
@@ -72,9 +84,12 @@ def market_state(books: pl.DataFrame, tickers: pl.DataFrame, oi: pl.DataFrame,
 
 def as_of(rows: pl.DataFrame, grid: pl.DataFrame, columns: tuple[str, ...] | list[str]
           ) -> pl.DataFrame:
-    """For each (ts, venue, symbol) of ``grid``, the ``columns`` of the last row of ``rows``
-    (keyed by ``ts_local``, venue, symbol) received at or before ``ts``; null when none."""
-    right = rows.select(pl.col("ts_local").alias("ts"), "venue", "symbol", *columns).sort("ts")
+    """For each (ts, venue, symbol) of ``grid``, each of ``columns`` as of the last row of
+    ``rows`` (keyed by ``ts_local``, venue, symbol) received at or before ``ts`` that carries
+    it (venues send mark, index and funding in separate messages: a mark-only ticker leaves
+    the funding as it was, as ``latest_ticker`` does live); null when none."""
+    right = (rows.select(pl.col("ts_local").alias("ts"), "venue", "symbol", *columns).sort("ts")
+             .with_columns(pl.col(*columns).forward_fill().over("venue", "symbol")))
     # sorted by ts overall, hence within every (venue, symbol) group, which polars cannot check
     return grid.select(KEYS).sort("ts").join_asof(right, on="ts", by=["venue", "symbol"],
                                                    strategy="backward", check_sortedness=False)
