@@ -150,7 +150,8 @@ def run_sim(tmp_path: Path, schedule: str | Schedule, *, seconds: float, speed: 
         feeds = feeds_of(sim, follow_quarterlies=follow_quarterlies, options=options, **usdm)
         for f in feeds:
             f |= {"ws_url": ex.ws_url(f["venue"]), "rest_url": ex.base_url(f["venue"]),
-                  "open_interest_seconds": 1.0, "rest_weight_per_minute": 1_000_000}
+                  "rest_weight_per_minute": 1_000_000}
+            f.setdefault("open_interest_seconds", 1.0)  # (a test's options may say otherwise)
         db = tmp_path / "data" / "analyzer.duckdb"
         cfg = config.parse({
             "feeds": feeds,

@@ -159,6 +159,15 @@ FRAME_KEYS: dict[str, FrameKeys] = {
     "mexc": FrameKeys(
         is_trade=lambda f: f.get("channel") == "push.deal", symbol=("symbol",),
         trade_id=(("data", "v"),), quantity=("data", "v"), event_times=(("ts",), ("data", "t"))),
+    # {"code":0,"dataType":"BTC-USDT@trade","data":[{"q":"..","p":"..","T":..,"m":..,
+    #  "s":"BTC-USDT"}]}: no trade id (the feed names a trade by T, m, p, q and its rank), and
+    #  p and q are decimal texts; "s" only echoes the symbol, so the bumped copies stay the
+    #  captured trade: row 10's is new again because the captured trade (the run's first) is
+    #  past the feed's 60 s duplicate window, row 11's because its time changed
+    "bingx": FrameKeys(
+        is_trade=lambda f: str(f.get("dataType", "")).endswith("@trade"),
+        symbol=("data", 0, "s"), trade_id=(("data", 0, "s"),), quantity=("data", 0, "q"),
+        event_times=(("data", 0, "T"),), batch=("data",)),
     # {"e":"trade","E":..,"s":"BTCUSDT","d":[{"T":..,"t":"<uuid>","p":..,"q":..,"v":..,"m":..}]}
     "weex": FrameKeys(
         is_trade=lambda f: f.get("e") == "trade", symbol=("s",), trade_id=(("d", 0, "t"),),
@@ -336,10 +345,14 @@ def test_row5_every_trade_stored_exactly_once_across_reconnects(
 
 
 def quotes_carry_update_ids(run: Run, feed: str) -> bool:
-    """True if the venue's own best bid/ask quotes carry its book's update ids (-1: none)."""
+    """True if the venue's own best bid/ask quotes carry its book's update ids (-1: none;
+    False too for a venue with no best bid/ask stream at all)."""
     [(lowest,)] = run.sql(f"SELECT min(update_id) FROM quotes WHERE venue = '{feed}' "
                           "AND source = 'venue'")
-    assert lowest is not None, f"no venue quotes stored for {feed}"
+    if lowest is None:
+        routes = run.runner(feed).feed.routes.values()
+        assert not any(r.channel == "bookTicker" for r in routes), f"no quotes from {feed}"
+        return False
     return lowest >= 0
 
 
@@ -527,9 +540,11 @@ def test_row1_planned_rotation_loses_and_doubles_nothing(tmp_path: Path, feed: s
         "SELECT count(*), count(DISTINCT (symbol, ts_exchange, bid_price, bid_size, ask_price, "
         "ask_size, update_id)), count(DISTINCT (symbol, update_id)) FROM quotes "
         f"WHERE venue = '{feed}' AND source = 'venue'")
-    assert n == distinct > 0
+    assert n == distinct
     if quotes_carry_update_ids(run, feed):
         assert n == by_id
+    has_quotes = any(r.channel == "bookTicker" for r in runner.feed.routes.values())
+    assert (n > 0) == has_quotes  # (a venue with no best bid/ask stream: none)
 
 
 def rest_answers() -> list[Any]:
@@ -558,8 +573,12 @@ def test_row12_rest_throttles_and_bans_are_honoured(tmp_path: Path, feed: str,
     ban = {"ban_after_429s": 0, "ban_s": 1.0} if status != 429 else {}
     if market.snapshot_source == "rest":
         limit, options = 25, {"open_interest_seconds": 0.2, "premium_seconds": 0.2}
-    else:
-        limit, options = 2, {"instruments_seconds": 0.2}
+    else:  # (open interest and funding polls, where the venue has them, kept out of it; the
+        # budget holds the venue's dearest request, e.g. a backfill of recent trades)
+        weights = VENUES[feed][1](market, [], [], None).rest_weights.values()
+        limit, options = max(2, *weights), {"instruments_seconds": 0.2,
+                                            "open_interest_seconds": 600.0,
+                                            "premium_seconds": 600.0}
     run = run_sim(tmp_path, "calm_contango", seconds=20, speed=10,
                   exchange={"rest_weight_limit": limit, "rest_window_s": 1.0, **ban},
                   options=dict.fromkeys(EXCHANGES[market.exchange].markets, options),
@@ -595,7 +614,7 @@ def test_row16_slow_consumer_keeps_answering_pings_and_counts_what_it_drops(
 
     def slow_disk(collector: Any) -> None:
         collector.store._on_flush = lambda table, rows, secs: time.sleep(0.15)
-        collector.store._max_held_rows = 1_500
+        collector.store._max_held_rows = 600
 
     run = run_sim(tmp_path, "calm_contango", seconds=60, speed=20, setup=slow_disk,
                   exchange={"ping_interval": 0.3, "ping_timeout": 1.0},

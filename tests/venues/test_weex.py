@@ -400,9 +400,10 @@ def test_open_interest_contracts_to_base_and_usd() -> None:
         f.decode_open_interest(body.replace(b"ETHUSDT", b"XUSDT"), T, None, None)
 
 
-def test_rest_needs_no_backfill_by_rest_and_no_depth_request() -> None:
+def test_rest_paths_no_backfill_by_id_and_no_depth_request() -> None:
     f, _ = feed()
-    assert f.depth_path("BTCUSDT") is None and f.recent_trades_path("BTCUSDT") is None
+    assert f.depth_path("BTCUSDT") is None and f.older_trades_path("BTCUSDT", "1") is None
+    assert f.recent_trades_path("BTCUSDT") == "/capi/v3/market/trades?symbol=BTCUSDT&limit=1000"
     assert f.trades_path("BTCUSDT", 1) is None and f.funding_info_path() is None
     assert f.rest_headers(None) is None
     assert f.instrument_paths() == ["/capi/v3/market/exchangeInfo"]
@@ -465,3 +466,99 @@ def test_book_is_rebuilt_like_an_orderbook() -> None:
     bids, asks, _ = rebuild(frames)
     assert book.bids(20) == sorted(bids.items(), reverse=True)
     assert book.asks(20) == sorted(asks.items())
+
+
+# -- the reconnect's REST backfill (module doc of decode: "Backfill") ---------------------------
+
+
+def trade_frame(kind: str, trades: list[tuple[int, str, str, str, bool]]) -> bytes:
+    """A ``trade``/``tradeSnapshot`` frame of BTCUSDT: (ms, uuid, price, size, buyer maker)."""
+    d = [{"T": ms, "t": t, "p": p, "q": q, "v": "1", "m": m} for ms, t, p, q, m in trades]
+    return msgspec.json.encode({"e": kind, "E": 1_800_000_000_000, "s": "BTCUSDT", "d": d})
+
+
+def rest_body(trades: list[tuple[int, str, str, str, bool]]) -> bytes:
+    """A ``/capi/v3/market/trades`` body, newest first: (ms, id, price, size, buyer maker)."""
+    return msgspec.json.encode([
+        {"id": i, "time": ms, "price": p, "qty": q, "quoteQty": "1", "isBestMatch": True,
+         "isBuyerMaker": m} for ms, i, p, q, m in reversed(trades)])
+
+
+MS0 = 1_800_000_000_000
+
+
+def tape(n: int) -> list[tuple[int, str, str, str, bool]]:
+    """``n`` trades (ms, REST id, price, size, buyer maker), two a millisecond, the pairs of
+    equal content (the case a match must count)."""
+    return [(MS0 + i // 2, str(1000 + i), "80000.1", "0.01", bool(i // 2 % 2)) for i in range(n)]
+
+
+def uid(i: int) -> str:
+    return f"00000000-0000-0000-0000-{i:012d}"
+
+
+def socket(rows: list[tuple[int, str, str, str, bool]], at: int) -> list:
+    return [(ms, uid(at + k), p, q, m) for k, (ms, _, p, q, m) in enumerate(rows)]
+
+
+def test_backfill_keeps_the_hole_only_matching_the_boundaries_by_content() -> None:
+    """The old connection handed on trades 0..10 (the last millisecond cut in two: 10 seen, 11
+    not), the new one starts at 31 (its millisecond's first trade, 30, cut off by the snapshot's
+    20): REST's 60 trades give 11..30 under their REST ids, the 51 others under the socket's
+    UUIDs or not at all (32..59: the new connection brings them)."""
+    f, sink = feed(("trades",), symbols=("BTCUSDT",))
+    rows = tape(60)
+    f.decode(trade_frame("tradeSnapshot", socket(rows[:11], 0)), T)
+    assert f.recent_trades_path("BTCUSDT")  # the reconnect's request: the next snapshot is new
+    f.decode(trade_frame("tradeSnapshot", socket(rows[31:51], 31)), T)
+    handed = [e for e in sink.events if isinstance(e, Trade)]
+    assert len(handed) == 31
+    got = f.decode_trades(rest_body(rows), "BTCUSDT", T)
+    assert [t.ts_exchange for t in got] == sorted(t.ts_exchange for t in got)
+    assert sorted(t.ts_exchange // MS for t in got) == sorted(r[0] for r in rows[:51])
+    by_rest = [t for t in got if not t.trade_id.startswith("0000")]
+    # (the two trades of a boundary millisecond have one content: which REST id is which
+    # is not known, only how many of them the hole holds)
+    assert sorted(t.ts_exchange // MS for t in by_rest) == [r[0] for r in rows[11:31]]
+    assert {t.trade_id for t in got} - {t.trade_id for t in by_rest} == \
+        {uid(i) for i in [*range(11), *range(31, 51)]}
+    assert {(t.price, t.size, t.side) for t in got} == {(80000.1, 0.01, "buy"),
+                                                       (80000.1, 0.01, "sell")}
+    # the stream goes on: nothing it brings is dropped (the hole is older than all of it)
+    f.decode(trade_frame("trade", socket(rows[50:60], 50)), T)
+    assert len([e for e in sink.events if isinstance(e, Trade)]) == 31 + 9
+    assert f.cases == {"trades_beyond_snapshot": 1}
+
+
+def test_backfill_before_the_new_snapshot_first_source_wins() -> None:
+    """REST answers before the new connection's snapshot: the trades the socket did not hand
+    on are kept under their REST ids and the socket's copies dropped when they come; trades
+    after the REST answer go through."""
+    f, sink = feed(("trades",), symbols=("BTCUSDT",))
+    rows = tape(50)
+    f.decode(trade_frame("tradeSnapshot", socket(rows[:10], 0)), T)
+    f.recent_trades_path("BTCUSDT")
+    got = f.decode_trades(rest_body(rows[:40]), "BTCUSDT", T)
+    assert {t.trade_id for t in got} == {uid(i) for i in range(10)} | \
+        {r[1] for r in rows[10:40]}
+    before = sink.duplicates
+    f.decode(trade_frame("tradeSnapshot", socket(rows[30:50], 30)), T)
+    assert sink.duplicates == before + 10  # 30..39: the backfill's already
+    new = [e.trade_id for e in sink.events if isinstance(e, Trade)][10:]
+    assert new == [uid(i) for i in range(40, 50)]
+    assert f.cases == {}  # the snapshot met the backfill: no hole beyond it
+
+
+def test_backfill_without_an_outage_stores_nothing_twice() -> None:
+    """A symbol whose stream did not break (another connection reconnected): every REST trade
+    is one the socket handed on, under its UUID."""
+    f, _ = feed(("trades",), symbols=("BTCUSDT",))
+    rows = tape(30)
+    f.decode(trade_frame("tradeSnapshot", socket(rows[:20], 0)), T)
+    f.decode(trade_frame("trade", socket(rows[20:30], 20)), T)
+    f.recent_trades_path("BTCUSDT")
+    got = f.decode_trades(rest_body(rows), "BTCUSDT", T)
+    assert sorted(t.trade_id for t in got) == [uid(i) for i in range(30)]
+    with pytest.raises(DecodeError):
+        f.decode_trades(b'[{"id":"1","time":0,"price":"1","qty":"1","isBuyerMaker":true}]',
+                        "BTCUSDT", T)

@@ -40,11 +40,34 @@ the connection for it.
 
 Trades. ``tradeSnapshot`` (the latest 20) on each subscription, then ``trade`` frames that
 repeat trades already sent and are not in time order: each trade (UUID ``t``) is handed on
-once, per frame in time order; a repeat is dropped and counted (``Sink.on_duplicate``). The
-ids seen are kept per symbol (the latest ``TRADES_KEPT``). After a reconnect, the new
-subscription's ``tradeSnapshot`` is the backfill: if none of its trades had been seen, trades
-between it and the last seen may be missing (counted as ``trades_beyond_snapshot``). ``m``
-true (the buyer was the maker) is a taker sell.
+once, per frame in time order; a repeat is dropped and counted (``Sink.on_duplicate``). What was
+handed on is kept per symbol (``trades.TradeLedger``: the latest ``TRADES_KEPT`` ids, and the
+same trades by millisecond and content). A resubscription's ``tradeSnapshot`` none of whose
+trades had been met is counted (``trades_beyond_snapshot``): the outage was longer than 20
+trades. ``m`` true (the buyer was the maker) is a taker sell.
+
+Backfill. After a reconnect the collector asks ``GET /capi/v3/market/trades`` for the latest
+1,000 trades (``rest``) and keeps those from the venue time of the last trade seen before the
+outage on (``since``). That REST body names a trade by ``id`` (digits in the docs' sample),
+the socket by a UUID: the store's idempotence on the trade id cannot tell that a REST trade is
+one the socket brought, so ``TradeLedger.backfill`` does, by content. The rule: the hole is
+what lies strictly after the last trade the old connection handed on and before the first
+trade of the new connection (the oldest millisecond of the first ``tradeSnapshot`` after the
+request was asked, ``resumed_ms``). At the boundary milliseconds a REST trade is matched to a
+trade the socket handed on at the same millisecond with the same price, size and side (each
+socket trade to one REST trade: the same content twice in one millisecond is two trades on
+both sides); it is the socket's trade and is returned under the socket's UUID (so the store
+keeps one row). An unmatched REST trade older than or at ``resumed_ms`` is in the hole and is
+handed on under its REST id; an unmatched one after it is left out: the new connection brings
+it. Why content: the two sources share nothing else (no common id, no sequence), and the venue
+time alone would either drop the other trades of the boundary millisecond or store the same
+trade twice. When the REST answer comes before the new connection's ``tradeSnapshot``, the new
+connection's first trade is not known yet: every unmatched REST trade is handed on, and each
+is remembered so that the socket's copy, when it comes, is dropped as a duplicate by the same
+match (first source wins). The matching is applied at every millisecond, not only the two
+boundaries: the socket has nothing inside the hole, and a trade it did hand on out of time
+order is not stored twice. The REST ids of the real venue may be the socket's UUIDs (ccxt's
+sample shows a UUID); the rule does not rely on it either way.
 
 Heartbeat. The server sends ``{"event":"ping","time":"<ms>"}`` about every 60 s; the V3 docs
 say to answer ``{"method":"PONG","id":1}`` (V2 wanted ``{"event":"pong","time":..}``), and ccxt
@@ -88,6 +111,7 @@ from analyzer.venues.weex.schemas import (
     TradeFrame,
 )
 from analyzer.venues.weex.spec import PING_ID, WS_PATH
+from analyzer.venues.weex.trades import TradeLedger
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +121,6 @@ DATA_START = len(DATA_PREFIX)
 KIND = {b"depthSnapshot": b"depth", b"depth": b"depth", b"tradeSnapshot": b"trade",
         b"trade": b"trade", b"ticker": b"ticker"}
 REPLY = b'{"method":"PONG","id":1}'
-TRADES_KEPT = 2000  # trade ids remembered per symbol (repeats come within a few frames)
 REQUESTS_KEPT = 1000  # subscribe requests remembered (to name the streams a refusal means)
 CONTROL_BYTES = 512  # a control frame is short; a longer one is data laid out unlike WEEX's
 
@@ -168,6 +191,7 @@ class WeexFeed(WeexRest, FeedBase):
         self.dead: set[str] = set()  # symbols whose book stream is dead (delisted)
         self.refused: set[str] = set()  # streams the venue refused: never asked again
         self.requests: dict[int, list[str]] = {}  # request id -> its streams
+        self.ledgers: dict[str, TradeLedger] = {}  # symbol -> its trades (``trades``)
         self._ids = count(1)
         for symbol in symbols:
             self.add_symbol(symbol)
@@ -194,7 +218,8 @@ class WeexFeed(WeexRest, FeedBase):
         streams = []
         for stream, channel, decoder, handler in self._streams_for(symbol):
             key = f"{stream_kind(stream)}@{symbol}".encode()
-            extra: dict[str, None] | None = {} if channel == "trades" else None
+            extra = self.ledgers.setdefault(symbol, TradeLedger()) if channel == "trades" \
+                else None
             self.routes[key] = Route(stream, channel, symbol, decoder, handler, extra=extra)
             streams.append(stream)
         return streams
@@ -335,24 +360,18 @@ class WeexFeed(WeexRest, FeedBase):
         return None
 
     def _on_trades(self, msg: TradeFrame, route: Route, ts_local: int) -> None:
-        seen: dict[str, None] = route.extra
-        new = [t for t in msg.d if t.t not in seen]
-        if len(new) > 1:
-            new = list({t.t: t for t in new}.values())  # a trade twice in one frame: once
-            new.sort(key=lambda t: t.T)
-        repeats = len(msg.d) - len(new)
-        if msg.e == "tradeSnapshot" and seen and new and repeats == 0:
+        ledger: TradeLedger = route.extra
+        snapshot = msg.e == "tradeSnapshot"
+        new, dropped, beyond = ledger.new(msg.d, snapshot)
+        if beyond:
             self.count("trades_beyond_snapshot")
         sink = self.sink
-        for _ in range(repeats):
+        for _ in range(dropped):
             sink.on_duplicate()
         symbol = route.symbol
         for t in new:
-            seen[t.t] = None
             sink.on_trade(Trade(self.venue, symbol, t.T * MS, ts_local, t.t, t.p, t.q,
                                 "sell" if t.m else "buy"))
-        if len(seen) > 2 * TRADES_KEPT:
-            route.extra = dict.fromkeys(list(seen)[-TRADES_KEPT:])
 
     def _on_ticker(self, msg: TickerFrame, route: Route, ts_local: int) -> None:
         symbol = route.symbol

@@ -34,10 +34,12 @@ like), counted as ``funding_cycle_hours``; anything else fits neither: counted a
 ``funding_cycle_unknown``, logged, and the interval is left unknown (the funding rate is still
 stored, never annualised by a guess).
 
-Trades are not backfilled over REST: ``GET /capi/v3/market/trades`` names a trade by ``id``
-(digits in the only sample), the socket by a UUID ``t``, and a trade must never be stored
-twice under two ids. The socket's ``tradeSnapshot`` (the latest 20 trades, sent on every
-subscription) is the reconnect's backfill (``decode``).
+Trades (``GET /capi/v3/market/trades``, weight 5): the latest ``limit`` trades (1 to 1,000,
+default 100; no paging back, no time range): ``id`` (a String: digits in the docs' sample,
+not the socket's UUID ``t``), ``time`` (ms), ``price``, ``qty`` (base units, as the socket's
+``q``), ``isBuyerMaker`` (the socket's ``m``). The order of the list is not documented: it is
+sorted here. It is the reconnect's backfill, 1,000 trades asked; which of them are kept and
+under which id is the rule of ``decode``'s module doc ("Backfill").
 """
 
 from __future__ import annotations
@@ -53,14 +55,17 @@ from analyzer.venues.weex.schemas import (
     EXCHANGE_INFO_DECODER,
     OPEN_INTEREST_DECODER,
     PREMIUM_DECODER,
+    RECENT_TRADES_DECODER,
     Premium,
 )
+from analyzer.venues.weex.trades import RECENT_TRADES, TradeLedger
 
 log = logging.getLogger(__name__)
 
 INFO_PATH = "/capi/v3/market/exchangeInfo"
 PREMIUM_PATH = "/capi/v3/market/premiumIndex"
 OPEN_INTEREST_PATH = "/capi/v3/market/openInterest"
+TRADES_PATH = "/capi/v3/market/trades"
 HOUR_MINUTES = 60
 MAX_HOURS = 24
 
@@ -89,6 +94,7 @@ class WeexRest:
     funding_hours: dict[str, float]
     contract_val: dict[str, float]
     marks: dict[str, float]
+    ledgers: dict[str, TradeLedger]
 
     rest_weights: dict[str, int] = {  # noqa: RUF012 (read-only)
         "instruments": 1, "premium": 1, "open_interest": 2, "trades": 5, "depth": 1,
@@ -132,13 +138,31 @@ class WeexRest:
         return None  # trade ids are UUIDs
 
     def recent_trades_path(self, symbol: str) -> str | None:
-        return None  # REST ids are not the socket's (module doc)
+        """The latest trades (``RECENT_TRADES``, the most the venue gives); asked after a
+        reconnect, which the symbol's ledger notes: the next trade snapshot is the new
+        subscription's (the rule: module doc of ``decode``)."""
+        ledger = self.ledgers.get(symbol)
+        if ledger is not None:
+            ledger.ask()
+        return f"{TRADES_PATH}?symbol={symbol}&limit={RECENT_TRADES}"
 
     def older_trades_path(self, symbol: str, before_id: str) -> str | None:
-        return None
+        return None  # the venue keeps no pages of older trades
 
     def decode_trades(self, body: bytes, symbol: str, ts_local: int) -> list[Trade]:
-        raise DecodeError("WEEX trades are not backfilled over REST", "trades")
+        """The recent trades, each under the id it is handed on with (the socket's for a
+        trade the socket brought, else the REST ``id``), oldest first, those the new
+        subscription brings left out (the rule: module doc of ``decode``)."""
+        try:
+            rows = RECENT_TRADES_DECODER.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise DecodeError(f"trades {symbol[:40]}: {exc}", "trades") from None
+        ledger = self.ledgers.get(symbol)
+        picked = ledger.backfill(rows) if ledger is not None else \
+            [(r, str(r.id)) for r in sorted(rows, key=lambda r: r.time)]
+        venue = self.venue
+        return [Trade(venue, symbol, r.time * MS, ts_local, tid, r.price, r.qty,
+                      "sell" if r.isBuyerMaker else "buy") for r, tid in picked]
 
     def open_interest_path(self, symbol: str) -> str | None:
         return f"{OPEN_INTEREST_PATH}?symbol={symbol}"

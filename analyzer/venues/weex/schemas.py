@@ -6,6 +6,7 @@ Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
       https://www.weex.com/api-doc/contract/Market_API/GetContractInfo (exchangeInfo)
       https://www.weex.com/api-doc/contract/Market_API/GetCurrentFundingRate (premiumIndex)
       https://www.weex.com/api-doc/contract/Market_API/GetOpenInterest
+      https://www.weex.com/api-doc/contract/Market_API/GetRecentTrades (trades)
 
 V3 frames are Binance-shaped: ``{"e": event, "E": ms, "s": symbol, ...}`` with prices and sizes
 as decimal strings, ids and times as JSON numbers. ``strict=False`` turns the strings into
@@ -133,6 +134,16 @@ class Premium(msgspec.Struct, frozen=True):
     forecastFundingRate: FundingRate | None = None
 
 
+class RestTrade(msgspec.Struct, frozen=True):
+    """One entry of ``GET /capi/v3/market/trades`` (the latest trades of a symbol)."""
+
+    id: str | int  # "String" (docs; digits in their sample): not the socket's UUID ``t``
+    time: Ms  # trade time
+    price: Price
+    qty: Qty  # "Filled quantity (base asset)", as the socket's ``q``
+    isBuyerMaker: bool  # the socket's ``m``: true is a taker sell
+
+
 class OpenInterestBody(msgspec.Struct, frozen=True):
     symbol: str
     openInterest: Amount  # "Current open interest (contracts)"
@@ -146,3 +157,4 @@ ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 EXCHANGE_INFO_DECODER = msgspec.json.Decoder(ExchangeInfo, strict=False)
 PREMIUM_DECODER = msgspec.json.Decoder(list[Premium] | Premium, strict=False)
 OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestBody, strict=False)
+RECENT_TRADES_DECODER = msgspec.json.Decoder(list[RestTrade], strict=False)

@@ -12,8 +12,9 @@ too), ``<SYM>@trade`` (Trade: each frame carries the new trade and, first, the p
 again, as WEEX repeats trades and sends them out of time order; ``t`` a UUID made from the
 model's id), ``<SYM>@ticker`` (DerivativeTicker: the 24 h fields from the trades released, ``m``
 the mark and ``i`` the index). Funding has no stream: ``premiumIndex`` answers the model's
-(``collectCycle`` in minutes). Open interest over REST in contracts of ``contractVal`` (the
-sim's lot).
+(``collectCycle`` in minutes). Recent trades (``/capi/v3/market/trades``, the reconnect's
+backfill) come from the same tape as the socket's trades: ids the model's numbers, as text.
+Open interest over REST in contracts of ``contractVal`` (the sim's lot).
 
 Books: the renderer keeps its own copy of the book as released and its window. The copy
 follows the released changes while someone subscribes the book; when it cannot (nobody
@@ -265,7 +266,9 @@ class WeexSim:
             return _encode({"symbol": f.symbol, "openInterest": f"{contracts:.0f}",
                             "time": oi.ts_exchange // MS})
         if endpoint == "trades":
-            limit = min(int(params.get("limit") or 100), 1000)
+            # the latest ``limit`` (1 to 1000, default 100) released, newest first; ``id`` the
+            # model's number as text, not the socket's UUID (WEEX's two ids differ)
+            limit = max(1, min(int(params.get("limit") or 100), 1000))
             rows = f.tape.rows[-limit:][::-1]
             return _encode([{"id": tid, "time": ms, "price": f.px[p], "qty": f.qx[q],
                              "quoteQty": f"{p * q:.5f}", "isBestMatch": True,
