@@ -246,6 +246,8 @@ class Connection:
         for i, msg in enumerate(self.subscribe_messages):
             if i >= self.subscribe_burst:
                 await asyncio.sleep(self.subscribe_interval)
+                if ws.closed.done():  # closed while subscribing: the caller sees it at once
+                    break
             ws.send(msg)
         return ws
 
@@ -259,7 +261,7 @@ class Connection:
         self._ws = ws
         self.stats.connects += 1
         self.stats.connected = True
-        if self.on_connected is not None:
+        if self.on_connected is not None and not ws.closed.done():  # (else: the next one's)
             self.on_connected()
         opened = time.monotonic()
         while True:

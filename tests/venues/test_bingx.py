@@ -76,8 +76,9 @@ def test_registry_market_and_limits() -> None:
     assert f.ws_endpoint("wss://open-api-swap.bingx.com") == (
         "wss://open-api-swap.bingx.com/swap-market")
     subs = f.subscribe_messages(f.streams)
-    assert len(subs) == 4 and json.loads(subs[0]) == {
+    assert len(subs) == 4 and json.loads(subs[-1]) == {  # the book last (its doc)
         "id": "ETH-USDT@incrDepth", "reqType": "sub", "dataType": "ETH-USDT@incrDepth"}
+    assert json.loads(subs[0])["dataType"] == "ETH-USDT@trade"
     assert json.loads(f.unsubscribe_messages(["ETH-USDT@incrDepth"])[0])["reqType"] == "unsub"
     assert f.book_stream("ETH-USDT") == "ETH-USDT@incrDepth"
 
@@ -121,7 +122,8 @@ def test_real_book_ticker_and_mark_frames() -> None:
 
 def test_incr_depth_sequence_and_the_id_rule() -> None:
     """The replay fixture's sequence (levels of the real depth20 frame): the snapshot, updates
-    with skips of 2 (applied, counted), asks worst first; then the rule on made-up steps."""
+    with skips of 2, asks worst first; then the rule on made-up steps: by default the docs'
+    strict +1 (a skip is a gap, counted), ``max_id_skip`` lets skips up to it through."""
     f, sink = feed()
     for line in (FIXTURES / "replay.ndjson").read_text().splitlines()[:4]:
         wire(f, line.encode())
@@ -139,12 +141,18 @@ def test_incr_depth_sequence_and_the_id_rule() -> None:
         return rules.follows(last, BookChange("bingx_swap", "ETH-USDT", 0, 0, False, [], [],
                                               new, new))
 
-    assert [step(1000, 1001), step(1001, 1003), step(1003, 1023)] == [True, True, True]
+    assert f.Options().max_id_skip == 1  # the docs' rule is the default
+    assert [step(1000, 1001), step(1001, 1003), step(1003, 1023)] == [True, False, False]
     assert [step(1023, 1044), step(1044, 1044), step(1044, 1040)] == [False, False, False]
     assert rules.cases == {"id_skip": 2, "id_jump": 1, "id_back": 1}
     assert rules.is_stale(1005, updates[2]) and not rules.is_stale(1004, updates[2])
-    strict, _ = feed(max_id_skip=1)  # the docs' rule
-    assert not strict.rules.follows(1001, updates[1])
+    assert not rules.follows(1001, updates[1]) and rules.cases["id_skip"] == 3
+    lenient, _ = feed(max_id_skip=20)  # for live traffic whose skips prove harmless
+    assert lenient.rules.follows(1001, updates[1]) and lenient.rules.follows(1003, BookChange(
+        "bingx_swap", "ETH-USDT", 0, 0, False, [], [], 1023, 1023))
+    assert not lenient.rules.follows(1023, BookChange("bingx_swap", "ETH-USDT", 0, 0, False,
+                                                      [], [], 1044, 1044))
+    assert lenient.rules.cases == {"id_skip": 2, "id_jump": 1, "id_back": 0}
 
 
 def test_gzip_ping_pong_acks_and_errors() -> None:

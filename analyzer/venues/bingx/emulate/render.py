@@ -4,14 +4,21 @@ them on the wire; REST bodies: ``info``).
 
 Docs: https://bingx-api.github.io/docs/#/en-us/swapV2/socket/market.html
 
-``@incrDepth`` (BookChange): ``action: update`` frames of the changed levels, ``lastUpdateId``
-the change's last id (the model's ids skip forward, 1 to ~12 a change, as BingX's do), asks
-worst first as BingX often sends them; the snapshot on subscription is the model's book now
-(``action: all``, the best ``SNAPSHOT_LEVELS`` a side) with the id of its last change, so that
-the changes it already holds carry ids not above it (stale for a client). ``@trade`` (Trade):
-the trade, then the trades of its millisecond already sent (``trade``), no id, ``m`` the
-buyer-was-maker flag. ``@bookTicker`` (Quote),
-``@markPrice`` (DerivativeTicker's mark). Index and funding are REST only (``info``).
+``@incrDepth`` (BookChange). The renderer keeps its own copy of the book as released and shows
+its window (``book.Window``: the best ``SNAPSHOT_LEVELS`` a side, as the ``action: all``
+snapshot holds): ``action: update`` frames of what changed in the window, asks worst first as
+BingX often sends them. It numbers the stream's frames itself (``book.Ids``): the previous
+``lastUpdateId`` plus one, with occasional skips of 2 to 9 at the probed rate, drawn from the
+run's seed. The snapshot on subscription is the copy with the id of the last frame sent, so
+later frames follow it. The copy follows the released changes while someone subscribes the
+book; when it cannot (nobody subscribed, or a change was kept off the wire), it starts over
+from the model's book, which may be ahead of the released stream by a step: the changes it
+already holds go out empty with the copy's id (stale for a client). A change kept off the wire
+(``drop_depth``) takes its id with it: the next frame's id is the last + 2 (a gap).
+``@trade`` (Trade): the trade, then the trades of its millisecond already sent (newest
+first), no id, ``m`` the buyer-was-maker flag. ``@bookTicker`` (Quote), ``@markPrice``
+(DerivativeTicker's mark). Index and funding are REST only (``info``). ``frames`` (malformed
+frame faults) renders without changing any state: the real frame still goes out after it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analyzer.events import BookChange, DerivativeTicker, Quote, Trade
+from analyzer.venues.bingx.emulate.book import Ids, Window
 
 if TYPE_CHECKING:
     from analyzer.events import Instrument
@@ -91,35 +99,87 @@ class SymbolFormat:
         self.bbo_id = 0
         self.ms = -1  # the millisecond of the last trade, and its trades' texts, newest first
         self.same_ms: list[str] = []
+        self.window = Window(SNAPSHOT_LEVELS)  # the copy of the book as released
+        self.ids = Ids(model.seed, sym)
+        self.live = False  # the copy follows the released changes
+        self.model_id = -1  # the model's id of the last change the copy holds
 
     def _levels(self, levels: list[tuple[float, float]], reverse: bool) -> str:
         px, qx = self.px, self.qx
         return ",".join(f'["{px[p]}","{qx[q]}"]' for p, q in sorted(levels, reverse=reverse))
 
-    def snapshot(self) -> bytes:
+    def _texts(self, levels: list[tuple[float, float]]) -> str:
+        px, qx = self.px, self.qx
+        return ",".join(f'["{px[p]}","{qx[q]}"]' for p, q in levels)
+
+    # -- books ---------------------------------------------------------------------------------
+
+    def _reseed(self) -> None:
+        """The copy starts over from the model's book now (module doc)."""
         snap = self.model.snapshot(self.info.venue, self.symbol)
-        return (self.depth_tmpl % (
-            "all", snap.last_id, self.model.now_ns // MS,
-            self._levels(snap.bids[:SNAPSHOT_LEVELS], True),
-            self._levels(snap.asks[:SNAPSHOT_LEVELS], False))).encode()
+        self.window.reset(snap.bids, snap.asks)
+        self.model_id = snap.last_id
+        self.live = True
+
+    def snapshot(self) -> bytes:
+        """The ``action: all`` frame for a new subscription: the copy as released (a fresh copy
+        of the model's book when nobody followed it, with a new id), with the id of the last
+        frame sent, so that the next one follows it."""
+        ids = self.ids
+        if not self.live:
+            self._reseed()
+            ids.last += 1  # (the changes made while nobody followed took ids of their own)
+        ids.fresh = True
+        bids, asks = self.window.top()
+        return (self.depth_tmpl % ("all", ids.last, self.model.now_ns // MS, self._texts(bids),
+                                   self._texts(asks))).encode()
 
     def book_frame(self, ev: BookChange) -> bytes:
+        ids = self.ids
+        ms = ev.ts_exchange // MS
+        if not self.live:
+            self._reseed()
+            ids.last += 1
+        if ev.last_id <= self.model_id:  # the copy holds it already: stale for a client
+            return (self.depth_tmpl % ("update", ids.last, ms, "", "")).encode()
+        follows = ev.prev_id if ev.prev_id >= 0 else ev.first_id - 1
+        if follows != self.model_id:  # changes kept off the wire took their ids: a gap
+            self._reseed()
+            ids.last += 2
+            ids.fresh = False
+            return (self.depth_tmpl % ("update", ids.last, ms, self._levels(ev.bids, True),
+                                       self._levels(ev.asks, True))).encode()
+        window = self.window
+        bids = window.apply(True, ev.bids)
+        asks = window.apply(False, ev.asks)
+        self.model_id = ev.last_id
         # bids best first, asks worst first (as BingX's updates often list them)
-        return (self.depth_tmpl % ("update", ev.last_id, ev.ts_exchange // MS,
+        return (self.depth_tmpl % ("update", ids.step(ev.ts_exchange), ms, self._texts(bids),
+                                   self._texts(asks[::-1]))).encode()
+
+    def _book_preview(self, ev: BookChange) -> bytes:
+        """A frame like the next one, changing nothing (malformed-frame faults)."""
+        return (self.depth_tmpl % ("update", self.ids.last + 1, ev.ts_exchange // MS,
                                    self._levels(ev.bids, True),
                                    self._levels(ev.asks, True))).encode()
+
+    # -- trades and the rest -------------------------------------------------------------------
+
+    def _trade_rows(self, ev: Trade) -> tuple[int, str, list[str]]:
+        """The trade's text, and the frame's rows: it, then the earlier ones of its ms."""
+        ms = ev.ts_exchange // MS
+        row = self.trade_row % (self.qx[ev.size], self.px[ev.price], ms,
+                                "true" if ev.side == "sell" else "false")
+        earlier = self.same_ms if ms == self.ms and len(self.same_ms) < 50 else []
+        return ms, row, [row, *earlier]
 
     def trade(self, ev: Trade) -> bytes:
         """A frame of the trade and, after it, the trades of the same millisecond sent
         before it (newest first): BingX repeats trades across frames, and a frame holds every
         fill of a millisecond, so the collector's duplicate rule is exercised on every run."""
-        ms = ev.ts_exchange // MS
-        row = self.trade_row % (self.qx[ev.size], self.px[ev.price], ms,
-                                "true" if ev.side == "sell" else "false")
-        if ms != self.ms or len(self.same_ms) >= 50:
-            self.ms, self.same_ms = ms, []
-        self.same_ms.insert(0, row)
-        return (self.trade_tmpl % ",".join(self.same_ms)).encode()
+        ms, _, rows = self._trade_rows(ev)
+        self.ms, self.same_ms = ms, rows
+        return (self.trade_tmpl % ",".join(rows)).encode()
 
     def bbo(self, ev: Quote) -> bytes:
         px, qx = self.px, self.qx
@@ -141,6 +201,8 @@ class SymbolFormat:
     def outputs(self, sinks: dict[bytes, Sink]) -> dict[type, list[tuple[Any, Sink]]]:
         keys = self.keys
         out: dict[type, list[tuple[Any, Sink]]] = {}
+        if keys["incrDepth"] not in sinks:
+            self.live = False  # nobody follows the book: the copy starts over when one does
         for cls, ch, render in ((BookChange, "incrDepth", self.book_frame),
                                 (Trade, "trade", self.trade), (Quote, "bookTicker", self.bbo),
                                 (DerivativeTicker, "markPrice", self.mark)):
@@ -154,9 +216,10 @@ class SymbolFormat:
         cls = ev.__class__
         keys = self.keys
         if cls is BookChange:
-            return [(keys["incrDepth"], self.book_frame(ev))]
+            return [(keys["incrDepth"], self._book_preview(ev))]
         if cls is Trade:
-            return [(keys["trade"], self.trade(ev))]
+            return [(keys["trade"], (self.trade_tmpl % ",".join(self._trade_rows(ev)[2])
+                                     ).encode())]
         if cls is Quote:
             return [(keys["bookTicker"], self.bbo(ev))]
         if cls is DerivativeTicker and ev.mark_price is not None:

@@ -2,8 +2,9 @@
 USDT-M perpetuals, ``BTC-USDT`` as BingX writes them. Sizes are base units (no contract size).
 Fees: the standard perpetual rates (``analyzer.venues.bingx.spec``). Funding every 8 h, the ETH
 perpetual every 4 h, so that a non-default ``fundingIntervalHours`` goes through premiumIndex.
-Book ids are spot style (each change's first id follows the previous last id): a change covers
-1 to ~12 update ids, and ``lastUpdateId`` is its last, so frames skip forward as BingX's do.
+The model's book ids (spot style: each change's first id follows the previous last id) only tell
+the renderer which changes it has sent; BingX's ``lastUpdateId``s are numbered by the renderer
+itself (``render``, ``book.Ids``).
 """
 
 from __future__ import annotations
