@@ -113,8 +113,9 @@ class Options(msgspec.Struct, forbid_unknown_fields=True):
     """A MEXC feed's own config keys (``[feeds.options]``)."""
 
     # levels a side of a REST snapshot (``contract/depth/<sym>?limit=``); JKorf/Mexc.Net asks
-    # for 1000
-    depth_limit: Annotated[int, msgspec.Meta(ge=5, le=2000)] = 1000
+    # for 1000. At most 1000: a venue that answered fewer levels than asked would make the
+    # book keeper take a full side for the whole book (no source says MEXC serves more)
+    depth_limit: Annotated[int, msgspec.Meta(ge=5, le=1000)] = 1000
 
 
 class MexcRules:
