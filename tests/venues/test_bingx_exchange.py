@@ -126,7 +126,7 @@ def assert_trades_once(tmp_path: Path, sim: Simulation) -> int:
 
 def test_registry_serves_bingx() -> None:
     assert emulators()["bingx"] is EMULATOR
-    assert set(EMULATOR.markets) == {"bingx_swap"}
+    assert set(EMULATOR.markets) == {"bingx_swap", "bingx_spot"}
 
 
 def test_simulated_market_books_in_sync_trades_once_oi_in_coins(

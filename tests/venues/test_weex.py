@@ -101,7 +101,7 @@ def rebuild(frames: list[bytes]) -> tuple[dict[float, float], dict[float, float]
 
 
 def test_venue_and_market() -> None:
-    assert VENUE.name == "weex" and set(VENUE.markets) == {"weex_futures"}
+    assert VENUE.name == "weex" and set(VENUE.markets) == {"weex_futures", "weex_spot"}
     assert VENUE.emulator == "analyzer.venues.weex.emulate"
     assert MARKET.snapshot_source == "ws" and MARKET.max_streams == 100
     assert MARKET.heartbeat == HEARTBEAT and not MARKET.is_spot

@@ -1,4 +1,5 @@
-"""BingX USDT-M perpetual swap market data: streams, gzip, heartbeat, decoding, the book rule.
+"""BingX USDT-M perpetual swap market data: streams, gzip, heartbeat, decoding, the book rule
+(the spot market: ``spot.py``, a subclass of this feed).
 
 Docs: https://bingx-api.github.io/docs/#/en-us/swapV2/socket/ (gzip, Ping/Pong, subscribe)
       https://bingx-api.github.io/docs/#/en-us/swapV2/socket/market.html (incrDepth, trade,
@@ -174,6 +175,15 @@ class BingxFeed(BingxRest, FeedBase):
     """Streams, subscriptions and decoding of the BingX swap market (REST: ``BingxRest``)."""
 
     Options = Options
+
+    def __new__(cls, market: Any, *args: Any, **kwargs: Any) -> BingxFeed:
+        """The registry's one feed class serves both markets: a spot market gets the spot
+        feed (``spot.BingxSpotFeed``, a subclass: its own socket, frames and REST)."""
+        if cls is BingxFeed and getattr(market, "is_spot", False):
+            from analyzer.venues.bingx.spot import BingxSpotFeed
+
+            cls = BingxSpotFeed
+        return super().__new__(cls)
 
     @classmethod
     def check_options(cls, market: Any, options: dict[str, Any] | Options) -> Options:

@@ -1,4 +1,4 @@
-"""BingX swap's raw frames and REST bodies: its own keys, only the fields we read.
+"""BingX's raw frames and REST bodies (swap, then spot): its own keys, only the fields we read.
 
 Docs: https://bingx-api.github.io/docs/#/en-us/swapV2/socket/market.html (incrDepth, trade,
       bookTicker, markPrice)
@@ -10,6 +10,12 @@ strings into floats in C, and every number read is range-checked while it parses
 a value out of range, NaN or text that is no number makes the frame a counted ``DecodeError``.
 A data frame is ``{"code":0,"dataType":"<symbol>@<channel>","data":...}`` (the partial-depth
 frames add ``"ts"``); each decoder reads a whole frame, so a frame is parsed once.
+
+Spot frames put ``data`` before ``dataType`` and add ``"success":true`` and, on some channels,
+``"timestamp"`` (ccxt ``ts/src/pro/bingx.ts`` samples, JKorf/BingX.Net
+``UnitTests/Subscriptions/Spot/*.txt``): ``{"code":0,"data":{...},"dataType":"BTC-USDT@trade",
+"success":true}``. A spot trade frame holds one trade, with its id ``t`` (digits as text).
+Spot REST: https://bingx-api.github.io/docs/#/en-us/spot/market-api.html
 """
 
 from __future__ import annotations
@@ -156,6 +162,67 @@ class TradesBody(msgspec.Struct, frozen=True):
     msg: str = ""
 
 
+# ---- spot -------------------------------------------------------------------------------------
+
+
+class SpotDepthData(DepthData, frozen=True):
+    timestamp: Ms = 0  # JKorf's model of the spot incrDepth data has it; 0: absent
+
+
+class SpotDepthFrame(msgspec.Struct, frozen=True):
+    data: SpotDepthData
+    timestamp: Ms = 0  # the envelope's time (ccxt's spot depth sample); 0: absent
+
+
+class SpotTradeData(msgspec.Struct, frozen=True):
+    t: Id  # trade id (digits as text on the socket, an integer over REST)
+    p: Price
+    q: Qty  # base quantity
+    T: Ms  # trade time
+    m: bool  # the buyer was the maker: the taker sold
+    E: Ms = 0  # event time
+
+
+class SpotTradeFrame(msgspec.Struct, frozen=True):
+    data: SpotTradeData
+
+
+class SpotPing(msgspec.Struct, frozen=True):
+    ping: str
+    time: str = ""
+
+
+class SpotSymbol(msgspec.Struct, frozen=True):
+    symbol: str  # BTC-USDT
+    status: int  # 1: online (0 offline, 5 pre-open, 25 suspended)
+    tickSize: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRICE)]
+    stepSize: Annotated[float, msgspec.Meta(gt=0, le=MAX_SIZE)]
+
+
+class SpotSymbols(msgspec.Struct, frozen=True):
+    symbols: list[SpotSymbol] = []
+
+
+class SpotSymbolsBody(msgspec.Struct, frozen=True):
+    code: int
+    data: SpotSymbols | None = None
+    msg: str = ""
+
+
+class SpotRestTrade(msgspec.Struct, frozen=True):
+    id: Id
+    price: Price
+    qty: Qty
+    time: Ms
+    buyerMaker: bool
+
+
+class SpotTradesBody(msgspec.Struct, frozen=True):
+    code: int
+    data: list[SpotRestTrade] | None = None
+    msg: str = ""
+
+
 DEPTH_DECODER = msgspec.json.Decoder(DepthFrame, strict=False)
 TRADES_DECODER = msgspec.json.Decoder(TradesFrame, strict=False)
 BOOK_TICKER_DECODER = msgspec.json.Decoder(BookTickerFrame, strict=False)
@@ -166,3 +233,8 @@ PREMIUM_DECODER = msgspec.json.Decoder(PremiumBody, strict=False)
 FUNDING_HISTORY_DECODER = msgspec.json.Decoder(FundingHistoryBody, strict=False)
 OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestBody, strict=False)
 REST_TRADES_DECODER = msgspec.json.Decoder(TradesBody, strict=False)
+SPOT_DEPTH_DECODER = msgspec.json.Decoder(SpotDepthFrame, strict=False)
+SPOT_TRADE_DECODER = msgspec.json.Decoder(SpotTradeFrame, strict=False)
+SPOT_PING_DECODER = msgspec.json.Decoder(SpotPing)
+SPOT_SYMBOLS_DECODER = msgspec.json.Decoder(SpotSymbolsBody, strict=False)
+SPOT_TRADES_DECODER = msgspec.json.Decoder(SpotTradesBody, strict=False)

@@ -1,4 +1,4 @@
-"""WEEX contract API V3 public market data: streams, decoding, the book sequencing rule.
+"""WEEX V3 public market data, contract and spot: streams, decoding, the book sequencing rule.
 
 Docs: https://www.weex.com/api-doc/contract/Websocket/websocket-intro
       https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
@@ -78,6 +78,37 @@ answer (the V3 docs close a socket after 10 unanswered pings). Our own heartbeat
 
 ``rules.cases`` also counts the funding-interval cases of ``rest`` (one dict for the feed's
 doubtful cases, exported by the core).
+
+Spot (``weex_spot``). Docs: https://www.weex.com/api-doc/spot/Websocket/websocket-intro and its
+public channels (Depth, Trades, BookTicker); ``wss://ws-spot.weex.com/v3/ws/public`` (ccxt
+``pro/weex.ts`` ``urls.api.ws.spot`` + ``/public``; JKorf/Weex.Net ``WeexSocketClientSpotApi``
+``/v3/ws/public``). No real spot frame is recorded (../shared/fixtures has none): what follows
+rests on the docs, ccxt's and JKorf's samples, and the tests use those samples and the local
+exchange. The socket speaks the contract socket's protocol: the same subscribe, acks,
+refusals, greeting and ``{"event":"ping"}`` answered ``PONG`` (ccxt uses one client for both
+hosts), the same ``<SYM>@depth15|200`` and ``<SYM>@trade`` frames (same keys: ccxt parses both
+with one handler), so this class decodes both markets. Spot's own channel is
+``<SYM>@bookTicker`` (``{"e":"bookTicker","E":..,"s":..,"u":..,"b":..,"B":..,"a":..,"A":..}``):
+a ``Quote`` of the venue. Its ``u`` is not used as the quote's update id: JKorf calls it the
+"order book sequence number", but in both samples it is a millisecond time a few ms before
+``E`` (1775117847996 against ``E`` 1775117847999; ccxt 1776103547547 against ...551), not in
+the depth stream's id space (``u`` 971193552 in JKorf's spot depth sample of the same
+minute): handed to the core as a book id, it would compare the quote with a book position it
+does not name. The quote is sent with no id (-1): never compared with the book, deduplicated
+by content and time. The spot ``@ticker`` has no mark or index (ccxt's ``m``/``i`` are the
+contract's): ``markPrice`` is not a spot channel here.
+
+The spot book rule. The docs say only "if any update is missed, resubscribe" for spot as for
+contracts, and no spot sequence is recorded; JKorf's spot sample has the contract's fields
+(``U`` 971193541, ``u`` 971193552, ``l``, ``d``). The chain of the contract socket is kept:
+a change follows when its ``U`` is the last ``u`` (``WeexRules``, one rule for both markets).
+Why not also accept ``U == u + 1`` (Binance's spot convention): under the chain a frame whose
+``U`` is one above the last ``u`` means a frame in between was lost, so accepting it could
+serve a wrong book; refusing it when spot used the other convention only costs resyncs (a gap
+and a resubscribe), never a wrong book. Each such step is counted on spot
+(``rules.cases["spot_u_plus_one"]``): live traffic shows at once if spot numbers its changes
+the other way, and the rule is changed in this one place. The listing, REST trades and the
+reconnect's trade backfill: ``rest`` (spot paths) and the same ``TradeLedger``.
 """
 
 from __future__ import annotations
@@ -89,7 +120,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from analyzer.events import BookChange, DerivativeTicker, Instrument, Trade
+from analyzer.events import BookChange, DerivativeTicker, Instrument, Quote, Trade
 from analyzer.venues.base import (
     Control,
     DecodeError,
@@ -100,12 +131,14 @@ from analyzer.venues.base import (
     VenueError,
 )
 from analyzer.venues.bounds import MS
-from analyzer.venues.weex.rest import WeexRest
+from analyzer.venues.weex.rest import SPOT_WEIGHTS, WeexRest
 from analyzer.venues.weex.schemas import (
+    BOOK_TICKER_DECODER,
     DEPTH_DECODER,
     ENVELOPE_DECODER,
     TICKER_DECODER,
     TRADE_DECODER,
+    BookTickerFrame,
     DepthFrame,
     TickerFrame,
     TradeFrame,
@@ -119,7 +152,7 @@ DATA_PREFIX = b'{"e":"'
 DATA_START = len(DATA_PREFIX)
 # event -> the kind of stream it comes on (route keys are ``kind@SYMBOL``)
 KIND = {b"depthSnapshot": b"depth", b"depth": b"depth", b"tradeSnapshot": b"trade",
-        b"trade": b"trade", b"ticker": b"ticker"}
+        b"trade": b"trade", b"ticker": b"ticker", b"bookTicker": b"bookTicker"}
 REPLY = b'{"method":"PONG","id":1}'
 REQUESTS_KEPT = 1000  # subscribe requests remembered (to name the streams a refusal means)
 CONTROL_BYTES = 512  # a control frame is short; a longer one is data laid out unlike WEEX's
@@ -135,31 +168,43 @@ class Options(msgspec.Struct, forbid_unknown_fields=True):
 class WeexRules:
     """WEEX books (module doc): a change follows the last when its ``U`` (``prev_id``) is the
     last ``u``; the first change after a snapshot when its ``U`` is the snapshot's ``u``; a
-    change not above the book's ``u`` is stale. ``cases``: counts of the doubtful cases."""
+    change not above the book's ``u`` is stale. ``cases``: counts of the doubtful cases;
+    ``spot``: count the steps of ``U == u + 1`` (a gap here; the module doc, "The spot book
+    rule")."""
 
     checksum = None
 
-    def __init__(self, cases: dict[str, int]) -> None:
+    def __init__(self, cases: dict[str, int], spot: bool = False) -> None:
         self.cases = cases
+        self.spot = spot
 
     def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
         return ev.last_id <= snapshot_id
 
     def bridges(self, snapshot_id: int, ev: BookChange) -> bool:
-        return ev.prev_id == snapshot_id
+        return self._chained(snapshot_id, ev)
 
     def follows(self, last_id: int, ev: BookChange) -> bool:
-        return ev.prev_id == last_id
+        return self._chained(last_id, ev)
+
+    def _chained(self, last_id: int, ev: BookChange) -> bool:
+        if ev.prev_id == last_id:
+            return True
+        if self.spot and ev.prev_id == last_id + 1:
+            self.cases["spot_u_plus_one"] = self.cases.get("spot_u_plus_one", 0) + 1
+        return False
 
 
 def stream_kind(stream: str) -> str:
-    """``depth``, ``trade`` or ``ticker`` of a stream name (``BTCUSDT@depth200``)."""
+    """``depth``, ``trade``, ``ticker`` or ``bookTicker`` of a stream name
+    (``BTCUSDT@depth200``)."""
     channel = stream.partition("@")[2]
     return "depth" if channel.startswith("depth") else channel
 
 
 class WeexFeed(WeexRest, FeedBase):
-    """Streams, subscriptions and decoding of WEEX's USDT-M perpetuals (REST: ``WeexRest``)."""
+    """Streams, subscriptions and decoding of WEEX's USDT-M perpetuals and of its spot market
+    (``market.is_spot``; REST: ``WeexRest``)."""
 
     Options = Options
     inflate = None  # text frames (permessage-deflate is not offered)
@@ -182,8 +227,11 @@ class WeexFeed(WeexRest, FeedBase):
         super().__init__(market, channels, sink, funding_hours)
         self.depth = opts.depth
         self.snapshot_levels = opts.depth
+        self.spot = bool(market.is_spot)
+        if self.spot:
+            self.rest_weights = SPOT_WEIGHTS
         self.cases: dict[str, int] = {}
-        self.rules = WeexRules(self.cases)
+        self.rules = WeexRules(self.cases, spot=self.spot)
         self.symbols: list[str] = []
         self.instruments: dict[str, Instrument] = {}
         self.contract_val: dict[str, float] = {}
@@ -205,7 +253,11 @@ class WeexFeed(WeexRest, FeedBase):
             out.append((f"{symbol}@depth{self.depth}", "depth", DEPTH_DECODER, self._on_depth))
         if "trades" in self.channels:
             out.append((f"{symbol}@trade", "trades", TRADE_DECODER, self._on_trades))
-        if "markPrice" in self.channels:
+        if self.spot:  # spot has no mark or index; its own channel is the best bid and ask
+            if "bookTicker" in self.channels:
+                out.append((f"{symbol}@bookTicker", "bookTicker", BOOK_TICKER_DECODER,
+                            self._on_book_ticker))
+        elif "markPrice" in self.channels:
             out.append((f"{symbol}@ticker", "markPrice", TICKER_DECODER, self._on_ticker))
         return out
 
@@ -372,6 +424,11 @@ class WeexFeed(WeexRest, FeedBase):
         for t in new:
             sink.on_trade(Trade(self.venue, symbol, t.T * MS, ts_local, t.t, t.p, t.q,
                                 "sell" if t.m else "buy"))
+
+    def _on_book_ticker(self, msg: BookTickerFrame, route: Route, ts_local: int) -> None:
+        """Spot's best bid and ask, with no update id (module doc, "Spot")."""
+        self.sink.on_quote(Quote(self.venue, route.symbol, msg.E * MS, ts_local, msg.b, msg.B,
+                                 msg.a, msg.A, -1))
 
     def _on_ticker(self, msg: TickerFrame, route: Route, ts_local: int) -> None:
         symbol = route.symbol

@@ -1,5 +1,5 @@
-"""WEEX's REST side (contract API V3): the listing, funding over ``premiumIndex``, open
-interest.
+"""WEEX's REST side (contract API V3 and spot API V3): the listing, funding over
+``premiumIndex``, open interest, recent trades.
 
 Docs: https://www.weex.com/api-doc/contract/Market_API/GetContractInfo
       https://www.weex.com/api-doc/contract/Market_API/GetCurrentFundingRate
@@ -40,6 +40,23 @@ not the socket's UUID ``t``), ``time`` (ms), ``price``, ``qty`` (base units, as 
 ``q``), ``isBuyerMaker`` (the socket's ``m``). The order of the list is not documented: it is
 sorted here. It is the reconnect's backfill, 1,000 trades asked; which of them are kept and
 under which id is the rule of ``decode``'s module doc ("Backfill").
+
+Spot (``weex_spot``, host ``api-spot.weex.com``). Docs:
+https://www.weex.com/api-doc/spot/ConfigAPI/GetProductInfo (``GET /api/v3/exchangeInfo``),
+https://www.weex.com/api-doc/spot/MarketDataAPI/GetTradeData (``GET /api/v3/market/trades``),
+https://www.weex.com/api-doc/spot/MarketDataAPI/GetDepthData. Weights (IP): exchangeInfo 20,
+trades 25, depth 5 (JKorf/Weex.Net ``WeexRestClientSpotApiExchangeData``; ccxt's table writes
+each times 5). The listing's entries (ccxt's recorded body):
+``symbol``, ``status`` ("TRADING"), ``baseAsset``, ``quoteAsset``, ``tickSize`` and
+``stepSize`` (the price and size steps), ``enableTrade``. A symbol whose status is given and is
+not ``TRADING``, or whose ``enableTrade`` is false, is skipped. When a step is missing (JKorf's
+sample body has none) it is ``10**-quoteAssetPrecision`` / ``10**-baseAssetPrecision``, counted
+as ``spot_steps_from_precision``; with neither, the symbol is skipped and counted
+(``spot_steps_unknown``): a tick or lot made up would be a wrong instrument. Spot sizes are base
+units: ``contract_size`` and ``contract_value`` 1. Recent trades: the contract's body (ccxt
+parses both with one ``parseTrade``; its sample's ``id`` is a UUID, JKorf's digits): the same
+decoder and the same backfill rule. No funding, mark, index or open interest on spot: those
+paths are None.
 """
 
 from __future__ import annotations
@@ -56,7 +73,9 @@ from analyzer.venues.weex.schemas import (
     OPEN_INTEREST_DECODER,
     PREMIUM_DECODER,
     RECENT_TRADES_DECODER,
+    SPOT_EXCHANGE_INFO_DECODER,
     Premium,
+    SpotSymbolInfo,
 )
 from analyzer.venues.weex.trades import RECENT_TRADES, TradeLedger
 
@@ -66,6 +85,11 @@ INFO_PATH = "/capi/v3/market/exchangeInfo"
 PREMIUM_PATH = "/capi/v3/market/premiumIndex"
 OPEN_INTEREST_PATH = "/capi/v3/market/openInterest"
 TRADES_PATH = "/capi/v3/market/trades"
+SPOT_INFO_PATH = "/api/v3/exchangeInfo"
+SPOT_TRADES_PATH = "/api/v3/market/trades"
+# (spot asks none of premium, open interest or funding info: their keys are there for the core)
+SPOT_WEIGHTS = {"instruments": 20, "trades": 25, "depth": 5, "premium": 1, "open_interest": 1,
+                "funding_info": 1}
 HOUR_MINUTES = 60
 MAX_HOURS = 24
 
@@ -80,16 +104,32 @@ def cycle_hours(minutes: int) -> tuple[float | None, str | None]:
     return None, "funding_cycle_unknown"
 
 
+def spot_steps(s: SpotSymbolInfo) -> tuple[float | None, float | None, str | None]:
+    """The tick and lot of a spot listing entry, and the case it was (None: both given; the
+    rule of the module doc)."""
+    tick, lot = s.tickSize, s.stepSize
+    if tick is not None and lot is not None:
+        return tick, lot, None
+    if tick is None and s.quoteAssetPrecision is not None:
+        tick = float(f"1e-{s.quoteAssetPrecision}")
+    if lot is None and s.baseAssetPrecision is not None:
+        lot = float(f"1e-{s.baseAssetPrecision}")
+    if tick is None or lot is None:
+        return None, None, "spot_steps_unknown"
+    return tick, lot, "spot_steps_from_precision"
+
+
 def oi_base(contracts: float, contract_val: float) -> float:
     """Open interest in base units of ``contracts`` of ``contract_val`` (module doc)."""
     return contracts * contract_val
 
 
 class WeexRest:
-    """The REST requests of WEEX's futures market; mixed into ``WeexFeed``."""
+    """The REST requests of WEEX's futures and spot markets; mixed into ``WeexFeed``."""
 
     market: Market
     venue: str
+    spot: bool
     cases: dict[str, int]
     funding_hours: dict[str, float]
     contract_val: dict[str, float]
@@ -109,9 +149,11 @@ class WeexRest:
         return None
 
     def instrument_paths(self) -> list[str]:
-        return [INFO_PATH]
+        return [SPOT_INFO_PATH if self.spot else INFO_PATH]
 
     def decode_instruments(self, bodies: list[bytes], ts_local: int) -> dict[str, Instrument]:
+        if self.spot:
+            return self._spot_instruments(bodies, ts_local)
         out: dict[str, Instrument] = {}
         for body in bodies:
             try:
@@ -125,6 +167,29 @@ class WeexRest:
                 out[s.symbol] = Instrument(
                     self.venue, s.symbol, "weex", "perpetual", s.baseAsset, s.quoteAsset, False,
                     1.0, tick, s.contractVal, None, ts_local, contract_value=s.contractVal,
+                )
+        return out
+
+    def _spot_instruments(self, bodies: list[bytes], ts_local: int) -> dict[str, Instrument]:
+        out: dict[str, Instrument] = {}
+        for body in bodies:
+            try:
+                info = SPOT_EXCHANGE_INFO_DECODER.decode(body)
+            except (msgspec.DecodeError, ValueError) as exc:
+                raise DecodeError(f"exchangeInfo: {exc}") from None
+            for s in info.symbols:
+                if s.status not in ("", "TRADING") or not s.enableTrade:
+                    continue
+                tick, lot, case = spot_steps(s)
+                if case is not None:
+                    self.count(case)
+                if tick is None or lot is None:
+                    log.warning("%s %s: no tick or size step listed: skipped", self.venue,
+                                s.symbol[:40])
+                    continue
+                out[s.symbol] = Instrument(
+                    self.venue, s.symbol, "weex", "spot", s.baseAsset, s.quoteAsset, False,
+                    1.0, tick, lot, None, ts_local, contract_value=1.0,
                 )
         return out
 
@@ -144,7 +209,8 @@ class WeexRest:
         ledger = self.ledgers.get(symbol)
         if ledger is not None:
             ledger.ask()
-        return f"{TRADES_PATH}?symbol={symbol}&limit={RECENT_TRADES}"
+        path = SPOT_TRADES_PATH if self.spot else TRADES_PATH
+        return f"{path}?symbol={symbol}&limit={RECENT_TRADES}"
 
     def older_trades_path(self, symbol: str, before_id: str) -> str | None:
         return None  # the venue keeps no pages of older trades
@@ -165,7 +231,7 @@ class WeexRest:
                       "sell" if r.isBuyerMaker else "buy") for r, tid in picked]
 
     def open_interest_path(self, symbol: str) -> str | None:
-        return f"{OPEN_INTEREST_PATH}?symbol={symbol}"
+        return None if self.spot else f"{OPEN_INTEREST_PATH}?symbol={symbol}"
 
     def decode_open_interest(
         self, body: bytes, ts_local: int, instrument: Instrument | None, mark: float | None
@@ -191,7 +257,7 @@ class WeexRest:
         return {}
 
     def premium_path(self, symbol: str) -> str | None:
-        return f"{PREMIUM_PATH}?symbol={symbol}"
+        return None if self.spot else f"{PREMIUM_PATH}?symbol={symbol}"
 
     def decode_premium(self, body: bytes, symbol: str, ts_local: int) -> list[DerivativeTicker]:
         """Mark, index and funding of ``symbol`` (module doc); entries of other symbols (an

@@ -1,4 +1,4 @@
-"""WEEX contract API V3's raw frames and REST bodies: its own keys, only the fields we read.
+"""WEEX V3's raw frames and REST bodies (contract and spot): its own keys, only the fields we read.
 
 Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
       https://www.weex.com/api-doc/contract/Websocket/public/Trades-Channel
@@ -7,6 +7,12 @@ Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
       https://www.weex.com/api-doc/contract/Market_API/GetCurrentFundingRate (premiumIndex)
       https://www.weex.com/api-doc/contract/Market_API/GetOpenInterest
       https://www.weex.com/api-doc/contract/Market_API/GetRecentTrades (trades)
+Spot: https://www.weex.com/api-doc/spot/Websocket/public/Depth-Channel (and Trades-Channel,
+      BookTicker-Channel), https://www.weex.com/api-doc/spot/ConfigAPI/GetProductInfo
+      (``/api/v3/exchangeInfo``), https://www.weex.com/api-doc/spot/MarketDataAPI/GetTradeData.
+      The spot socket's depth and trade frames have the contract socket's layout (ccxt
+      ``pro/weex.ts`` parses both with one handler; JKorf/Weex.Net's spot test frames): the
+      same Structs. Its own: ``bookTicker`` and the listing's fields.
 
 V3 frames are Binance-shaped: ``{"e": event, "E": ms, "s": symbol, ...}`` with prices and sizes
 as decimal strings, ids and times as JSON numbers. ``strict=False`` turns the strings into
@@ -88,6 +94,19 @@ class TickerFrame(msgspec.Struct, frozen=True):
     d: list[TickerData]
 
 
+class BookTickerFrame(msgspec.Struct, frozen=True):
+    """Spot ``<SYM>@bookTicker``: the best bid and ask, a frame each time they change."""
+
+    e: Literal["bookTicker"]
+    E: Ms
+    s: str
+    b: Price  # best bid price
+    B: Qty  # its size (base coin)
+    a: Price  # best ask price
+    A: Qty
+    u: Id = 0  # a millisecond time in every sample, not a depth id (``decode``): not read
+
+
 class Envelope(msgspec.Struct, frozen=True):
     """Any frame, for the slow path: data laid out unlike WEEX's own (key order,
     whitespace), a reply ``{"result": .., "id": .., "msg"?}``, an event (``ping``,
@@ -119,6 +138,24 @@ class SymbolInfo(msgspec.Struct, frozen=True):
 
 class ExchangeInfo(msgspec.Struct, frozen=True):
     symbols: list[SymbolInfo]
+
+
+class SpotSymbolInfo(msgspec.Struct, frozen=True):
+    """One ``symbols[]`` entry of spot ``GET /api/v3/exchangeInfo`` (ccxt's recorded body)."""
+
+    symbol: str
+    baseAsset: str
+    quoteAsset: str
+    status: str = ""  # "TRADING" when listed and trading
+    enableTrade: bool = True
+    tickSize: Step | None = None  # the price step ("0.01")
+    stepSize: Step | None = None  # the size step in base coin ("0.00001")
+    baseAssetPrecision: Precision | None = None  # decimals: the fallback of ``stepSize``
+    quoteAssetPrecision: Precision | None = None  # and of ``tickSize``
+
+
+class SpotExchangeInfo(msgspec.Struct, frozen=True):
+    symbols: list[SpotSymbolInfo]
 
 
 class Premium(msgspec.Struct, frozen=True):
@@ -153,7 +190,9 @@ class OpenInterestBody(msgspec.Struct, frozen=True):
 DEPTH_DECODER = msgspec.json.Decoder(DepthFrame, strict=False)
 TRADE_DECODER = msgspec.json.Decoder(TradeFrame, strict=False)
 TICKER_DECODER = msgspec.json.Decoder(TickerFrame, strict=False)
+BOOK_TICKER_DECODER = msgspec.json.Decoder(BookTickerFrame, strict=False)
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
+SPOT_EXCHANGE_INFO_DECODER = msgspec.json.Decoder(SpotExchangeInfo, strict=False)
 EXCHANGE_INFO_DECODER = msgspec.json.Decoder(ExchangeInfo, strict=False)
 PREMIUM_DECODER = msgspec.json.Decoder(list[Premium] | Premium, strict=False)
 OPEN_INTEREST_DECODER = msgspec.json.Decoder(OpenInterestBody, strict=False)

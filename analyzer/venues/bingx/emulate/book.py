@@ -96,19 +96,25 @@ class Ids:
     """The ``lastUpdateId``s of one book stream (module doc): ``last`` is the id of the last
     frame sent (or of the snapshot); ``step(ts_ns)`` the next frame's step, 1 or a skip."""
 
-    __slots__ = ("fresh", "last", "next_skip_ns", "rng")
+    __slots__ = ("fresh", "last", "next_skip_ns", "rate", "rng")
 
-    def __init__(self, seed: int, symbol: str) -> None:
-        self.rng = random.Random(f"bingx:{seed}:{symbol}")
+    def __init__(self, seed: int, symbol: str, skips_per_minute: float = SKIPS_PER_MINUTE,
+                 tag: str = "bingx") -> None:
+        self.rate = skips_per_minute  # 0: never a skip (spot: none documented nor probed)
+        self.rng = random.Random(f"{tag}:{seed}:{symbol}")
         self.last = self.rng.randrange(10**9, 4 * 10**9)
         self.next_skip_ns = -1  # drawn at the first frame
         self.fresh = True  # no update since the last snapshot
 
     def _draw(self) -> int:
-        return round(self.rng.expovariate(SKIPS_PER_MINUTE / 60.0) * NS)
+        return round(self.rng.expovariate(self.rate / 60.0) * NS)
 
     def step(self, ts_ns: int) -> int:
         """The next frame's id step at market time ``ts_ns`` (and counts it sent)."""
+        if self.rate <= 0:
+            self.fresh = False
+            self.last += 1
+            return self.last
         if self.next_skip_ns < 0:
             self.next_skip_ns = ts_ns + self._draw()
         step = 1

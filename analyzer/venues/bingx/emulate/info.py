@@ -52,3 +52,25 @@ def limit_of(params: dict[str, str], default: int = 500, most: int = 1000) -> in
         return max(1, min(most, int(params.get("limit") or default)))
     except ValueError:
         return default
+
+
+# -- spot (https://bingx-api.github.io/docs/#/en-us/spot/market-api.html; JKorf/BingX.Net
+#    ``Endpoints/Spot/ExchangeData/GetSymbols.txt``, ``GetRecentTrades.txt``) -------------------
+
+
+def spot_symbols(rows: list[dict[str, Any]]) -> bytes:
+    return _encode({"code": 0, "msg": "", "debugMsg": "", "data": {"symbols": rows}})
+
+
+def spot_symbol(symbol: str, tick: float, lot: float) -> dict[str, Any]:
+    return {"symbol": symbol, "minQty": lot, "maxQty": 1e6, "minNotional": 5,
+            "maxNotional": 500000, "status": 1, "tickSize": tick, "stepSize": lot}
+
+
+def spot_trades(rows: Iterable[tuple[int, int, str, str, bool]], limit: int, now_ms: int
+                ) -> bytes:
+    """Recent spot trades, newest first: (id, ms, price, size, sell) rows given oldest first;
+    numbers as JSON numbers, as the venue writes them here."""
+    out = [{"id": i, "price": float(p), "qty": float(q), "time": ms, "buyerMaker": sell}
+           for i, ms, p, q, sell in rows]
+    return _encode({"code": 0, "timestamp": now_ms, "data": out[::-1][:limit]})

@@ -57,7 +57,14 @@ def _answer(req_id: str, code: int = 0, msg: str = "") -> bytes:
 
 
 class BingxMarket:
-    """The ``MarketEmulator`` of the BingX swap market (feed bingx_swap)."""
+    """The ``MarketEmulator`` of the BingX swap market (feed bingx_swap); the spot market's
+    (``spot.BingxSpotMarket``) changes the hooks marked below."""
+
+    # hooks of the protocol that spot changes
+    channels = CHANNELS
+    ws_path = WS_PATH
+    refused_code, refused_msg = 80015, "dataType not support"
+    req_types: tuple[str, ...] = ("sub", "unsub")
 
     ping_interval = None  # no websocket pings: the server's ``Ping`` is a message
     ping_timeout = None
@@ -82,7 +89,7 @@ class BingxMarket:
         return payload if payload[:2] == GZIP_MAGIC else gzip_frame(payload)
 
     def accepts(self, path: str) -> bool:
-        return "/" + path == WS_PATH
+        return "/" + path == self.ws_path
 
     def on_open(self, session: Session, path: str, query: str) -> Close | None:
         loop = asyncio.get_running_loop()
@@ -90,28 +97,39 @@ class BingxMarket:
         def ping() -> None:
             if getattr(getattr(session, "client", None), "closed", False):
                 return
-            session.send(b"Ping")
+            session.send(self.ping_frame())
             self.pings += 1
             loop.call_later(self.ping_s, ping)
 
         loop.call_later(self.ping_s, ping)
         return None
 
+    def answer(self, req_id: str, code: int = 0, msg: str = "") -> bytes:
+        """The answer to a request (an ack with code 0), as text (spot: its own form)."""
+        return _answer(req_id, code, msg)
+
+    def is_pong(self, message: str | bytes) -> bool:
+        return message in ("Pong", b"Pong")
+
+    def ping_frame(self) -> bytes:
+        return b"Ping"
+
     def on_message(self, session: Session, message: str | bytes) -> str | bytes | Close | None:
-        if message in ("Pong", b"Pong"):
+        if self.is_pong(message):
             self.pongs += 1
             return None
+        _answer = self.answer
         try:
             req = _request.decode(message)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return gzip_frame(_answer("", 80014, "invalid params"))
-        if req.reqType not in ("sub", "unsub") or not req.dataType:
+        if req.reqType not in self.req_types or not req.dataType:
             return gzip_frame(_answer(req.id, 80014, "invalid params"))
         symbol, _, channel = req.dataType.partition("@")
         source = session.source
         stream = req.dataType.encode()
-        if channel not in CHANNELS or not source.knows(symbol):
-            return gzip_frame(_answer(req.id, 80015, "dataType not support"))
+        if channel not in self.channels or not source.knows(symbol):
+            return gzip_frame(_answer(req.id, self.refused_code, self.refused_msg))
         if req.reqType == "unsub":
             session.unsubscribe([stream])
             return gzip_frame(_answer(req.id))

@@ -1,5 +1,9 @@
-"""WEEX futures as the local exchange serves it: the V3 public websocket's control protocol,
-its pings and limits, REST routing and budget, and its replay and simulation sources.
+"""WEEX futures and spot as the local exchange serves them: the V3 public websocket's control
+protocol, its pings and limits, REST routing and budget, and their replay and simulation
+sources. One class serves both markets (``WeexMarket(feed, spot=...)``): the spot socket speaks
+the same protocol with the same limits (``decode``'s module doc, "Spot"); what differs is the
+channels (spot: ``bookTicker``, no mark or index) and the REST paths and weights
+(``/api/v3/...`` on ``api-spot.weex.com``).
 
 Docs: https://www.weex.com/api-doc/contract/Websocket/websocket-intro
       https://www.weex.com/api-doc/contract/Market_API/GetContractInfo
@@ -41,6 +45,8 @@ MAX_CHANNELS = 100
 MAX_REFUSALS = 5  # the sixth closes the socket
 MAX_MISSED_PINGS = 10
 CHANNELS = ("depth15", "depth200", "trade", "ticker")
+# the spot ticker exists (24 h fields, no mark or index); the simulated market renders none
+SPOT_CHANNELS = ("depth15", "depth200", "trade", "ticker", "bookTicker")
 ROUTES = {
     "/capi/v3/market/exchangeInfo": "exchangeInfo",
     "/capi/v3/market/premiumIndex": "premiumIndex",
@@ -51,6 +57,13 @@ ROUTES = {
 }
 WEIGHTS = {"exchangeInfo": 1, "premiumIndex": 1, "openInterest": 2, "depth": 1, "trades": 5,
            "time": 1}
+SPOT_ROUTES = {
+    "/api/v3/exchangeInfo": "exchangeInfo",
+    "/api/v3/market/depth": "depth",
+    "/api/v3/market/trades": "trades",
+    "/api/v3/time": "time",
+}
+SPOT_WEIGHTS = {"exchangeInfo": 20, "depth": 5, "trades": 25, "time": 1}
 
 
 class _Request(msgspec.Struct):
@@ -75,21 +88,19 @@ class _Conn:
         self.missed = 0
 
 
-def canonical(stream: str) -> tuple[str, str] | None:
+def canonical(stream: str, channels: tuple[str, ...] = CHANNELS) -> tuple[str, str] | None:
     """(SYMBOL, channel) of a stream name (``@depth`` is ``depth15``); None: not one."""
     symbol, at, channel = stream.partition("@")
     if not at or not symbol:
         return None
     channel = "depth15" if channel == "depth" else channel
-    return (symbol.upper(), channel) if channel in CHANNELS else None
+    return (symbol.upper(), channel) if channel in channels else None
 
 
 class WeexMarket:
-    """The ``MarketEmulator`` of WEEX futures (a test may lower ``ping_seconds`` or add to
-    ``delisted`` on the instance)."""
+    """The ``MarketEmulator`` of WEEX futures, or of spot with ``spot`` (a test may lower
+    ``ping_seconds`` or add to ``delisted`` on the instance)."""
 
-    feed = "weex_futures"
-    market = "futures"
     ping_interval = None  # WEEX pings with messages of its own
     ping_timeout = None
     idle_timeout_s: float | None = None
@@ -99,7 +110,13 @@ class WeexMarket:
     weight_limit = 500  # per IP per 10 s
     window_s = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, feed: str = "weex_futures", *, spot: bool = False) -> None:
+        self.feed = feed
+        self.spot = spot
+        self.market = "spot" if spot else "futures"
+        self.channels = SPOT_CHANNELS if spot else CHANNELS
+        self.routes = SPOT_ROUTES if spot else ROUTES
+        self.weights = SPOT_WEIGHTS if spot else WEIGHTS
         self.ping_seconds = 60.0
         self.delisted: set[str] = set()
         self.conns: dict[Any, _Conn] = {}
@@ -163,7 +180,7 @@ class WeexMarket:
         books: list[tuple[str, int]] = []
         trades: list[str] = []
         for name in req.params:
-            c = canonical(name)
+            c = canonical(name, self.channels)
             if c is None:
                 refused = refused or f"INVALID_ARGUMENT: invalid event : {name[:60]}"
                 continue
@@ -219,10 +236,10 @@ class WeexMarket:
     # -- REST ----------------------------------------------------------------------------------
 
     def route(self, path: str) -> str | None:
-        return ROUTES.get(path)
+        return self.routes.get(path)
 
     def weight(self, endpoint: str, params: dict[str, str]) -> int:
-        return WEIGHTS.get(endpoint, 1)
+        return self.weights.get(endpoint, 1)
 
     def weight_headers(self, used: int) -> list[tuple[str, str]]:
         return []  # none documented
@@ -233,10 +250,10 @@ class WeexMarket:
     # -- sources -------------------------------------------------------------------------------
 
     def replayed(self, recording: Recording | None) -> WeexReplay:
-        return WeexReplay(recording)
+        return WeexReplay(recording, spot=self.spot)
 
     def simulated(self, model: MarketModel) -> WeexSim:
-        return WeexSim(self.feed, model)
+        return WeexSim(self.feed, model, spot=self.spot)
 
 
-MARKETS_EMULATED = {"weex_futures": WeexMarket()}
+MARKETS_EMULATED = {"weex_futures": WeexMarket(), "weex_spot": WeexMarket("weex_spot", spot=True)}

@@ -15,6 +15,11 @@ chain to it; one that subscribes before the recorded snapshot is released gets t
 place. A trade subscription gets the latest 20 trades released (``tradeSnapshot``). REST:
 a listing made up from the recorded symbols (steps from the recorded decimals), mark and index
 from the last ticker frame (funding: the 0.01 % baseline every 8 h, as none is recorded).
+
+Spot: no spot recording exists; a recording is taken for spot when its URLs name the spot host
+(``ws-spot``/``api-spot``) or it holds ``bookTicker`` frames (a spot-only channel), and then
+served with a spot listing (``tickSize``/``stepSize`` from the recorded decimals) and its
+``bookTicker`` frames relayed as recorded.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ _E = re.compile(rb'"E":(\d{10,16})')
 _HEAD = re.compile(rb'^\{"e":"(\w+)".*?"s":"(\w+)"')
 _L = re.compile(rb'"l":(\d+)')
 EVENT_STREAM = {b"depthSnapshot": b"depth", b"depth": b"depth", b"tradeSnapshot": b"trade",
-                b"trade": b"trade", b"ticker": b"ticker"}
+                b"trade": b"trade", b"ticker": b"ticker", b"bookTicker": b"bookTicker"}
 TRADES_KEPT = 20
 HOUR_MS = 3_600_000
 _encode = msgspec.json.encode
@@ -129,9 +134,10 @@ class ReplayBook:
 
 
 class WeexReplay:
-    """The ``ReplayMarket`` of WEEX futures."""
+    """The ``ReplayMarket`` of WEEX futures, or of spot with ``spot``."""
 
-    def __init__(self, recording: Recording | None) -> None:
+    def __init__(self, recording: Recording | None, spot: bool = False) -> None:
+        self.spot = spot
         self.seen: set[str] = set(recording.symbols) if recording else set()
         self.first_ts = recording.first_ts if recording else 0
         self.decode_errors = 0
@@ -235,6 +241,9 @@ class WeexReplay:
         if endpoint == "time":
             return _encode({"serverTime": feed.now_ms()})
         if endpoint == "exchangeInfo":
+            if self.spot:
+                return _encode({"timezone": "UTC", "serverTime": feed.now_ms(),
+                                "symbols": [self._spot_info(s) for s in sorted(self.seen)]})
             return _encode({"assets": [{"asset": "USDT", "marginAvailable": True}],
                             "symbols": [self._info(s) for s in sorted(self.seen)]})
         symbol = params.get("symbol", "").upper()
@@ -272,6 +281,14 @@ class WeexReplay:
                 "forwardContractFlag": True, "makerFeeRate": "0.0002", "takerFeeRate": "0.0008",
                 "minOrderSize": lot}
 
+    def _spot_info(self, symbol: str) -> dict[str, Any]:
+        rb = self.books.get(symbol) or ReplayBook()
+        return {"symbol": symbol, "status": "TRADING", "baseAsset": symbol.removesuffix("USDT"),
+                "quoteAsset": "USDT", "enableTrade": True,
+                "tickSize": f"{10.0 ** -rb.price_places:.{rb.price_places}f}",
+                "stepSize": f"{10.0 ** -rb.size_places:.{rb.size_places}f}",
+                "takerFeeRate": "0.001", "makerFeeRate": "0.001"}
+
     def depth(self, feed: MarketFeed, symbol: str, limit: int) -> dict[str, Any]:
         rb = self.books.get(symbol)
         if rb is None:
@@ -282,19 +299,25 @@ class WeexReplay:
 
 
 class Inference:
-    """WEEX futures is one market: any WEEX recording is it."""
+    """A WEEX recording is of spot when its URLs name the spot host or it holds ``bookTicker``
+    frames; else of futures."""
+
+    def __init__(self) -> None:
+        self.spot = False
 
     def url(self, url: str) -> None:
-        return None
+        if "-spot." in url:
+            self.spot = True
 
     def stream(self, stream: bytes) -> None:
-        return None
+        if stream.endswith(b"@bookTicker"):
+            self.spot = True
 
     def frame(self, stream: bytes, frame: bytes) -> None:
         return None
 
     def market(self) -> str | None:
-        return "futures"
+        return "spot" if self.spot else "futures"
 
 
 class WeexRecordings:
@@ -333,4 +356,4 @@ class WeexRecordings:
         if any("weex" in u for u in urls):
             return True
         return (b'"e":"depthSnapshot"' in head or b'"e":"tradeSnapshot"' in head
-                or b'"d":"CHANGED"' in head)
+                or b'"d":"CHANGED"' in head)  # (not bookTicker: Binance's has that event too)

@@ -1,6 +1,6 @@
-"""The simulated WEEX futures market in the venue's wire format: one ``SymbolFormat`` per listed
-perpetual turns the model's normalized events into V3 frames; ``WeexSim`` answers REST from the
-model; ``SIM_VENUES`` is the sim's spec of the market.
+"""The simulated WEEX futures and spot markets in the venue's wire format: one ``SymbolFormat``
+per listed instrument turns the model's normalized events into V3 frames; ``WeexSim`` answers
+REST from the model; ``SIM_VENUES`` is the sim's spec of the two markets.
 
 Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
       https://www.weex.com/api-doc/contract/Websocket/public/Trades-Channel
@@ -15,6 +15,14 @@ the mark and ``i`` the index). Funding has no stream: ``premiumIndex`` answers t
 (``collectCycle`` in minutes). Recent trades (``/capi/v3/market/trades``, the reconnect's
 backfill) come from the same tape as the socket's trades: ids the model's numbers, as text.
 Open interest over REST in contracts of ``contractVal`` (the sim's lot).
+
+Spot (``weex_spot``: the simulation's spot BTC and ETH, ``BTCUSDT`` and ``ETHUSDT``): the same
+depth and trade frames (the same layout on the spot socket; the trade frames repeat the trade
+before as the contract's do: no spot recording says whether spot repeats, and the collector
+must store each trade once either way), ``<SYM>@bookTicker`` from the model's Quotes
+(``{"e":"bookTicker","E":..,"s":..,"u":..,"b":..,"B":..,"a":..,"A":..}``, ``u`` a millisecond
+time as in the docs' samples), no ticker. REST: the spot listing (``tickSize``, ``stepSize``,
+``status``), depth and recent trades under ``/api/v3/...``.
 
 Books: the renderer keeps its own copy of the book as released and its window. The copy
 follows the released changes while someone subscribes the book; when it cannot (nobody
@@ -35,7 +43,7 @@ from analyzer.events import BookChange, DerivativeTicker, Quote, Trade
 from analyzer.exchange.emulator import RestError
 from analyzer.sim.spec import SymbolTemplates, VenueSpec
 from analyzer.venues.weex.emulate.book import Texts, Window, decimals, depth_frame, levels_text
-from analyzer.venues.weex.spec import FUTURES_FEES
+from analyzer.venues.weex.spec import FUTURES_FEES, SPOT_FEES
 
 if TYPE_CHECKING:
     from analyzer.events import Instrument
@@ -53,7 +61,13 @@ WEEX_FUTURES = VenueSpec(
     depth_factor=0.6, taker_fee=FUTURES_FEES.taker, maker_fee=FUTURES_FEES.maker,
     sends_prev_id=True,
 )
-SIM_VENUES = (WEEX_FUTURES,)
+# the spot book is sequenced as the contract's (``U`` the previous change's ``u``, ids skipping):
+# the rule the collector applies to spot (``decode``'s module doc, "The spot book rule")
+WEEX_SPOT = VenueSpec(
+    feed="weex_spot", exchange="weex", kind="spot", quote="USDT", price_offset_bps=0.2,
+    depth_factor=0.8, taker_fee=SPOT_FEES.taker, maker_fee=SPOT_FEES.maker, sends_prev_id=True,
+)
+SIM_VENUES = (WEEX_FUTURES, WEEX_SPOT)
 
 _encode = msgspec.json.encode
 
@@ -91,7 +105,8 @@ class Tape:
 class SymbolFormat:
     """The frames of one simulated WEEX perpetual."""
 
-    def __init__(self, info: Instrument, model: MarketModel) -> None:
+    def __init__(self, info: Instrument, model: MarketModel, spot: bool = False) -> None:
+        self.spot = spot
         self.info = info
         self.model = model
         self.symbol = sym = info.symbol
@@ -101,7 +116,8 @@ class SymbolFormat:
         self.books = {n: Window(n) for n in DEPTHS}
         self.live = dict.fromkeys(DEPTHS, False)  # each copy follows the released changes
         self.last_id = dict.fromkeys(DEPTHS, -1)
-        self.keys = {"trade": f"{sym}@trade".encode(), "ticker": f"{sym}@ticker".encode()}
+        self.keys = {"trade": f"{sym}@trade".encode(), "ticker": f"{sym}@ticker".encode(),
+                     "bookTicker": f"{sym}@bookTicker".encode()}
         self.depth_keys = {n: f"{sym}@depth{n}".encode() for n in DEPTHS}
         self.trade_tmpl = ('{"T":%d,"t":"%s","p":"%s","q":"%s","v":"%s","m":%s}')
         self.prev_trade = ""  # the last trade's text: repeated in the next frame
@@ -176,10 +192,19 @@ class SymbolFormat:
             f'"i":"{ev.index_price:.5f}"}}]}}'
         ).encode()
 
+    def book_ticker(self, ev: Quote) -> bytes:
+        """Spot's best bid and ask (``u`` a millisecond time, as in the docs' samples)."""
+        ms = ev.ts_exchange // MS
+        px, qx = self.px, self.qx
+        return (f'{{"e":"bookTicker","E":{ms},"s":"{self.symbol}","u":{ms},'
+                f'"b":"{px[ev.bid_price]}","B":"{qx[ev.bid_size]}",'
+                f'"a":"{px[ev.ask_price]}","A":"{qx[ev.ask_size]}"}}').encode()
+
     # -- the SymbolRenderer interface ----------------------------------------------------------
 
     def streams(self) -> list[bytes]:
-        return [*self.depth_keys.values(), self.keys["trade"], self.keys["ticker"]]
+        last = self.keys["bookTicker"] if self.spot else self.keys["ticker"]
+        return [*self.depth_keys.values(), self.keys["trade"], last]
 
     def outputs(self, sinks: dict[bytes, Sink]) -> dict[type, list[tuple[Any, Sink]]]:
         out: dict[type, list[tuple[Any, Sink]]] = {}
@@ -194,7 +219,10 @@ class SymbolFormat:
             out[BookChange] = books
         if self.keys["trade"] in sinks:
             out[Trade] = [(self.trade, sinks[self.keys["trade"]])]
-        if self.keys["ticker"] in sinks:
+        if self.spot:
+            if self.keys["bookTicker"] in sinks:
+                out[Quote] = [(self.book_ticker, sinks[self.keys["bookTicker"]])]
+        elif self.keys["ticker"] in sinks:
             out[DerivativeTicker] = [(self.ticker, sinks[self.keys["ticker"]])]
         return out
 
@@ -204,24 +232,25 @@ class SymbolFormat:
             return [(self.depth_keys[200], self.book_frame(200, ev))]
         if cls is Trade:
             return [(self.keys["trade"], self.trade(ev))]
-        if cls is DerivativeTicker:
+        if cls is DerivativeTicker and not self.spot:
             frame = self.ticker(ev)
             return [] if frame is None else [(self.keys["ticker"], frame)]
-        if cls is Quote:
-            return []
+        if cls is Quote and self.spot:
+            return [(self.keys["bookTicker"], self.book_ticker(ev))]
         return []
 
 
 class WeexSim:
-    """The ``SimMarket`` of WEEX futures."""
+    """The ``SimMarket`` of WEEX futures, or of spot with ``spot``."""
 
-    def __init__(self, feed_id: str, model: MarketModel) -> None:
+    def __init__(self, feed_id: str, model: MarketModel, spot: bool = False) -> None:
+        self.spot = spot
         self.feed_id = feed_id
         self.model = model
         self.formats: dict[str, SymbolFormat] = {}
 
     def renderer(self, instrument: Instrument) -> SymbolFormat:
-        f = self.formats[instrument.symbol] = SymbolFormat(instrument, self.model)
+        f = self.formats[instrument.symbol] = SymbolFormat(instrument, self.model, self.spot)
         return f
 
     def _format(self, symbol: str) -> SymbolFormat:
@@ -244,11 +273,16 @@ class WeexSim:
             return _encode({"serverTime": feed.now_ms()})
         if endpoint == "exchangeInfo":
             listed = [i for i in self.model.instruments() if i.venue == self.feed_id]
+            if self.spot:
+                return _encode({"timezone": "UTC", "serverTime": feed.now_ms(),
+                                "symbols": [spot_symbol_info(i) for i in listed]})
             return _encode({"assets": [{"asset": "USDT", "marginAvailable": True}],
                             "symbols": [symbol_info(i) for i in listed]})
         f = self._format(params.get("symbol", "").upper())
         if endpoint == "depth":
             return _encode(self.depth(feed, f.symbol, int(params.get("limit") or 15)))
+        if self.spot and endpoint in ("premiumIndex", "openInterest"):
+            raise RestError(404, {"code": -1, "msg": "not found"})
         if endpoint == "premiumIndex":
             tk = self.model.ticker(self.feed_id, f.symbol)
             hours = tk.funding_interval_hours or 8.0
@@ -296,4 +330,20 @@ def symbol_info(i: Instrument) -> dict[str, Any]:
         "sellLimitPriceRatio": "0.01", "makerFeeRate": f"{FUTURES_FEES.maker}",
         "takerFeeRate": f"{FUTURES_FEES.taker}", "minOrderSize": f"{i.lot_size}",
         "maxOrderSize": "1000000", "maxPositionSize": "5000000", "marketOpenLimitSize": "2300",
+    }
+
+
+def spot_symbol_info(i: Instrument) -> dict[str, Any]:
+    """One ``symbols[]`` entry of the spot exchangeInfo (as ccxt's recorded body writes it)."""
+    lot = f"{i.lot_size:.{decimals(i.lot_size)}f}"
+    return {
+        "symbol": i.symbol, "status": "TRADING", "baseAsset": i.base, "baseAssetPrecision": "8",
+        "quoteAsset": i.quote, "quoteAssetPrecision": "8",
+        "tickSize": f"{i.tick_size:.{decimals(i.tick_size)}f}", "stepSize": lot,
+        "minTradeAmount": lot, "maxTradeAmount": "99999", "takerFeeRate": f"{SPOT_FEES.taker}",
+        "makerFeeRate": f"{SPOT_FEES.maker}", "buyLimitPriceRatio": "0.1",
+        "sellLimitPriceRatio": "0.1", "marketBuyLimitSize": "99999",
+        "marketSellLimitSize": "99999", "marketFallbackPriceRatio": "0", "enableTrade": True,
+        "enableDisplay": True, "displayDigitMerge": "0.01,0.1,1", "displayNew": False,
+        "displayHot": False,
     }
