@@ -38,9 +38,9 @@ Gap fills. A venue that serves its latest book changes over REST (``request_gap_
 last thousand commits of a book, say) has a gap in a live book mended from them first: the book
 keeps its levels but is out of sync (``FILLING``: nothing computed from it, changes buffered)
 until the changes come; those after the book's last id and the buffered ones are applied while
-each follows the last (a ``gap`` row with action ``fill``). If they do not reach across the gap (the venue's window is
-too short), fail to come within ``SNAPSHOT_TIMEOUT_NS`` or do not read, the book resyncs from a
-snapshot as for any gap (a ``fill_failed`` row, action ``resync``).
+each follows the last (a ``gap`` row with action ``fill``). If they do not reach across the gap
+(the venue's window is too short), fail to come within ``SNAPSHOT_TIMEOUT_NS`` or do not read,
+the book resyncs from a snapshot as for any gap (a ``fill_failed`` row, action ``resync``).
 
 Checksums. A venue that sends a checksum of its book with every change (``rules.checksum``) has
 it compared after the change is applied, whenever it is non-zero: a difference is a
