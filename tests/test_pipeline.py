@@ -182,8 +182,9 @@ def test_other_recordings_book_matches_venue(
         ids = trade_ids(frames)
         stored = sql(tmp_path, "SELECT count(*), count(DISTINCT trade_id) FROM trades")
         assert stored == [(len(ids), len(ids))]
-    else:  # 100 ms diffs span many update ids: few bookTickers fall between two of them
-        assert stats.bbo_compared >= 15
+    else:  # 100 ms diffs span many update ids: few bookTickers fall between two of them (and
+        # fewer the later the snapshot comes: 13 to 20 seen, the fewer on a loaded machine)
+        assert stats.bbo_compared >= 10
         assert sql(tmp_path, "SELECT count(DISTINCT symbol) FROM quotes") == [(10,)]
 
 
