@@ -5,7 +5,7 @@ them on the wire; REST bodies: ``info``).
 Docs: https://bingx-api.github.io/docs/#/en-us/swapV2/socket/market.html
 
 ``@incrDepth`` (BookChange). The renderer keeps its own copy of the book as released and shows
-its window (``book.Window``: the best ``SNAPSHOT_LEVELS`` a side, as the ``action: all``
+its window (``exchange.window.Window``: the best ``SNAPSHOT_LEVELS`` a side, as the ``action: all``
 snapshot holds): ``action: update`` frames of what changed in the window, asks worst first as
 BingX often sends them. It numbers the stream's frames itself (``book.Ids``): the previous
 ``lastUpdateId`` plus one, with occasional skips of 2 to 9 at the probed rate, drawn from the
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analyzer.events import BookChange, DerivativeTicker, Quote, Trade
-from analyzer.venues.bingx.emulate.book import Ids, Window
+from analyzer.exchange.window import Window
+from analyzer.venues.bingx.emulate.book import Ids
 
 if TYPE_CHECKING:
     from analyzer.events import Instrument

@@ -6,7 +6,7 @@ Docs: https://www.weex.com/api-doc/contract/Websocket/public/Depth-Channel
       https://www.weex.com/api-doc/contract/Websocket/public/Trades-Channel
       https://www.weex.com/api-doc/contract/Websocket/public/Tickers-Channel
 
-Streams: ``<SYM>@depth200`` and ``<SYM>@depth15`` (BookChange: the window of ``book.Window``;
+Streams: ``<SYM>@depth200`` and ``<SYM>@depth15`` (BookChange: the window of ``Window``;
 ``U`` the change's prev id, ``u`` its last id: the sim's futures-style ids skip values, WEEX's
 too), ``<SYM>@trade`` (Trade: each frame carries the new trade and, first, the previous one
 again, as WEEX repeats trades and sends them out of time order; ``t`` a UUID made from the
@@ -41,8 +41,9 @@ import msgspec
 
 from analyzer.events import BookChange, DerivativeTicker, Quote, Trade
 from analyzer.exchange.emulator import RestError
+from analyzer.exchange.window import Window
 from analyzer.sim.spec import SymbolTemplates, VenueSpec
-from analyzer.venues.weex.emulate.book import Texts, Window, decimals, depth_frame, levels_text
+from analyzer.venues.weex.emulate.book import Texts, decimals, depth_frame, levels_text
 from analyzer.venues.weex.spec import FUTURES_FEES, SPOT_FEES
 
 if TYPE_CHECKING:
