@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
+import msgspec
+
 from analyzer.events import (
     BookChange,
     DerivativeTicker,
@@ -121,6 +123,15 @@ class Route:
 class FeedBase:
     """The state every venue's feed keeps (``VenueFeed``); a venue's class adds its own and
     routes its symbols."""
+
+    Options: ClassVar[type]
+
+    @classmethod
+    def check_options(cls, market: Market, options: Any) -> Any:
+        """The venue's ``Options`` from a config's dict (msgspec.ValidationError on a bad key
+        or value); a venue with rules across options overrides this."""
+        return options if isinstance(options, cls.Options) else msgspec.convert(options,
+                                                                                cls.Options)
 
     def __init__(self, market: Market, channels: Iterable[str], sink: Sink,
                  funding_hours: dict[str, float] | None) -> None:

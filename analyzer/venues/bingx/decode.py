@@ -185,9 +185,6 @@ class BingxFeed(BingxRest, FeedBase):
             cls = BingxSpotFeed
         return super().__new__(cls)
 
-    @classmethod
-    def check_options(cls, market: Any, options: dict[str, Any] | Options) -> Options:
-        return options if isinstance(options, Options) else msgspec.convert(options, Options)
 
     def __init__(
         self,

@@ -165,9 +165,6 @@ class MexcFeed(FeedBase):
     Options = Options
     inflate = None  # text frames
 
-    @classmethod
-    def check_options(cls, market: Market, options: dict[str, Any] | Options) -> Options:
-        return options if isinstance(options, Options) else msgspec.convert(options, Options)
 
     def __init__(
         self,

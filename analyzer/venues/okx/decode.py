@@ -258,9 +258,6 @@ class OkxFeed(OkxRest, FeedBase):
     # OKX public frames are text (no compression unless negotiated): no inflate hook
     inflate = None
 
-    @classmethod
-    def check_options(cls, market: Any, options: dict[str, Any] | Options) -> Options:
-        return options if isinstance(options, Options) else msgspec.convert(options, Options)
 
     def __init__(
         self,

@@ -209,9 +209,6 @@ class WeexFeed(WeexRest, FeedBase):
     Options = Options
     inflate = None  # text frames (permessage-deflate is not offered)
 
-    @classmethod
-    def check_options(cls, market: Any, options: dict[str, Any] | Options) -> Options:
-        return options if isinstance(options, Options) else msgspec.convert(options, Options)
 
     def __init__(
         self,
