@@ -11,8 +11,9 @@ Which feeds: ``RELIABILITY_FEEDS``, one per book-sequencing rule class of each r
 exchange that has an emulator (a derivatives market where the class has one): the rows test
 the collector's handling of a venue's protocol, and markets of one exchange that share their
 rules share that handling; running every market would triple the suite for no new path. Today
-that is binance_spot (SpotRules), binance_usdm (FuturesRules), bybit_linear (WsBookRules) and
-okx_swap (OkxRules). A new venue runs everything; the frame mutations of rows 10 and 11 depend
+that is binance_spot (SpotRules), binance_usdm (FuturesRules), bingx_swap (BingxRules),
+bybit_linear (WsBookRules), mexc_futures (MexcRules), okx_swap (OkxRules) and weex_futures
+(WeexRules). A new venue runs everything; the frame mutations of rows 10 and 11 depend
 on a venue's wire format and are in ``FRAME_KEYS`` (an exchange without an entry fails loudly).
 
 Rows (see the README's table): 1 planned rotation, 2 close codes and backoff, 3 silent stall,
