@@ -235,7 +235,9 @@ class Connection:
     async def _open(self) -> WireConnection:
         on_frame = self.on_frame
         link = None
-        if self.hooks.reply is not None:  # a ping is answered on the connection it came on
+        if self.hooks.reply is not None and on_frame != self._deliver:
+            # a ping is answered on the connection it came on (hooked venues only: a venue
+            # without control frames keeps the wire's own path)
             link = _Link()
             on_frame = functools.partial(self._on_frame_hooked, link=link)
         ws = await wire.connect(self.url, on_frame, open_timeout=self.settings.open_timeout)
