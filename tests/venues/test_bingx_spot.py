@@ -1,7 +1,7 @@
 """BingX spot (``bingx_spot``): decoding field by field, the book rule, the listing, and end to
 end through the local exchange with the real collector.
 
-No real BingX spot frame is recorded (../shared/fixtures has none, so tests/fixtures/bingx has
+No real BingX spot frame has been recorded anywhere we know of (tests/fixtures/bingx has
 none of spot either): the frames below are the samples of BingX's docs (the JSON ping), ccxt's
 ``ts/src/pro/bingx.ts`` (the spot trade frame, the ack) and JKorf/BingX.Net's spot test files
 (``UnitTests/Subscriptions/Spot/{ExchangeData/Trades,BookPrice}.txt``,

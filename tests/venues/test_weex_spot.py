@@ -1,7 +1,7 @@
 """WEEX spot (``weex_spot``): decoding, the book rule, the listing, and end to end through the
 local exchange with the real collector.
 
-No real WEEX spot frame is recorded (../shared/fixtures has none, so tests/fixtures/weex has
+No real WEEX spot frame has been recorded anywhere we know of (tests/fixtures/weex has
 none either): the frames below are the samples of the docs' third-party mirrors, JKorf/Weex.Net's
 spot test frames (``Weex.Net.UnitTests/Subscriptions/Spot/*.txt``, ``Endpoints/Spot/...``) and
 ccxt's recorded bodies (``ts/src/weex.ts``, ``ts/src/pro/weex.ts``), copied as data; the rest is

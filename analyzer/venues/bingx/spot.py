@@ -8,7 +8,7 @@ Docs: https://bingx-api.github.io/docs/#/en-us/spot/socket/ (gzip, heartbeat, su
 Users: ccxt ``ts/src/pro/bingx.ts`` (spot frames, ping, acks), JKorf/BingX.Net
 ``BingXSocketClientSpotApi.cs`` and ``BingXSpotSymbolOrderBook.cs`` (spot incrDepth, its ids
 treated as consecutive), ``UnitTests/Subscriptions/Spot/*.txt`` and ``Endpoints/Spot/*.txt``.
-No real BingX spot frame is recorded (../shared/fixtures has none): the layouts below are those
+No real BingX spot frame has been recorded anywhere we know of: the layouts below are those
 of the docs' and these clients' samples; the tests use them and the local exchange.
 
 Same as swap (``decode.BingxFeed``): gzip on every frame (``inflate``), ``<symbol>@<channel>``

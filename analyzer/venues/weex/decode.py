@@ -82,7 +82,7 @@ doubtful cases, exported by the core).
 Spot (``weex_spot``). Docs: https://www.weex.com/api-doc/spot/Websocket/websocket-intro and its
 public channels (Depth, Trades, BookTicker); ``wss://ws-spot.weex.com/v3/ws/public`` (ccxt
 ``pro/weex.ts`` ``urls.api.ws.spot`` + ``/public``; JKorf/Weex.Net ``WeexSocketClientSpotApi``
-``/v3/ws/public``). No real spot frame is recorded (../shared/fixtures has none): what follows
+``/v3/ws/public``). No real spot frame has been recorded anywhere we know of: what follows
 rests on the docs, ccxt's and JKorf's samples, and the tests use those samples and the local
 exchange. The socket speaks the contract socket's protocol: the same subscribe, acks,
 refusals, greeting and ``{"event":"ping"}`` answered ``PONG`` (ccxt uses one client for both
