@@ -100,11 +100,12 @@ class LocalExchange:
 
     Parameters: ``ping_interval`` / ``ping_timeout`` override the venues' per-market values
     (tests use ~1 s); ``rest_weight_limit`` and ``rest_window_s`` override the per-IP weight
-    budget of every market and its window; ``ban_after_429s``: answer 418 for ``ban_s`` after
-    that many 429s in a window (None: never ban); ``max_streams`` and ``max_messages_per_s``
-    override the venues' per-connection limits; ``send_timeout_s``: abort a client that reads
-    nothing for that long (it would otherwise hold the replay forever, since the replay waits
-    for slow readers).
+    budget of every market and its window, ``rest_weight_limits`` that of some markets (by feed
+    id: a test starving one market leaves the others be); ``ban_after_429s``: answer 418 for
+    ``ban_s`` after that many 429s in a window (None: never ban); ``max_streams`` and
+    ``max_messages_per_s`` override the venues' per-connection limits; ``send_timeout_s``: abort
+    a client that reads nothing for that long (it would otherwise hold the replay forever, since
+    the replay waits for slow readers).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class LocalExchange:
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
         rest_weight_limit: int | None = None,
+        rest_weight_limits: dict[str, int] | None = None,
         rest_window_s: float | None = None,
         ban_after_429s: int | None = None,
         ban_s: float = 120.0,
@@ -128,7 +130,8 @@ class LocalExchange:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.emulators: dict[str, MarketEmulator] = markets()  # by feed id
-        limits = {f: rest_weight_limit or m.weight_limit for f, m in self.emulators.items()}
+        limits = {f: (rest_weight_limits or {}).get(f) or rest_weight_limit or m.weight_limit
+                  for f, m in self.emulators.items()}
         windows = {f: rest_window_s or m.window_s for f, m in self.emulators.items()}
         self.budget = WeightBudget(limits, windows, ban_after_429s, ban_s)
         self.max_streams = max_streams
