@@ -8,6 +8,11 @@
     analyzer metrics --asset BTC              the current liquidity and basis of an asset
     analyzer backfill --from T --to T         recompute the analytics over stored data
     analyzer opportunities [--asset BTC]      open and recent carry opportunities, rejections
+    analyzer trend --asset BTC                moving-average trend regime per instrument
+    analyzer portfolio FILE                   a portfolio at the market: exposure, funding, margin
+    analyzer hedge --spot BTC=2.5             every way to hedge holdings, ranked by all-in cost
+    analyzer scenarios FILE                   the portfolio under market moves
+    analyzer check VENUE SYMBOL USD           a market's health before a trade of that size
 
 Errors in arguments, configs or symbols end the command with one line on stderr and exit
 status 2, not a traceback.
@@ -168,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_metrics)
     b.set_defaults(func=cmd_backfill)
     o.set_defaults(func=cmd_opportunities)
+
+    from analyzer.analytics.trend import add_arguments as trend_arguments
+    from analyzer.analytics.trend import cmd_trend
+
+    t = sub.add_parser("trend", help="the moving-average trend regime of each instrument of an "
+                       "asset, from the stored trades")
+    trend_arguments(t)
+    t.set_defaults(func=cmd_trend)
+
+    from analyzer.portfolio.commands import add_arguments as portfolio_arguments
+
+    portfolio_arguments(sub)
     return p
 
 
@@ -194,6 +211,7 @@ def _main(argv: Sequence[str]) -> int:
     from analyzer.analytics.commands import CommandError
     from analyzer.collector import CollectorError
     from analyzer.exchange import ExchangeError
+    from analyzer.portfolio.errors import PortfolioError
     from analyzer.sim import SimError
     from analyzer.store import StoreError
 
@@ -204,7 +222,7 @@ def _main(argv: Sequence[str]) -> int:
     try:
         return args.func(args)
     except (config_mod.ConfigError, CollectorError, StoreError, ExchangeError, SimError,
-            UsageError, CommandError) as exc:
+            UsageError, CommandError, PortfolioError) as exc:
         print(f"analyzer: {exc}", file=sys.stderr)
         return 2
 
