@@ -99,7 +99,7 @@ def parse(data: dict) -> Portfolio:
     except msgspec.ValidationError as exc:
         msg = str(exc)
         text, _, where = msg.partition(" - at ")
-        key = where.removeprefix("$").lstrip(".") or "top level"
+        key = where.strip("`").removeprefix("$").lstrip(".") or "top level"
         raise PortfolioError(f"portfolio error at {key}: {text}") from None
     for i, p in enumerate(pf.futures):
         # (isolated without a margin: the entry notional / leverage, valuation.py)

@@ -49,7 +49,8 @@ def add_arguments(sub: Any) -> None:
     sc = sub.add_parser("scenarios", help="the portfolio under market moves")
     sc.add_argument("file", help="portfolio TOML")
     sc.add_argument("--moves", default=",".join(f"{m * 100:g}" for m in DEFAULT_MOVES),
-                    help="moves in percent, comma separated (default -30..30 by 10)")
+                    help="moves in percent, comma separated, e.g. --moves=-20,-10,10 "
+                    "(default -30..30 by 10)")
     ck = sub.add_parser("check", help="pre-deployment check of a market for a trade's size")
     ck.add_argument("venue", help="feed id (as in the config's [[feeds]])")
     ck.add_argument("symbol", help="the venue's symbol")

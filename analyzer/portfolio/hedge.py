@@ -38,6 +38,11 @@ from analyzer.portfolio.margin import MarginError, inverse_liquidation, linear_l
 from analyzer.portfolio.market import Market, walk
 from analyzer.venues import VENUES
 
+# the columns that may be null in every row (no funding yet, no book stored)
+SCHEMA = dict.fromkeys((
+    "slippage_bps", "slippage_usd", "funding_ann_current", "funding_usd_current",
+    "funding_ann_7d", "funding_usd_7d", "dte_days", "basis_usd", "basis_ann", "liq_price",
+    "liq_distance"), pl.Float64) | {"earns": pl.Boolean}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([hdw])$")
 _DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
 
@@ -103,7 +108,8 @@ def plan(market: Market, holdings: dict[str, float], *, ratio: float = 1.0,
     if not rows:
         raise PortfolioError("no hedging instrument has a fresh price (--max-age to accept "
                              "older data)")
-    return pl.DataFrame(rows).sort(["asset", "all_in_usd"], nulls_last=True)
+    return pl.DataFrame(rows, schema_overrides=SCHEMA).sort(["asset", "all_in_usd"],
+                                                            nulls_last=True)
 
 
 def size_hedge(inst: dict, coins: float, spot: float) -> tuple[float, float, float]:
