@@ -331,8 +331,8 @@ def test_funding_settles_on_each_interval_with_the_formula(day: dict) -> None:
         for f in history:
             assert f.interval_hours == h
             assert f.rate == funding_rate(f.avg_premium, h, BINANCE_USDM.funding)
-            t = tickers[(feed, sym)][f.ts]  # the settlement ticker
-            assert t.funding_rate == f.rate and t.next_funding_time == f.ts + h * HOUR_NS
+            t = tickers[(feed, sym)][f.ts]  # the settlement ticker: the period's last word
+            assert t.funding_rate == f.rate and t.next_funding_time == f.ts
             # the average premium is the one the tickers showed over the interval, the later
             # samples weighing more (weight k for the k-th)
             marks = [x.mark_price / x.index_price - 1 for ts, x in tickers[(feed, sym)].items()

@@ -343,9 +343,11 @@ class MarketModel:
                     f = inst.funding
                     self._funding.append(FundingSettlement(
                         inst.info.venue, inst.info.symbol, ts, rate, avg, n, f.interval_hours))
+                    # the period's last prediction, at its end, is the settled rate
+                    # (``analytics.funding.realised_funding`` reads it there)
                     ev.append(DerivativeTicker(inst.info.venue, inst.info.symbol, ts, ts,
-                                               inst.fair, inst.index, rate,
-                                               ts + f.interval_ns, f.interval_hours))
+                                               inst.fair, inst.index, rate, ts,
+                                               f.interval_hours))
                     settled.add(ts)
             ev.extend(self._ticker(inst, ts) for ts in tickers if ts not in settled)
             for ts in ois:
