@@ -7,7 +7,8 @@ Its tables (a full example: ``examples/portfolio.toml``)::
     [[futures]]     venue (a derivatives feed id), symbol, side (long | short), size (coins for
                     linear contracts, contracts for inverse ones), entry, leverage,
                     margin_mode (isolated | cross), margin (isolated: quote units for linear,
-                    coins for inverse; default the entry notional / leverage)
+                    coins for inverse; default the entry notional / leverage), opened
+                    (ISO 8601, optional: the funding received or paid since is shown)
     [[collateral]]  venue, asset, amount: what the cross-margin positions of a venue share
     [profiles.<name>]         spot_share, net_futures ([low, high]), hedge_up, hedge_down
     [margin.<feed>.<BASE>]    basis (mark | entry), tiers = [[cap USD, mmr, max leverage], ...]:
@@ -19,6 +20,7 @@ A wrong value is one line naming its key (``portfolio error at futures[0].side: 
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -46,6 +48,7 @@ class Position(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     leverage: Positive = 1.0
     margin_mode: Literal["isolated", "cross"] = "isolated"
     margin: Positive | None = None  # isolated: quote units (linear) or coins (inverse)
+    opened: datetime | None = None  # when: the funding accrued since is shown (ISO 8601)
 
     @property
     def sign(self) -> int:

@@ -90,8 +90,7 @@ def check(market: Market, venue: str, symbol: str, notional: float, side: str = 
         add("freshness", "ok" if age <= lim.max_age_s else "fail",
             f"newest quote {age:.1f} s old (limit {lim.max_age_s:g} s)")
     liq = frame(con, LIQUIDITY_SQL, [venue, symbol])
-    gaps = con.sql(GAPS_SQL, params=[venue, symbol, now - int(lim.gap_window_s * NS)]).fetchone()
-    n_gaps = gaps[0] if gaps else 0
+    n_gaps = int(frame(con, GAPS_SQL, [venue, symbol, now - int(lim.gap_window_s * NS)])[0, 0])
     if liq.is_empty():
         add("book sync", "fail", "no live liquidity row (book not analysed)")
     elif liq["status"][0] != "ok":

@@ -148,7 +148,8 @@ def _leg_row(leg: Any) -> dict:
         "venue": p.venue, "symbol": p.symbol, "side": p.side, "size": p.size,
         "entry": p.entry, "mark": leg.mark, "notional_usd": leg.notional_usd,
         "upnl_usd": leg.upnl_usd, "funding_day_usd": leg.funding_day_usd,
-        "funding_day_usd_7d": leg.funding_day_usd_7d, "margin_mode": p.margin_mode,
+        "funding_day_usd_7d": leg.funding_day_usd_7d,
+        "funding_since_open_usd": leg.funding_since_open_usd, "margin_mode": p.margin_mode,
         "margin": leg.margin, "settle": leg.settle, "maintenance": leg.maintenance,
         "margin_ratio": leg.margin_ratio, "liq_price": leg.liq_price,
         "liq_distance": leg.liq_distance,
@@ -234,7 +235,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     market = _market(args)
     try:
         rep = check(market, args.venue, args.symbol, args.notional, args.side,
-                    Limits(max_age_s=_age(args, Limits.max_age_s)))
+                    Limits(max_age_s=_age(args, Limits().max_age_s)))
     finally:
         market.con.close()
     _print(args, rep, [(f"{args.venue}:{args.symbol} for {args.notional:,.0f} USD "

@@ -141,11 +141,11 @@ def _row(market: Market, inst: dict, asset: str, coins: float, spot: float, hori
     perpetual = inst["market"] == "perpetual"
     fees = VENUES[venue][0].fees
     fee_usd = notional * (fees.taker + (fees.taker if perpetual else fees.settlement))
-    # entry: sell into the bids (inverse books count USD contracts)
+    # entry: sell into the bids (an inverse book's sizes are contracts, a linear one's coins)
     slip_bps = None
     note = ""
     book = market.book(venue, symbol)
-    qty = contracts * inst["contract_size"] if inst["inverse"] else hedged
+    qty = contracts if inst["inverse"] else hedged
     if book is None or not book.bids or not book.asks:
         note = "no stored book"
     elif qty > 0:

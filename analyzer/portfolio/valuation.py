@@ -8,7 +8,8 @@ Per futures position (``s`` +1 long, -1 short; linear sizes in coins, inverse in
 - unrealised P&L: linear ``s * coins * (mark - entry)`` USD; inverse ``s * Q * (1/entry -
   1/mark)`` coins, shown in USD at the mark;
 - funding per day: a short receives a positive rate: ``-s * |notional| * rate_ann / 365``, at
-  the current rate and at the 7-day realised mean;
+  the current rate and at the 7-day realised mean; and, for a position with ``opened``, what
+  it received or paid at each settlement since (``accrual.py``);
 - margin: isolated, the ``margin`` given, else the entry notional / leverage (USD for linear, coins
   for inverse); cross, the venue's ``[[collateral]]`` in the settlement asset plus the other
   cross positions' unrealised P&L minus their maintenance (each venue's cross formula);
@@ -25,7 +26,9 @@ them: ``profiles.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 
+from analyzer.portfolio.accrual import accrued
 from analyzer.portfolio.book import STABLES, Portfolio, Position
 from analyzer.portfolio.errors import PortfolioError
 from analyzer.portfolio.margin import (
@@ -64,6 +67,7 @@ class Leg:
     liq_distance: float | None = None
     funding_day_usd: float | None = None
     funding_day_usd_7d: float | None = None
+    funding_since_open_usd: float | None = None  # received positive (``accrual``)
 
     @property
     def key(self) -> str:
@@ -222,6 +226,12 @@ def value(pf: Portfolio, market: Market, max_age_s: float = 300.0) -> Valuation:
         mean = realised.get((p.venue, p.symbol))
         if mean is not None:
             leg.funding_day_usd_7d = -s * abs(leg.notional_usd) * mean / 365
+        if p.opened is not None:
+            opened = p.opened if p.opened.tzinfo else p.opened.replace(tzinfo=UTC)
+            leg.funding_since_open_usd = float(accrued(
+                market, p.venue, p.symbol, s, p.size, inverse=inverse,
+                contract_size=inst["contract_size"], opened=round(opened.timestamp() * 1e9),
+            )["funding_usd"].sum())
         legs.append(leg)
     _cross(legs, collateral)
     for leg in legs:
