@@ -33,7 +33,7 @@ def accrued(market: Market, venue: str, symbol: str, side: int, size: float, *,
         (pl.col("venue") == venue) & (pl.col("symbol") == symbol)
         & (pl.col("settle_ts") > opened) & (pl.col("settle_ts") <= end)
     ).select("settle_ts", "rate").sort("settle_ts")
-    marks = frame(market.con, MARKS_SQL, [venue, symbol, end])
+    marks = frame(market.store(), MARKS_SQL, [venue, symbol, end])
     out = settled.join_asof(marks, left_on="settle_ts", right_on="ts", strategy="backward")
     value = (pl.lit(size * contract_size) if inverse else pl.col("mark_price") * size)
     return out.select(

@@ -81,7 +81,7 @@ def check(market: Market, venue: str, symbol: str, notional: float, side: str = 
     def add(name: str, level: str, detail: str) -> None:
         out.append({"check": name, "level": level, "detail": detail})
 
-    con, now = market.con, market.now
+    con, now = market.store(), market.now
     mids = market.mids.filter((pl.col("venue") == venue) & (pl.col("symbol") == symbol))
     if mids.is_empty():
         add("freshness", "fail", "no quote stored")
@@ -145,7 +145,7 @@ def _slippage(market: Market, inst: dict, notional: float, side: str, lim: Limit
 
 
 def _open_interest(market: Market, venue: str, symbol: str, lim: Limits, add: Add) -> None:
-    hist = frame(market.con, OI_SQL, [venue, symbol, venue, symbol, 25 * 3600 * NS])
+    hist = frame(market.store(), OI_SQL, [venue, symbol, venue, symbol, 25 * 3600 * NS])
     if hist.is_empty():
         if market.instrument(venue, symbol)["market"] != "spot":
             add("open interest", "caution", "none stored")

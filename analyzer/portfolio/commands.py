@@ -72,7 +72,7 @@ def add_arguments(sub: Any) -> None:
 def _market(args: argparse.Namespace) -> Market:
     db = Path(args.database) if args.database else Path(args.data_dir) / "analyzer.duckdb"
     try:
-        return Market(connect(db))
+        return Market.read(connect(db))
     except (StoreError, duckdb.Error) as exc:
         raise PortfolioError(str(exc).replace("\n", " ")) from None
 
@@ -110,7 +110,7 @@ def _trend(market: Market, assets: list[str]) -> dict[str, str]:
     """The regime of each asset's perpetuals (the majority across venues), if the trend
     analytics have been stored; {} otherwise."""
     try:
-        df = market.con.sql(
+        df = market.store().sql(
             "SELECT base, regime FROM trend_latest WHERE base IN "
             f"({', '.join('?' * len(assets))})", params=assets).pl() if assets else None
     except duckdb.Error:
@@ -162,7 +162,7 @@ def cmd_portfolio(args: argparse.Namespace) -> int:
     try:
         rep = portfolio_report(pf, market, _age(args))
     finally:
-        market.con.close()
+        market.close()
     rep.pop("_valuation")
     prof = rep["profile"]
     lines = [f"profile {prof['profile']}: "
@@ -191,7 +191,7 @@ def cmd_hedge(args: argparse.Namespace) -> int:
         df = plan(market, holdings, ratio=args.ratio, horizon=horizon, leverage=args.leverage,
                   max_age_s=_age(args), venues=args.venues)
     finally:
-        market.con.close()
+        market.close()
     rows = _clean(df.to_dicts())
     shown = df.select(
         "asset", "venue", "symbol", "market", "contracts", "residual_coins",
@@ -224,7 +224,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     try:
         v: Valuation = value(pf, market, _age(args))
     finally:
-        market.con.close()
+        market.close()
     rows = _clean(scenarios(v, moves))
     _print(args, {"scenarios": rows}, [("Scenarios (every price moved at once)",
                                         pl.DataFrame(rows))])
@@ -237,7 +237,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         rep = check(market, args.venue, args.symbol, args.notional, args.side,
                     Limits(max_age_s=_age(args, Limits().max_age_s)))
     finally:
-        market.con.close()
+        market.close()
     _print(args, rep, [(f"{args.venue}:{args.symbol} for {args.notional:,.0f} USD "
                         f"({args.side}): {rep['verdict'].upper()}",
                         pl.DataFrame(rep["checks"]))])

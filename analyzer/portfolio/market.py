@@ -7,6 +7,7 @@ against this reader's clock), so a command can refuse data that is too old and s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -60,13 +61,9 @@ SELECT side, level, price, size, b.ts_local FROM book_snapshots b, last
 WHERE venue = ? AND symbol = ? AND b.ts_local = last.ts ORDER BY side, level
 """
 
-OI_SQL = """
-SELECT venue, symbol,
-       arg_max(open_interest, ts_local) AS oi,
-       arg_max(value_usd, ts_local) AS oi_usd,
-       max(ts_local) AS ts_local
-FROM open_interest GROUP BY venue, symbol
-"""
+REALISED_SCHEMA = {"venue": pl.String, "symbol": pl.String, "settle_ts": pl.Int64,
+                   "rate": pl.Float64, "interval_hours": pl.Float64, "rate_ann": pl.Float64,
+                   "published_ts": pl.Int64}
 
 
 @dataclass(slots=True)
@@ -80,23 +77,37 @@ class Book:
 
 @dataclass
 class Market:
-    """The store's latest view; ``now`` in ns (this reader's clock)."""
+    """The latest view of the market; ``now`` in ns (this reader's clock). ``read`` takes it
+    from a store; the live analytics build one from the collector's own state (``books``: a
+    function giving a symbol's book, ``realised_frame``: its funding settlements)."""
 
-    con: duckdb.DuckDBPyConnection
+    instruments: pl.DataFrame
+    tickers: pl.DataFrame
+    mids: pl.DataFrame
     now: int = field(default_factory=time.time_ns)
-    instruments: pl.DataFrame = field(init=False)
-    tickers: pl.DataFrame = field(init=False)
-    mids: pl.DataFrame = field(init=False)
-    _realised: pl.DataFrame | None = field(init=False, default=None)
-    _books: dict[tuple[str, str], Book | None] = field(init=False, default_factory=dict)
+    con: duckdb.DuckDBPyConnection | None = None
+    realised_frame: pl.DataFrame | None = None
+    books: Callable[[str, str], Book | None] | None = None
+    _books: dict[tuple[str, str], Book | None] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection, now: int | None = None) -> Market:
         try:
-            self.instruments = self.con.sql(INSTRUMENTS_SQL).pl()
-            self.tickers = self.con.sql(TICKERS_SQL).pl()
-            self.mids = self.con.sql(MIDS_SQL).pl()
+            return cls(con.sql(INSTRUMENTS_SQL).pl(), con.sql(TICKERS_SQL).pl(),
+                       con.sql(MIDS_SQL).pl(), now or time.time_ns(), con)
         except duckdb.Error as exc:
             raise PortfolioError(f"cannot read the store: {exc}".replace("\n", " ")) from None
+
+    def store(self) -> duckdb.DuckDBPyConnection:
+        """The store's connection (history: settlements' marks, open interest, resyncs)."""
+        if self.con is None:
+            raise PortfolioError("this needs the store's history (analyzer check, funding "
+                                 "since opening): read the market from the store")
+        return self.con
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
 
     # -- instruments --
 
@@ -176,14 +187,13 @@ class Market:
     # -- funding --
 
     def realised(self) -> pl.DataFrame:
-        """The funding settlements of the last 8 days in the store (``realised_funding``)."""
-        if self._realised is None:
-            hist = frame(self.con, FUNDING_HISTORY_SQL, [8 * 86_400 * NS])
-            self._realised = realised_funding(hist) if hist.height else pl.DataFrame(
-                schema={"venue": pl.String, "symbol": pl.String, "settle_ts": pl.Int64,
-                        "rate": pl.Float64, "interval_hours": pl.Float64,
-                        "rate_ann": pl.Float64, "published_ts": pl.Int64})
-        return self._realised
+        """The funding settlements of the last 8 days (``realised_funding``)."""
+        if self.realised_frame is None:
+            hist = (frame(self.con, FUNDING_HISTORY_SQL, [8 * 86_400 * NS])
+                    if self.con is not None else pl.DataFrame())
+            self.realised_frame = realised_funding(hist) if hist.height else pl.DataFrame(
+                schema=REALISED_SCHEMA)
+        return self.realised_frame
 
     def funding_7d(self) -> pl.DataFrame:
         """venue, symbol, funding_ann_mean (interval-weighted, last 7 days of settlements)."""
@@ -197,7 +207,11 @@ class Market:
 
     def book(self, venue: str, symbol: str) -> Book | None:
         key = (venue, symbol)
-        if key not in self._books:
+        if key not in self._books and self.books is not None:
+            self._books[key] = self.books(venue, symbol)
+        elif key not in self._books and self.con is None:
+            self._books[key] = None
+        elif key not in self._books:
             df = frame(self.con, BOOK_SQL, [venue, symbol, venue, symbol])
             if df.is_empty():
                 self._books[key] = None
@@ -208,9 +222,6 @@ class Market:
                                         list(zip(asks["price"], asks["size"], strict=True)),
                                         int(df["ts_local"][0]))
         return self._books[key]
-
-    def open_interest(self) -> pl.DataFrame:
-        return self.con.sql(OI_SQL).pl()
 
     # -- ages --
 

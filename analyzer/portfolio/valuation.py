@@ -226,7 +226,7 @@ def value(pf: Portfolio, market: Market, max_age_s: float = 300.0) -> Valuation:
         mean = realised.get((p.venue, p.symbol))
         if mean is not None:
             leg.funding_day_usd_7d = -s * abs(leg.notional_usd) * mean / 365
-        if p.opened is not None:
+        if p.opened is not None and market.con is not None:
             opened = p.opened if p.opened.tzinfo else p.opened.replace(tzinfo=UTC)
             leg.funding_since_open_usd = float(accrued(
                 market, p.venue, p.symbol, s, p.size, inverse=inverse,

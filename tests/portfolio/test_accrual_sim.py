@@ -42,7 +42,7 @@ def test_a_short_hedges_funding_equals_the_models_settlements(tmp_path: Path) ->
     insts = {(i.venue, i.symbol): i for i in model.instruments()}
     checked = 0
     with duckdb.connect(str(data / "analyzer.duckdb"), read_only=True) as con:
-        market = Market(con, now=start + days * DAY_NS)
+        market = Market.read(con, now=start + days * DAY_NS)
         for (venue, symbol), inst in insts.items():
             if inst.market != "perpetual":
                 continue

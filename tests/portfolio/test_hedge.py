@@ -60,7 +60,7 @@ def test_the_plan_sizes_costs_and_ranks_every_hedge(tmp_path: Path) -> None:
                    "BTCUSD_PERP": (-0.0001, 8), "BTC_USDT": (0.0001, 4)},
           books=[("binance_usdm", "BTCUSDT"), ("binance_coinm", "BTCUSD_PERP")])
     with duckdb.connect(str(data / "analyzer.duckdb"), read_only=True) as con:
-        df = plan(Market(con), {"BTC": 2.5}, horizon=30, leverage=2)
+        df = plan(Market.read(con), {"BTC": 2.5}, horizon=30, leverage=2)
     rows = {r["symbol"]: r for r in df.to_dicts()}
     b = rows["BTCUSDT"] if rows["BTCUSDT"]["venue"] == "binance_usdm" else None
     assert b is not None

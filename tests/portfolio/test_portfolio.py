@@ -55,7 +55,7 @@ def valued(tmp_path: Path, text: str = PORTFOLIO, **kw: object) -> tuple[Valuati
     data = tmp_path / "data"
     build(data, 50_000.0, funding={"BTCUSDT": (0.0001, 8), "BTCUSD_PERP": (0.0001, 8)}, **kw)
     con = duckdb.connect(str(data / "analyzer.duckdb"), read_only=True)
-    return value(parse(tomllib.loads(text)), Market(con)), data
+    return value(parse(tomllib.loads(text)), Market.read(con)), data
 
 
 def test_the_portfolio_at_the_market(tmp_path: Path) -> None:
