@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from analyzer.analytics.carry import CarryConfig, FeeSchedule, VenueFees
+from analyzer.analytics.trend import TrendError, check_lengths, parse_interval
 from analyzer.venues import VENUES
 from analyzer.venues.base import CHANNELS, OptionError
 
@@ -141,6 +142,24 @@ class Carry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return FeeSchedule(venues={**base.venues, **self.fees})
 
 
+class Trend(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The trend regime (analyzer/analytics/trend.py): candles from the stored trades, the fast
+    and slow simple moving averages of their closes, the regime and its last cross; refreshed
+    by the collector every ``refresh_seconds`` into the ``trend`` table and the gauges."""
+
+    enabled: bool = True
+    interval: str = "4h"  # bar length: 1m .. 1d, dividing a day (15m, 1h, 4h, 1d, ...)
+    fast: Annotated[int, msgspec.Meta(ge=1)] = 10  # SMA lengths, in bars; fast < slow
+    slow: Annotated[int, msgspec.Meta(ge=2)] = 30
+    refresh_seconds: Positive = 60.0
+    # bars of trades read: the slow SMA needs `slow` of them; a cross older is not seen
+    lookback_bars: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 200
+
+    @property
+    def interval_s(self) -> int:
+        return parse_interval(self.interval)
+
+
 class Alerts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The analyzer's own notifications of opening and closing opportunities, for users without
     Alertmanager (which gets them from Prometheus: prometheus/rules.yml)."""
@@ -162,6 +181,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics: Metrics = msgspec.field(default_factory=Metrics)
     analytics: Analytics = msgspec.field(default_factory=Analytics)
     carry: Carry = msgspec.field(default_factory=Carry)
+    trend: Trend = msgspec.field(default_factory=Trend)
     alerts: Alerts = msgspec.field(default_factory=Alerts)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -257,7 +277,20 @@ def parse(data: dict) -> Config:
         for key, schemes in _URL_KEYS.items():
             _check_url(f"feeds[{i}].{key}", getattr(feed, key), schemes)
     _check_url("alerts.webhook_url", cfg.alerts.webhook_url, ("http", "https"))
+    _check_trend(cfg.trend)
     return cfg
+
+
+def _check_trend(trend: Trend) -> None:
+    try:
+        parse_interval(trend.interval)
+    except TrendError as exc:
+        raise ConfigError(f"config error at trend.interval: {exc}") from None
+    try:
+        check_lengths(trend.fast, trend.slow, trend.lookback_bars)
+    except TrendError as exc:
+        key = "lookback_bars" if trend.fast < trend.slow else "fast"
+        raise ConfigError(f"config error at trend.{key}: {exc}") from None
 
 
 def load(path: str | Path) -> Config:

@@ -111,6 +111,7 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
         "metrics": {"port": metrics_port, "host": metrics_host},
         "carry": {"gates": DEMO_CARRY},
+        "trend": DEMO_TREND,
         "log_level": "WARNING",
     })
 
@@ -120,6 +121,10 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
 # within minutes). Live configs keep the defaults: financing 0, 30 minutes.
 DEMO_CARRY = {"financing_rate": 0.05, "min_net_ann": 0.05, "entry_ann": 0.05, "exit_ann": 0.03,
               "persistence_window_s": 60.0}
+# Trend regime of the demo: 1-minute bars refreshed every 10 s, so that a simulated market of
+# minutes shows moving averages and flips within a quarter of an hour (live configs keep 4 h
+# bars, 10 / 30, refreshed each minute).
+DEMO_TREND = {"interval": "1m", "fast": 5, "slow": 15, "refresh_seconds": 10.0}
 
 
 def listed_symbols(port: int) -> dict[str, list[str]]:

@@ -415,3 +415,33 @@ SELECT
     source::VARCHAR AS source,
     make_timestamp(ts // 1000) AS time
 FROM read_parquet('{segments}/opportunities/*/*.parquet', union_by_name = true);
+
+-- The trend regime of each instrument (analyzer/analytics/trend.py): bars of interval_s from the
+-- stored trades (a bar without trades carries the previous close), the simple moving averages of
+-- the last `fast` and `slow` closed bars, the regime and its last cross. Written by the collector
+-- every [trend] refresh_seconds (source = 'live', ts = the refresh: the state after the last
+-- closed bar) and by `analyzer backfill` (source = 'backfill', one row per closed bar, ts = its
+-- close). Only closed bars count; the forming bar is left out.
+CREATE OR REPLACE VIEW trend AS
+SELECT
+    ts::BIGINT AS ts,                           -- evaluation instant (ns)
+    venue::VARCHAR AS venue,
+    symbol::VARCHAR AS symbol,
+    base::VARCHAR AS base,
+    interval_s::INTEGER AS interval_s,          -- bar length, seconds (bars start at 00:00 UTC)
+    fast::INTEGER AS fast,                      -- SMA lengths, in bars
+    slow::INTEGER AS slow,
+    bar_ts::BIGINT AS bar_ts,                   -- open time of the last closed bar (venue clock)
+    last_close::DOUBLE AS last_close,           -- its close
+    fast_ma::DOUBLE AS fast_ma,                 -- NULL until `fast` closed bars
+    slow_ma::DOUBLE AS slow_ma,                 -- NULL until `slow` closed bars
+    regime::VARCHAR AS regime,                  -- up (fast > slow) | down | none (warming up)
+    last_cross_ts::BIGINT AS last_cross_ts,     -- open time of the bar where the regime last
+                                                -- flipped up/down; NULL: none in the lookback
+    bars::INTEGER AS bars,                      -- closed bars in the series (empty ones included)
+    newest_trade_ts::BIGINT AS newest_trade_ts, -- venue time of the newest trade read
+    source::VARCHAR AS source,                  -- live | backfill
+    make_timestamp(ts // 1000) AS time,
+    make_timestamp(bar_ts // 1000) AS time_bar,
+    make_timestamp(last_cross_ts // 1000) AS time_last_cross
+FROM read_parquet('{segments}/trend/*/*.parquet', union_by_name = true);

@@ -157,6 +157,35 @@ def dashboard(uid: str, title: str, description: str, tags: list[str],
 
 
 # ---------------------------------------------------------------------------------------------
+# Trend regime (analyzer/analytics/trend.py)
+
+def trend_panels(selector: str) -> list[Panel | Row]:
+    """The trend regime of every instrument the label ``selector`` picks (``base="$base"``):
+    spot included, so not filtered by the derivatives' venue variable."""
+    regimes = {"1": {"text": "up", "color": "green", "index": 0},
+               "0": {"text": "none", "color": "text", "index": 1},
+               "-1": {"text": "down", "color": "red", "index": 2}}
+    return [
+        Row("Trend regime"),
+        Panel("Trend regime", (
+            "Per instrument, over its closed bars of the interval shown: up while the fast simple "
+            "moving average of the closes is above the slow one, down while below, none until "
+            "the slow one has its bars. Changes at a bar's close; the TrendRegimeFlip alert "
+            "fires on each change. `analyzer trend` shows the averages and the bar of the "
+            "last cross."), "none",
+            [(f"analyzer_trend_regime{{{selector}}}", "{{venue}} {{symbol}} {{interval}}")],
+            type="state-timeline",
+            extra={"mappings": [{"type": "value", "options": regimes}],
+                   "color": {"mode": "fixed", "fixedColor": "text"}}),
+        Panel("Fast and slow moving averages", (
+            "The two simple moving averages of the closes of the last closed bars (lengths in "
+            "[trend] fast and slow), per instrument, in its quote currency: where they cross, "
+            "the regime flips."), USD,
+            [(f"analyzer_trend_ma{{{selector}}}", "{{venue}} {{symbol}} {{ma}} ({{interval}})")]),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Basis & funding
 
 def basis_funding() -> dict[str, Any]:
@@ -251,9 +280,11 @@ def basis_funding() -> dict[str, Any]:
               "{{metric}} {{reason}}"),
              ("sum by (reason) (increase(analyzer_anomalies_suppressed_total[10m])) "
               "or vector(0)", "not scored: {{reason}}")], w=24),
+        *trend_panels(b),
     ]
     return dashboard("analyzer-basis", "Basis & funding", (
-        "Term structure, basis, perpetual premium and funding of one asset across venues"),
+        "Term structure, basis, perpetual premium and funding of one asset across venues, and "
+        "the trend regime of its instruments"),
         ["basis", "funding"], variables, items, annotations=[anomalies])
 
 

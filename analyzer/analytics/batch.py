@@ -6,6 +6,10 @@ numbers the live tick gave, because it is the same function of the same rows.
 Books that were out of sync at a snapshot have no stored levels, so batch reports nothing for
 them where live reported their status; anomalies are scored on the snapshot grid (every
 ``book_snapshot_seconds``), so their history differs from the live 1 s grid.
+
+The trend regime is recomputed from the stored trades (``trend_history``): one row per
+instrument and closed bar of the range, at the bar's close, the state the live refresh would
+have reported from then until the next bar closed.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from analyzer.analytics.anomalies import AnomalyState
 from analyzer.analytics.levels import SIDE
 from analyzer.analytics.pipeline import Results, evaluate
 from analyzer.analytics.state import PAIR, TICKER_COLUMNS, as_of, latest_instruments
+from analyzer.analytics.trend import history
 from analyzer.config import Analytics as AnalyticsConfig
-from analyzer.config import Carry
+from analyzer.config import Carry, Trend
 from analyzer.store.research import frame
 
 LOOKBACK_NS = 3600 * 10**9  # how far before a range to look for the last ticker / OI
@@ -107,6 +112,16 @@ def backfill(database: Path, cfg: AnalyticsConfig, carry: Carry, start: int, end
             hi = times[i + chunk_snapshots] if i + chunk_snapshots < len(times) else end
             yield (min(i + chunk_snapshots, len(times)), len(times),
                    evaluate_range(con, cfg, carry, lo, hi, state))
+
+
+def trend_history(database: Path, cfg: Trend, start: int, end: int) -> pl.DataFrame:
+    """The ``trend`` rows of the closed bars ending in ``[start, end)`` (``trend.history``),
+    with ``source = 'backfill'``; none when ``[trend]`` is disabled."""
+    if not cfg.enabled:
+        return pl.DataFrame()
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = history(con, cfg.interval_s, cfg.fast, cfg.slow, start, end, cfg.lookback_bars)
+    return rows.with_columns(source=pl.lit("backfill"))
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:

@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from analyzer import config as config_mod
-from analyzer.analytics.batch import backfill, progress_bar
+from analyzer.analytics.batch import backfill, progress_bar, trend_history
 from analyzer.analytics.funding import mean_realised, oi_change, realised_funding
 from analyzer.analytics.opportunities import stale_after_s
 from analyzer.analytics.pipeline import candidate_rows
@@ -218,6 +218,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from analyzer.store import Store
 
     data_dir, database, cfg, carry = _settings(args)
+    trend = config_mod.load(args.config).trend if args.config else config_mod.Trend()
     start, end = parse_time(args.start), parse_time(args.end)
     if start >= end:
         raise CommandError("--from must be before --to")
@@ -238,12 +239,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     rows += df.height
             if not args.quiet:
                 print(f"\r{progress_bar(done, total)}", end="", file=sys.stderr, flush=True)
+        trend_rows = trend_history(database, trend, start, end)
+        if trend_rows.height:
+            store.add_rows("trend", trend_rows.to_arrow())
     if not args.quiet:
         print(file=sys.stderr)
-    if not total:
-        raise CommandError("no book snapshots in that range")
-    print(f"backfill: {total} snapshot instants, {rows} rows written (source = 'backfill') "
-          f"in {time.perf_counter() - t0:.1f} s")
+    if not total and not trend_rows.height:
+        raise CommandError("no book snapshots and no trades in that range")
+    print(f"backfill: {total} snapshot instants, {rows} rows written, {trend_rows.height} trend "
+          f"rows (source = 'backfill') in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -15,6 +15,7 @@ import polars as pl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from analyzer.analytics.opportunities import pair_label
+from analyzer.analytics.trend import REGIME_VALUE
 
 if TYPE_CHECKING:
     from analyzer.analytics.live import LiveAnalytics
@@ -60,6 +61,34 @@ def families(a: LiveAnalytics) -> Iterator[Metric]:
         yield from _liquidity(r.summary, r.depth, r.slippage)
         yield from _basis(r.basis, r.tradable, r.curve, r.cross)
         yield from _carry(a, r.candidates)
+    if a.trend is not None and a.trend.latest is not None:
+        yield from _trend(a.trend.latest, a.trend.label)
+
+
+def _trend(df: pl.DataFrame, interval: str) -> Iterator[Metric]:
+    """The last trend refresh (``trend.regimes()`` rows); instruments whose newest trade is more
+    than two bars old are left out (their regime is of old data)."""
+    regime = _gauge("trend_regime", "Moving-average trend regime over the closed bars: 1 up "
+                    "(fast SMA above slow), -1 down, 0 none (too few bars yet)",
+                    ["venue", "symbol", "base", "interval"])
+    ma = _gauge("trend_ma", "Simple moving average of the closes of the last fast / slow "
+                "closed bars", ["venue", "symbol", "base", "interval", "ma"])
+    cross = _gauge("trend_last_cross_timestamp_seconds", "Open time of the bar at which the "
+                   "regime last flipped between up and down (within the lookback)",
+                   ["venue", "symbol", "base", "interval"])
+    for venue, symbol, base, r, fast, slow, crossed, stale in _rows(
+            df, "venue", "symbol", "base", "regime", "fast_ma", "slow_ma", "last_cross_ns",
+            "stale"):
+        if stale or base is None:
+            continue
+        labels = [venue, symbol, base, interval]
+        regime.add_metric(labels, REGIME_VALUE[r])
+        for name, v in (("fast", fast), ("slow", slow)):
+            if v is not None:
+                ma.add_metric([*labels, name], v)
+        if crossed is not None:
+            cross.add_metric(labels, crossed / 1e9)
+    yield from (regime, ma, cross)
 
 
 def _carry(a: LiveAnalytics, cand: pl.DataFrame) -> Iterator[Metric]:

@@ -7,6 +7,11 @@ exporter (``gauges.py``).
 The windows of a tick are also what ``book_snapshots`` / ``book_snapshot_bands`` store (every
 ``[store] book_snapshot_seconds``), so ``analyzer backfill`` recomputes these numbers from the
 store (``batch.py``).
+
+Every ``[trend] refresh_seconds`` a tick also starts the trend refresh (``trend.TrendState``:
+candles from the stored trades, moving averages, regime) in a worker thread of its own, not
+awaited by the ticks: its rows go to the ``trend`` table and its frame to the gauges when it
+ends.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import polars as pl
 
 from analyzer.analytics.anomalies import AnomalyState
@@ -26,6 +32,7 @@ from analyzer.analytics.levels import frame, window
 from analyzer.analytics.opportunities import Lifecycle, Notifier, events_frame
 from analyzer.analytics.pipeline import Results, candidate_rows, evaluate
 from analyzer.analytics.state import INSTRUMENT_COLUMNS
+from analyzer.analytics.trend import TrendState, segments_connection
 
 if TYPE_CHECKING:
     from analyzer.collector import FeedRunner
@@ -83,6 +90,12 @@ class LiveAnalytics:
         self.candidates_ns = round(c.candidates_seconds * NS)
         self.next_candidates_ns = 0
         self.latest: Results | None = None
+        t = cfg.trend
+        self.trend = (TrendState(t.interval_s, t.fast, t.slow, t.lookback_bars)
+                      if t.enabled else None)
+        self.trend_ns = round(t.refresh_seconds * NS)
+        self.next_trend_ns = 0
+        self._trend_task: asyncio.Task[None] | None = None
         self.anomalies_total: Counter[tuple[str, ...]] = Counter()  # flag labels -> count
         self.suppressed_total: Counter[str] = Counter()  # reason -> count
         self.ticks = 0
@@ -115,10 +128,38 @@ class LiveAnalytics:
         except Exception:  # a bug in one tick must not stop collection
             self.errors += 1
             log.exception("analytics tick failed")
+        if (self.trend is not None and now >= self.next_trend_ns
+                and (self._trend_task is None or self._trend_task.done())):
+            self.next_trend_ns = now + self.trend_ns - self.half_tick_ns
+            self._trend_task = asyncio.create_task(self._refresh_trend(now), name="trend")
         dt = time.perf_counter() - t0
         self.ticks += 1
         self.last_tick_seconds = dt
         self.tick_seconds_total += dt
+
+    async def _refresh_trend(self, now: int) -> None:
+        """One trend refresh (``trend.TrendState.refresh``) off the event loop; its rows are
+        stored on the loop. A failure is logged and counted as a failed tick; the next refresh
+        retries."""
+        assert self.trend is not None
+        try:
+            rows = await asyncio.to_thread(self._trend_rows, now)
+            if rows.height:
+                self.store.add_rows("trend", rows.with_columns(source=pl.lit("live")).to_arrow())
+        except Exception:
+            self.errors += 1
+            log.exception("trend refresh failed")
+
+    def _trend_rows(self, now: int) -> pl.DataFrame:
+        assert self.trend is not None
+        for attempt in range(3):  # compaction may delete a segment while DuckDB lists them
+            with segments_connection(self.store.segments_root) as con:
+                try:
+                    return self.trend.refresh(con, now)
+                except duckdb.IOException as exc:
+                    if attempt == 2 or "No such file" not in str(exc):
+                        raise
+        raise AssertionError("unreachable")
 
     def _publish(self, results: Results, now: int) -> None:
         for table, rows in results.tables().items():
@@ -149,7 +190,10 @@ class LiveAnalytics:
     def close(self, now: int) -> None:
         """Close every open opportunity with reason ``collector stopped`` and store the events;
         ``Collector.stop()`` calls it after the tick task has ended and before the store
-        closes. Waits up to ``NOTIFY_WAIT_S`` for their notifications. Idempotent."""
+        closes. Waits up to ``NOTIFY_WAIT_S`` for their notifications. Idempotent. A trend
+        refresh under way is cancelled (its rows are not stored)."""
+        if self._trend_task is not None:
+            self._trend_task.cancel()
         thread = self._emit(self.lifecycle.close_all(now))
         if thread is not None:
             thread.join(NOTIFY_WAIT_S)
