@@ -14,6 +14,8 @@ WORKDIR /opt/analyzer
 COPY pyproject.toml README.md ./
 COPY sql/ sql/
 COPY analyzer/ analyzer/
+# the demo watches examples/portfolio.toml (the Investor dashboard's data)
+COPY examples/ examples/
 # Editable, so that analyzer/ keeps sql/ beside it (a wheel would carry analyzer/ alone).
 RUN pip install -e . && analyzer --help > /dev/null
 

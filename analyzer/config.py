@@ -160,6 +160,15 @@ class Trend(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return parse_interval(self.interval)
 
 
+class PortfolioWatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A portfolio file valued live (analyzer/portfolio/live.py): its gauges feed the Investor
+    dashboard and the alert rules on liquidation distance, hedge funding and the profile."""
+
+    file: str | None = None  # a portfolio TOML (examples/portfolio.toml); none: not watched
+    refresh_seconds: Positive = 15.0
+    max_age_seconds: Positive = 120.0  # a price older than this leaves the gauges out
+
+
 class Alerts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The analyzer's own notifications of opening and closing opportunities, for users without
     Alertmanager (which gets them from Prometheus: prometheus/rules.yml)."""
@@ -182,6 +191,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     analytics: Analytics = msgspec.field(default_factory=Analytics)
     carry: Carry = msgspec.field(default_factory=Carry)
     trend: Trend = msgspec.field(default_factory=Trend)
+    portfolio: PortfolioWatch = msgspec.field(default_factory=PortfolioWatch)
     alerts: Alerts = msgspec.field(default_factory=Alerts)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -112,6 +112,7 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
         "metrics": {"port": metrics_port, "host": metrics_host},
         "carry": {"gates": DEMO_CARRY},
         "trend": DEMO_TREND,
+        "portfolio": {"file": str(DEMO_PORTFOLIO)} if DEMO_PORTFOLIO.exists() else {},
         "log_level": "WARNING",
     })
 
@@ -125,6 +126,9 @@ DEMO_CARRY = {"financing_rate": 0.05, "min_net_ann": 0.05, "entry_ann": 0.05, "e
 # minutes shows moving averages and flips within a quarter of an hour (live configs keep 4 h
 # bars, 10 / 30, refreshed each minute).
 DEMO_TREND = {"interval": "1m", "fast": 5, "slow": 15, "refresh_seconds": 10.0}
+# The portfolio the demo watches (the Investor dashboard's data): the repository's example, a
+# spot holder hedging part of it on three venues (absent from an installed package: no watch).
+DEMO_PORTFOLIO = Path(__file__).resolve().parents[1] / "examples" / "portfolio.toml"
 
 
 def listed_symbols(port: int) -> dict[str, list[str]]:

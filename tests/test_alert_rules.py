@@ -21,7 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "prometheus" / "rules.yml"
-SOURCES = [ROOT / "analyzer" / "metrics.py", ROOT / "analyzer" / "analytics" / "gauges.py"]
+SOURCES = [ROOT / "analyzer" / "metrics.py", ROOT / "analyzer" / "analytics" / "gauges.py",
+           ROOT / "analyzer" / "portfolio" / "live.py"]
 
 KINDS = {
     "_counter": "counter",

@@ -536,11 +536,91 @@ def feed_health() -> dict[str, Any]:
         "by venue and channel"), ["feed"], variables, items)
 
 
+# ---------------------------------------------------------------------------------------------
+# Investor (analyzer/portfolio/live.py: the [portfolio] file, valued live)
+
+def investor() -> dict[str, Any]:
+    pos = 'venue=~"$venue"'
+    variables = [
+        query_var("venue", "Venue", "label_values(analyzer_portfolio_margin_ratio, venue)",
+                  multi=True),
+        query_var("asset", "Asset", "label_values(analyzer_portfolio_net_exposure_usd, asset)",
+                  multi=True),
+    ]
+    items: list[Panel | Row] = [
+        Panel("Equity, spot and net exposure", (
+            "The watched portfolio in USD: equity (spot, cash, margins and unrealised P&L), "
+            "spot value (holdings and coin collateral), the futures' notional (negative: "
+            "short) and the net exposure (spot plus the futures' exposure)."), USD,
+            [("analyzer_portfolio_value_usd", "{{kind}}")], type="stat", w=12, h=6,
+            instant=True),
+        Panel("Inside its profile", (
+            "1 while the portfolio's spot share and net futures exposure are inside the ranges "
+            "of the allocation profile it chose; the PortfolioOutsideProfile alert fires after "
+            "15 minutes outside."), "none",
+            [("analyzer_portfolio_inside_profile", "{{profile}}")], type="state-timeline",
+            w=12, h=6,
+            extra={"mappings": [{"type": "value", "options": {
+                "1": {"text": "inside", "color": "green", "index": 0},
+                "0": {"text": "outside", "color": "orange", "index": 1}}}],
+                "color": {"mode": "fixed", "fixedColor": "text"}}),
+        Row("Positions"),
+        Panel("Distance to liquidation", (
+            "Per position, its liquidation price's distance from the mark (positive: above, a "
+            "short's; negative: below, a long's), from the venue's maintenance-margin tiers. "
+            "LiquidationNear fires within 10 %. A position without one (a short backed by the "
+            "coin it hedges) has no series."), PCT,
+            [(f"analyzer_portfolio_liquidation_distance{{{pos}}}",
+              "{{venue}} {{symbol}} {{side}}")]),
+        Panel("Margin ratio", (
+            "Maintenance margin / equity per position (1: liquidated); cross positions share "
+            "their venue's collateral."), PCT,
+            [(f"analyzer_portfolio_margin_ratio{{{pos}}}", "{{venue}} {{symbol}} {{side}}")]),
+        Panel("Funding a day", (
+            "USD a position receives a day in funding (negative: it pays), at the current "
+            "predicted rate and at the 7-day realised mean."), USD,
+            [(f"analyzer_portfolio_funding_usd_per_day{{{pos}}}",
+              "{{venue}} {{symbol}} {{side}} {{rate}}")]),
+        Panel("Funding, annualised", (
+            "Funding a position receives a year at the current rate, a fraction of its notional "
+            "(negative: a cost). HedgeFundingTurnedCost fires when a hedge that earned within a "
+            "day costs more than 5 % a year for 15 minutes."), PCT,
+            [(f"analyzer_portfolio_funding_annualized{{{pos}}}",
+              "{{venue}} {{symbol}} {{side}}")]),
+        Row("Allocation"),
+        Panel("Spot share and net futures exposure", (
+            "spot_share: spot value / equity; net_futures: the futures' exposure / spot value "
+            "(0 unhedged, -1 fully hedged). The chosen profile's ranges: analyzer/portfolio/"
+            "profiles.py and the portfolio file."), "percentunit",
+            [("analyzer_portfolio_allocation", "{{kind}} ({{profile}})")]),
+        Panel("Net exposure by asset", (
+            "Spot value plus the futures' exposure, per asset, in USD: what a move of the asset "
+            "does to the portfolio."), USD,
+            [('analyzer_portfolio_net_exposure_usd{asset=~"$asset"}', "{{asset}}")]),
+        Panel("What brings it inside its profile", (
+            "Futures exposure and spot (USD) to add to reach the nearest edge of the profile's "
+            "ranges (negative: short more, sell spot); 0 inside."), USD,
+            [("analyzer_portfolio_profile_move_usd", "{{kind}} ({{profile}})")]),
+        Panel("Valuations", (
+            "When the portfolio was last valued, and valuations refused since start by reason "
+            "(a stale price, an instrument not collected): its gauges are left out then."),
+            "none",
+            [("time() - analyzer_portfolio_last_refresh_timestamp_seconds", "seconds since")],
+            type="stat", w=12, h=6, instant=True),
+        *trend_panels('base=~"$asset"'),
+    ]
+    return dashboard("analyzer-investor", "Investor", (
+        "The watched portfolio: equity and exposure, distance to liquidation, margin, funding "
+        "earned or paid, allocation against its profile, the trend regime of its assets"),
+        ["portfolio"], variables, items)
+
+
 DASHBOARDS = {
     "basis-funding.json": basis_funding,
     "liquidity.json": liquidity,
     "carry.json": carry,
     "feed-health.json": feed_health,
+    "investor.json": investor,
 }
 
 

@@ -63,6 +63,8 @@ def families(a: LiveAnalytics) -> Iterator[Metric]:
         yield from _carry(a, r.candidates)
     if a.trend is not None and a.trend.latest is not None:
         yield from _trend(a.trend.latest, a.trend.label)
+    if a.portfolio is not None:
+        yield from a.portfolio.families()
 
 
 def _trend(df: pl.DataFrame, interval: str) -> Iterator[Metric]:

@@ -33,6 +33,7 @@ from analyzer.analytics.opportunities import Lifecycle, Notifier, events_frame
 from analyzer.analytics.pipeline import Results, candidate_rows, evaluate
 from analyzer.analytics.state import INSTRUMENT_COLUMNS
 from analyzer.analytics.trend import TrendState, segments_connection
+from analyzer.portfolio.live import PortfolioWatch, live_market
 
 if TYPE_CHECKING:
     from analyzer.collector import FeedRunner
@@ -96,6 +97,10 @@ class LiveAnalytics:
         self.trend_ns = round(t.refresh_seconds * NS)
         self.next_trend_ns = 0
         self._trend_task: asyncio.Task[None] | None = None
+        w = cfg.portfolio
+        self.portfolio = PortfolioWatch(w.file, w.max_age_seconds) if w.file else None
+        self.portfolio_ns = round(w.refresh_seconds * NS)
+        self.next_portfolio_ns = 0
         self.anomalies_total: Counter[tuple[str, ...]] = Counter()  # flag labels -> count
         self.suppressed_total: Counter[str] = Counter()  # reason -> count
         self.ticks = 0
@@ -132,6 +137,9 @@ class LiveAnalytics:
                 and (self._trend_task is None or self._trend_task.done())):
             self.next_trend_ns = now + self.trend_ns - self.half_tick_ns
             self._trend_task = asyncio.create_task(self._refresh_trend(now), name="trend")
+        if self.portfolio is not None and now >= self.next_portfolio_ns:
+            self.next_portfolio_ns = now + self.portfolio_ns - self.half_tick_ns
+            self._refresh_portfolio(now)
         dt = time.perf_counter() - t0
         self.ticks += 1
         self.last_tick_seconds = dt
@@ -160,6 +168,24 @@ class LiveAnalytics:
                     if attempt == 2 or "No such file" not in str(exc):
                         raise
         raise AssertionError("unreachable")
+
+    def _refresh_portfolio(self, now: int) -> None:
+        """Value the watched portfolio against the collector's state, on the loop (the books
+        must not change under it; a few positions cost well under a millisecond each), with
+        the trend regime of its assets when they agree."""
+        assert self.portfolio is not None
+        try:
+            regime = None
+            latest = self.trend.latest if self.trend is not None else None
+            if latest is not None and latest.height:
+                assets = {h.asset.upper() for h in self.portfolio.portfolio.spot}
+                found = set(latest.filter(pl.col("base").is_in(list(assets))
+                                          & ~pl.col("stale"))["regime"].to_list())
+                regime = found.pop() if len(found) == 1 else None
+            self.portfolio.refresh(live_market(self.runners, now), regime)
+        except Exception:  # a bug must not stop the ticks
+            self.errors += 1
+            log.exception("portfolio refresh failed")
 
     def _publish(self, results: Results, now: int) -> None:
         for table, rows in results.tables().items():
