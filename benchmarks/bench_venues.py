@@ -8,7 +8,8 @@
    (its own frame mix: Binance's bookTickers, Bybit's ticker deltas, OKX's checksummed books).
    Binance's real USDⓈ-M recording is measured too, as the reference of bench_pipeline.py.
 2. For each feed, a fresh exchange child replays its capture as fast as the collector reads it
-   over a real websocket on loopback; the collector, unchanged, decodes, keeps the books
+   over a real websocket on loopback (after a pause of 1.5 s at its start, for every
+   subscription to be in place: frames/s runs from the first frame read to the last); the collector, unchanged, decodes, keeps the books
    (verifying OKX's checksum on every book message that carries one), and stores everything.
    Frames per second and CPU µs per frame of the collector's event-loop thread.
 Feeds alternate within each run; medians over ``--runs``; each venue's figure is also given as
@@ -107,7 +108,11 @@ def replay(feed: str, recording: Path, tmp: Path, options: dict | None = None
            ) -> dict[str, float] | None:
     """The feed's figures, or None if the local exchange lists nothing of its recording (a
     venue whose replay side cannot read our captures of it yet)."""
-    proc, port = exchange("--replay", str(recording), "--market", feed, "--speed", "0")
+    # paused for 1.5 s at its start: the collector's subscriptions are paced (venues that take
+    # one topic a request subscribe over ~1 s), and a replay at full speed would otherwise be
+    # over before the last book's topic is subscribed, measuring the pacing, not the pipeline
+    proc, port = exchange("--replay", str(recording), "--market", feed, "--speed", "0",
+                          "--stall-at", "0:1.5")
     try:
         base = f"127.0.0.1:{port}/{feed}"
         market = VENUES[feed][0]

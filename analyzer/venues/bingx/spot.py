@@ -140,8 +140,15 @@ class BingxSpotFeed(BingxFeed):
             if i > 0:
                 start = i + len(DATA_TYPE)
                 route = self.routes.get(frame[start : frame.find(b'"', start)])
-                if route is not None and not self.refused:
-                    return self._dispatch(route, frame, ts_local)
+                if route is not None and not self.refused:  # (``_dispatch``, inlined)
+                    try:
+                        msg = route.decoder.decode(frame)
+                    except (msgspec.DecodeError, ValueError) as exc:
+                        raise DecodeError(f"{route.stream}: {exc}", route.channel) from None
+                    route.handler(msg, route, ts_local)
+                    route.last_ns = ts_local
+                    route.frames += 1
+                    return route
         return self._decode_slow(frame, ts_local)
 
     def _decode_slow(self, frame: bytes, ts_local: int) -> Route | None:

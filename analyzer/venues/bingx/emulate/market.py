@@ -6,14 +6,15 @@ Docs: https://bingx-api.github.io/docs/#/en-us/swapV2/socket/ (gzip, heartbeat, 
 
 Websocket ``/swap-market``. Every frame the server sends is gzip-compressed in a binary frame
 (``encode``: the core applies it to every payload written; a payload that is gzip already goes
-as it is, so that a fault can send a corrupt one). ``{"id","reqType":"sub"|"unsub",
-"dataType"}`` is answered ``{"id","code":0,"msg":"","dataType":"","data":null}``, or code 80015
-"dataType not support" for an unknown symbol (case-sensitive) or channel, 80403 past
-``max_streams`` (200) topics (the connection stays); an ``@incrDepth`` subscription then gets
-its snapshot (``action: all``) before any update. The server sends ``Ping`` every
-``ping_s`` seconds (queued with the market's next write: a stalled market pings late) and
-counts the ``Pong``s (``pongs``); a connection that sent nothing for ``idle_timeout_s`` (30 s:
-no Pong) is closed, as BingX closes one that stops answering.
+as it is: a replayed capture's frames, byte for byte, and a fault's corrupt one).
+``{"id","reqType":"sub"|"unsub","dataType"}`` is answered
+``{"id","code":0,"msg":"","dataType":"","data":null}``, or code 80015 "dataType not support"
+for an unknown symbol (case-sensitive) or channel, 80403 past ``max_streams`` (200) topics (the
+connection stays); an ``@incrDepth`` subscription then gets its snapshot (``action: all``)
+before any update. The server sends ``Ping`` every ``ping_s`` seconds (queued with the
+market's next write: a stalled market pings late) and counts the ``Pong``s (``pongs``); a
+connection that sent nothing for ``idle_timeout_s`` (30 s: no Pong) is closed, as BingX closes
+one that stops answering.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from analyzer.exchange.emulator import Close, Session
+from analyzer.venues.bingx.emulate.recordings import text_of
 from analyzer.venues.bingx.emulate.simulated import BingxSim
 from analyzer.venues.bingx.emulate.state import BingxReplay
 from analyzer.venues.bingx.spec import WS_PATH
@@ -149,7 +151,7 @@ class BingxMarket:
 
     def corrupt_price(self, frame: bytes) -> bytes:
         """A copy of a depth frame whose first bid price is not a number."""
-        doc = msgspec.json.decode(frame)
+        doc = msgspec.json.decode(text_of(frame))
         doc["data"]["bids"] = [["not-a-price", "1"], *doc["data"].get("bids", [])]
         return _encode(doc)
 

@@ -21,11 +21,15 @@ stepping by one (no skip: none documented nor probed on spot), the time as the d
 ``timestamp`` (JKorf's spot model). ``@trade``: one trade a frame, the model's trade id as
 ``t`` (digits as text), ``m`` the buyer-was-maker flag, ``E``/``T``. ``@bookTicker``: ``b, B,
 a, A, E``. REST: the symbols listing and recent trades (by id, the socket's ids).
+
+Replay (``BingxSpotReplay``): a capture of ``bingx_spot`` (``recordings`` tells it from a
+swap one), its frames sent as captured.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,6 +38,7 @@ from analyzer.exchange.emulator import RestError
 from analyzer.venues.bingx.emulate import info
 from analyzer.venues.bingx.emulate.book import Ids
 from analyzer.venues.bingx.emulate.market import BingxMarket
+from analyzer.venues.bingx.emulate.recordings import SPOT_SYMBOLS, text_of
 from analyzer.venues.bingx.emulate.render import SymbolFormat
 from analyzer.venues.bingx.emulate.simulated import BingxSim
 from analyzer.venues.bingx.emulate.state import BingxReplay, ReplayBook
@@ -145,10 +150,13 @@ class BingxSpotSim(BingxSim):
 
 
 class BingxSpotReplay(BingxReplay):
-    """What the exchange keeps of a replayed BingX spot market: books from ``@incrDepth``
-    frames (spot's layout: data before dataType; the snapshot rendered so), trades with ids
-    from ``@trade``; REST answers the listing (made up for the symbols streamed) and recent
-    trades. No spot recording exists yet: this serves a market without one, and any other."""
+    """What the exchange keeps of a replayed BingX spot market (a capture of ``bingx_spot``,
+    its frames sent as captured: ``recordings``): books from ``@incrDepth`` frames (spot's
+    layout: data before dataType; the snapshot rendered so), trades with ids from ``@trade``;
+    REST answers the recorded symbols listing (else one made up for the symbols streamed) and
+    recent trades."""
+
+    listing_path = SPOT_SYMBOLS
 
     def reset(self) -> None:
         super().reset()
@@ -164,8 +172,8 @@ class BingxSpotReplay(BingxReplay):
 
     def on_spot_trade(self, symbol: str, frame: bytes) -> None:
         try:
-            t = _spot_trade.decode(frame).data
-        except msgspec.DecodeError:
+            t = _spot_trade.decode(text_of(frame)).data
+        except (msgspec.DecodeError, zlib.error):
             self.decode_errors += 1
             return
         rows = self.spot_trades.setdefault(symbol, [])
@@ -177,11 +185,13 @@ class BingxSpotReplay(BingxReplay):
         book = self.books.get(symbol)
         if book is None or book.last_id < 0:
             return None
-        return spot_snapshot(book, symbol)
+        return spot_snapshot(book, symbol, self.now_ns // MS)
 
     def rest(self, feed: MarketFeed, endpoint: str, params: dict[str, str]) -> bytes:
         symbol = params.get("symbol", "")
         if endpoint == "symbols":
+            if self.listing is not None:
+                return self.listing
             return info.spot_symbols([info.spot_symbol(s, 0.01, 0.0001)
                                       for s in sorted(self.seen)])
         if symbol not in self.seen:
@@ -208,11 +218,12 @@ class _SpotTradeFrame(msgspec.Struct, gc=False):
 _spot_trade = msgspec.json.Decoder(_SpotTradeFrame)
 
 
-def spot_snapshot(book: ReplayBook, symbol: str) -> bytes:
-    bids = ",".join(book.bids[p] for p in sorted(book.bids, reverse=True)[:1000])
-    asks = ",".join(book.asks[p] for p in sorted(book.asks)[:1000])
+def spot_snapshot(book: ReplayBook, symbol: str, now_ms: int) -> bytes:
+    """The spot ``action: all`` frame of a replayed book (timed ``now_ms`` if no frame had a
+    time)."""
+    bids, asks = book.texts()
     return (f'{{"code":0,"data":{{"action":"all","lastUpdateId":{book.last_id},'
-            f'"timestamp":{book.time},"bids":[{bids}],"asks":[{asks}]}},'
+            f'"timestamp":{book.time or now_ms},"bids":{bids},"asks":{asks}}},'
             f'"dataType":"{symbol}@incrDepth","success":true}}').encode()
 
 

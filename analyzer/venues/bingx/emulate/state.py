@@ -1,5 +1,8 @@
 """What the local exchange knows about a replayed BingX swap market, as released so far.
 
+Frames: a captured frame comes as its gzip bytes (sent as they are); the state reads its text
+(``recordings.text_of``: inflated once, when the line was read).
+
 Books: each recorded ``@incrDepth`` frame is applied to the exchange's own book of its symbol
 (``action: all`` replaces it; size 0 removes a level), also the frames a fault kept off the
 wire. A client that subscribes to a book the replay has already started gets a snapshot
@@ -14,13 +17,15 @@ mark, funding 0, every 8 h: a replay has no funding), open interest as recorded 
 
 from __future__ import annotations
 
+import zlib
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from analyzer.exchange.emulator import RestError
 from analyzer.venues.bingx.emulate import info
-from analyzer.venues.bingx.emulate.recordings import CONTRACTS
+from analyzer.venues.bingx.emulate.recordings import CONTRACTS, text_of
 
 if TYPE_CHECKING:
     from analyzer.exchange.market import MarketFeed
@@ -35,12 +40,14 @@ class _Depth(msgspec.Struct, gc=False):
     action: str
     lastUpdateId: int
     time: int = 0
-    bids: list[list[str]] = []
-    asks: list[list[str]] = []
+    timestamp: int = 0  # spot's time
+    bids: list[tuple[str, str]] = []
+    asks: list[tuple[str, str]] = []
 
 
 class _DepthFrame(msgspec.Struct, gc=False):
     data: _Depth
+    timestamp: int = 0  # spot's envelope time
 
 
 class _Trade(msgspec.Struct, gc=False):
@@ -64,50 +71,69 @@ class _MarkFrame(msgspec.Struct, gc=False):
 
 
 _depth = msgspec.json.Decoder(_DepthFrame)
+_price, _size = itemgetter(0), itemgetter(1)
+_encode = msgspec.json.encode
 _trades = msgspec.json.Decoder(_TradesFrame)
 _mark = msgspec.json.Decoder(_MarkFrame)
 
 
 class ReplayBook:
+    """A symbol's book as the recorded frames make it: price -> the level as recorded."""
+
     __slots__ = ("asks", "bids", "last_id", "time", "updates")
 
     def __init__(self) -> None:
-        self.bids: dict[float, str] = {}  # price -> "[px,sz]" text as recorded
-        self.asks: dict[float, str] = {}
+        self.bids: dict[float, tuple[str, str]] = {}  # price -> (price, size) texts
+        self.asks: dict[float, tuple[str, str]] = {}
         self.last_id = -1
         self.time = 0
         self.updates = 0
 
-    def apply(self, d: _Depth) -> None:
-        if d.action == "all":
-            self.bids.clear()
-            self.asks.clear()
+    def apply(self, d: _Depth, ms: int = 0) -> None:
+        """Apply a frame's levels (a level that is no number is skipped)."""
         for side, levels in ((self.bids, d.bids), (self.asks, d.asks)):
+            if d.action == "all":
+                side.clear()
+                try:  # the whole book at C speed: no size 0 in a snapshot, as a rule
+                    sizes = list(map(float, map(_size, levels)))
+                    if 0.0 not in sizes:
+                        side.update(zip(map(float, map(_price, levels)), levels, strict=True))
+                        continue
+                except ValueError:
+                    pass
             for lv in levels:
                 try:
                     price, size = float(lv[0]), float(lv[1])
-                except (ValueError, IndexError):
+                except ValueError:
                     continue
                 if size:
-                    side[price] = f'["{lv[0]}","{lv[1]}"]'
+                    side[price] = lv
                 else:
                     side.pop(price, None)
         self.last_id = d.lastUpdateId
-        self.time = d.time or self.time
+        self.time = d.time or d.timestamp or ms or self.time
 
-    def frame(self, symbol: str) -> bytes:
-        bids = ",".join(self.bids[p] for p in sorted(self.bids, reverse=True)[:1000])
-        asks = ",".join(self.asks[p] for p in sorted(self.asks)[:1000])
+    def texts(self, limit: int = 1000) -> tuple[str, str]:
+        """The best ``limit`` bids and asks, each side as its JSON list of levels."""
+        bids, asks = self.bids, self.asks
+        return (_encode([bids[p] for p in sorted(bids, reverse=True)[:limit]]).decode(),
+                _encode([asks[p] for p in sorted(asks)[:limit]]).decode())
+
+    def frame(self, symbol: str, now_ms: int) -> bytes:
+        """The ``action: all`` frame of the book (timed ``now_ms`` if no frame had a time)."""
+        bids, asks = self.texts()
         return (f'{{"code":0,"dataType":"{symbol}@incrDepth","data":{{"action":"all",'
-                f'"lastUpdateId":{self.last_id},"time":{self.time},"bids":[{bids}],'
-                f'"asks":[{asks}]}}}}').encode()
+                f'"lastUpdateId":{self.last_id},"time":{self.time or now_ms},"bids":{bids},'
+                f'"asks":{asks}}}}}').encode()
 
 
 class BingxReplay:
     """The ``ReplayMarket`` of the BingX swap market."""
 
+    listing_path = CONTRACTS  # the recorded instrument listing's INFO key
+
     def __init__(self, recording: Recording | None) -> None:
-        self.listing = recording.listings.get(CONTRACTS) if recording else None
+        self.listing = recording.listings.get(self.listing_path) if recording else None
         self.seen: set[str] = set(recording.symbols) if recording else set()
         self.first_ts = recording.first_ts if recording else 0
         self.decode_errors = 0
@@ -133,23 +159,24 @@ class BingxReplay:
 
     def on_depth(self, symbol: str, frame: bytes) -> int:
         try:
-            d = _depth.decode(frame).data
-        except msgspec.DecodeError:
+            msg = _depth.decode(text_of(frame))
+        except (msgspec.DecodeError, zlib.error):
             self.decode_errors += 1
             return 0
         book = self.books.get(symbol)
         if book is None:
             book = self.books[symbol] = ReplayBook()
+        d = msg.data
         if d.action == "update" and d.lastUpdateId <= book.last_id:
             self.chain_breaks += 1
-        book.apply(d)
+        book.apply(d, msg.timestamp)
         book.updates += 1
         return book.updates
 
     def on_trades(self, symbol: str, frame: bytes) -> None:
         try:
-            msg = _trades.decode(frame)
-        except msgspec.DecodeError:
+            msg = _trades.decode(text_of(frame))
+        except (msgspec.DecodeError, zlib.error):
             self.decode_errors += 1
             return
         rows = self.trades.setdefault(symbol, [])
@@ -159,8 +186,8 @@ class BingxReplay:
 
     def on_mark(self, symbol: str, frame: bytes) -> None:
         try:
-            self.marks[symbol] = _mark.decode(frame).data.p
-        except msgspec.DecodeError:
+            self.marks[symbol] = _mark.decode(text_of(frame)).data.p
+        except (msgspec.DecodeError, zlib.error):
             self.decode_errors += 1
 
     def depth_seen(self, symbol: str) -> int:
@@ -178,7 +205,9 @@ class BingxReplay:
 
     def snapshot(self, symbol: str) -> bytes | None:
         book = self.books.get(symbol)
-        return book.frame(symbol) if book is not None and book.last_id >= 0 else None
+        if book is None or book.last_id < 0:
+            return None
+        return book.frame(symbol, self.now_ns // 1_000_000)
 
     def rest(self, feed: MarketFeed, endpoint: str, params: dict[str, str]) -> bytes:
         symbol = params.get("symbol", "")
@@ -216,6 +245,5 @@ class BingxReplay:
             raise RestError(200, NO_SYMBOL)
         bids = sorted(book.bids, reverse=True)[:limit]
         asks = sorted(book.asks)[:limit]
-        return {"lastUpdateId": book.last_id, "bids": [msgspec.json.decode(book.bids[p])
-                                                       for p in bids],
-                "asks": [msgspec.json.decode(book.asks[p]) for p in asks]}
+        return {"lastUpdateId": book.last_id, "bids": [list(book.bids[p]) for p in bids],
+                "asks": [list(book.asks[p]) for p in asks]}
