@@ -9,8 +9,9 @@
    Binance's real USDⓈ-M recording is measured too, as the reference of bench_pipeline.py.
 2. For each feed, a fresh exchange child replays its capture as fast as the collector reads it
    over a real websocket on loopback (after a pause of 1.5 s at its start, for every
-   subscription to be in place: frames/s runs from the first frame read to the last); the collector, unchanged, decodes, keeps the books
-   (verifying OKX's checksum on every book message that carries one), and stores everything.
+   subscription to be in place: frames/s runs from the first frame read to the last); the
+   collector, unchanged, decodes, keeps the books (verifying OKX's checksum on every book
+   message that carries one), and stores everything.
    Frames per second and CPU µs per frame of the collector's event-loop thread.
 Feeds alternate within each run; medians over ``--runs``; each venue's figure is also given as
 a ratio of Binance's (binance_usdm) in the same invocation: the machines are noisy.
