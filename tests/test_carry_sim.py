@@ -203,9 +203,12 @@ def test_prometheus_alert_goes_pending_then_firing_and_reaches_the_webhooks(
     while time.monotonic() < deadline and not hook.get("/alertmanager"):
         time.sleep(0.5)
     alerts = [a for body in hook.get("/alertmanager", []) for a in body["alerts"]]
-    assert alerts, "Alertmanager sent nothing"
-    a = alerts[0]
-    assert a["labels"]["alertname"] == "CarryOpportunity" and a["labels"]["base"] == "BTC"
+    # (a loaded machine may let a book fall out of sync for a moment: BookOutOfSync may come
+    # too, and is right to)
+    carry = [a for a in alerts if a["labels"]["alertname"] == "CarryOpportunity"]
+    assert carry, f"Alertmanager sent no CarryOpportunity: {alerts}"
+    a = carry[0]
+    assert a["labels"]["base"] == "BTC"
     assert "cash-and-carry binance_spot:BTCUSDT/" in a["annotations"]["summary"]
     assert "Gates passed: economics, persistence" in a["annotations"]["description"]
     assert a["annotations"]["dashboard"].endswith("var-base=BTC")
