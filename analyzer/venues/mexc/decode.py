@@ -1,4 +1,5 @@
-"""MEXC contract (futures) public market data: streams, decoding, the book sequencing rule.
+"""MEXC contract (futures) public market data: streams, decoding, the book sequencing rule
+(shared with spot, whose feed is ``spot.py``).
 
 Docs: https://mexcdevelop.github.io/apidocs/contract_v1_en/#websocket-api
       https://mexcdevelop.github.io/apidocs/contract_v1_en/#market-endpoints
@@ -49,7 +50,9 @@ The doubtful cases are counted in ``rules.cases``: ``version_skip`` (a step abov
 ``version_repeat`` (a version at or below the last: dropped as stale), ``bridge_skip`` (the
 first push after a snapshot skips past it). A gap is mended from ``depth_commits``
 (``gap_fill_path``: the latest 1000 versions, each a change) before a full snapshot is taken,
-as the docs' recipe does.
+as the docs' recipe does. Spot's pushes each cover a range of versions
+(``fromVersion..toVersion``): the same class applies the same rule to ranges
+(``MexcRules(spot=True)``; the spot docs' wording and the cases it adds: ``spot.py``).
 """
 
 from __future__ import annotations
@@ -119,21 +122,32 @@ class Options(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class MexcRules:
-    """MEXC books: each push's version is the last one + 1 (module doc). ``cases`` counts the
-    steps the docs leave doubtful."""
+    """MEXC books, both markets: a push covers versions ``first_id..last_id`` (futures: one,
+    ``version``; spot: ``fromVersion..toVersion``) and follows the last when its first is the
+    last's last + 1; the first applied on a snapshot holds the snapshot's version + 1 (module
+    doc; spot: ``spot.py``). ``cases`` counts the steps the docs leave doubtful; spot
+    (``spot=True``) counts two more: ``bridge_next`` (a push starting right after the snapshot,
+    which the spot docs' step 6 read literally would resync) and ``version_overlap`` (a push
+    reaching back over the last one: a gap)."""
 
     checksum = None
 
-    def __init__(self) -> None:
+    def __init__(self, spot: bool = False) -> None:
+        self.spot = spot
         self.cases: dict[str, int] = {"version_skip": 0, "version_repeat": 0, "bridge_skip": 0}
+        if spot:
+            self.cases |= {"bridge_next": 0, "version_overlap": 0}
 
     def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
         return ev.last_id <= snapshot_id
 
     def bridges(self, snapshot_id: int, ev: BookChange) -> bool:
-        if ev.first_id == snapshot_id + STEP:
+        nxt = snapshot_id + STEP
+        if ev.first_id <= nxt <= ev.last_id:
+            if self.spot and ev.first_id == nxt:
+                self.cases["bridge_next"] += 1
             return True
-        if ev.first_id > snapshot_id + STEP:
+        if ev.first_id > nxt:
             self.cases["bridge_skip"] += 1
         return False
 
@@ -141,7 +155,13 @@ class MexcRules:
         step = ev.first_id - last_id
         if step == STEP:
             return True
-        self.cases["version_skip" if step > STEP else "version_repeat"] += 1
+        if step > STEP:
+            key = "version_skip"
+        elif ev.last_id > last_id:  # a range reaching back over the last (spot only)
+            key = "version_overlap"
+        else:
+            key = "version_repeat"
+        self.cases[key] = self.cases.get(key, 0) + 1
         return False
 
 
@@ -160,11 +180,27 @@ class _Ticker:
 
 
 class MexcFeed(FeedBase):
-    """Streams, subscriptions, decoding and REST bodies of MEXC's contract market."""
+    """Streams, subscriptions, decoding and REST bodies of MEXC's contract market; the
+    registry's one feed class of MEXC: a spot market gets ``spot.MexcSpotFeed`` instead (its
+    own protocol, protobuf frames and REST)."""
 
     Options = Options
     inflate = None  # text frames
 
+    def __new__(cls, market: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls is MexcFeed and getattr(market, "is_spot", False):
+            from analyzer.venues.mexc.spot import MexcSpotFeed
+
+            return MexcSpotFeed(market, *args, **kwargs)  # (not a MexcFeed: built whole here)
+        return super().__new__(cls)
+
+    @classmethod
+    def check_options(cls, market: Market, options: Any) -> Any:
+        if cls is MexcFeed and market.is_spot:
+            from analyzer.venues.mexc.spot import MexcSpotFeed
+
+            return MexcSpotFeed.check_options(market, options)
+        return super().check_options(market, options)
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""MEXC contract API's raw frames and REST bodies: its own keys, only the fields we read.
+"""MEXC contract API's raw frames and REST bodies, and the spot API's REST bodies (spot frames
+are protobuf: ``protobuf.py``): their own keys, only the fields we read.
 
 Docs: https://mexcdevelop.github.io/apidocs/contract_v1_en/ ("WebSocket API": ticker, deal,
       depth, funding rate; "Market endpoints": contract/detail, depth, depth_commits, deals,
@@ -13,6 +14,11 @@ a counted ``DecodeError`` of its channel, never an event. Book levels are ``[pri
 orderCount]``; the docs' REST example also shows ``[price, contracts]``, so the count is
 optional (``array_like`` Structs take both). Sizes are contracts: ``decode.py`` multiplies them
 by the contract's ``contractSize`` (never ``minVol``, thrasher-corp/gocryptotrader#2312).
+
+Spot REST (https://mexcdevelop.github.io/apidocs/spot_v3_en/ "Market Data Endpoints"; bodies as
+in JKorf/Mexc.Net ``Mexc.Net.UnitTests/Endpoints/SpotApi/ExchangeData/*.txt``): numbers are
+decimal strings, read leniently; the listing's ``status`` is "1" online (the docs' table;
+their example still shows "ENABLED"), its precisions the decimals of a price and a quantity.
 """
 
 from __future__ import annotations
@@ -195,6 +201,50 @@ class DealsBody(_Answer, frozen=True, gc=False):
     data: list[Deal] = []
 
 
+# ---- spot REST bodies (api.mexc.com/api/v3) ---------------------------------------------------
+
+Decimals = Annotated[int, msgspec.Meta(ge=0, le=18)]
+
+
+class SpotSymbol(msgspec.Struct, frozen=True, gc=False):
+    """An item of ``GET /api/v3/exchangeInfo``'s ``symbols``."""
+
+    symbol: str
+    baseAsset: str
+    quoteAsset: str
+    quotePrecision: Decimals  # decimals of a price: the tick is 10^-quotePrecision
+    baseAssetPrecision: Decimals  # decimals of a quantity: the lot
+    status: str | int = "1"  # "1" online, "2" paused, "3" offline ("ENABLED" in old examples)
+
+
+class SpotExchangeInfo(msgspec.Struct, frozen=True, gc=False):
+    symbols: list[SpotSymbol] = []
+
+
+class SpotDepthBody(msgspec.Struct, frozen=True, gc=False):
+    """``GET /api/v3/depth``: levels ``[price, quantity]`` best first, and the book's version."""
+
+    lastUpdateId: Id
+    bids: list[tuple[Price, Size]]
+    asks: list[tuple[Price, Size]]
+
+
+class SpotTrade(msgspec.Struct, frozen=True, gc=False):
+    """An item of ``GET /api/v3/trades`` (newest first; ``id`` is null)."""
+
+    price: Price
+    qty: Qty
+    time: Ms
+    isBuyerMaker: bool  # True: the taker sold
+
+
+class SpotError(msgspec.Struct, frozen=True, gc=False):
+    """An error answer: ``{"code": -1121, "msg": "Invalid symbol."}``."""
+
+    code: int
+    msg: str = ""
+
+
 def _decoder(t: type) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
@@ -210,3 +260,7 @@ FUNDING_DECODER_REST = _decoder(FundingBody)
 COMMITS_DECODER = _decoder(CommitsBody)
 DEPTH_BODY_DECODER = _decoder(DepthBody)
 DEALS_DECODER = _decoder(DealsBody)
+SPOT_INFO_DECODER = _decoder(SpotExchangeInfo)
+SPOT_DEPTH_DECODER = _decoder(SpotDepthBody)
+SPOT_TRADES_DECODER = _decoder(list[SpotTrade])
+SPOT_ERROR_DECODER = _decoder(SpotError)
