@@ -30,7 +30,7 @@ from analyzer.portfolio.profiles import overlay, place, profiles
 from analyzer.portfolio.scenarios import DEFAULT_MOVES, scenarios
 from analyzer.portfolio.valuation import Valuation, value
 from analyzer.store.errors import StoreError
-from analyzer.store.research import connect
+from analyzer.store.research import connect, frame
 
 
 def add_arguments(sub: Any) -> None:
@@ -106,21 +106,26 @@ def _load(path: str) -> book_mod.Portfolio:
     return book_mod.load(path)
 
 
+TREND_SQL = """
+SELECT base, regime FROM trend
+WHERE base IN (SELECT unnest(?)) AND regime IN ('up', 'down')
+  AND ts >= (SELECT max(ts) FROM trend) - 3 * interval_s * 1000000000::BIGINT
+QUALIFY row_number() OVER (PARTITION BY venue, symbol ORDER BY ts DESC) = 1
+"""
+
+
 def _trend(market: Market, assets: list[str]) -> dict[str, str]:
-    """The regime of each asset's perpetuals (the majority across venues), if the trend
-    analytics have been stored; {} otherwise."""
+    """Each asset's regime from the stored trend rows (the newest per instrument, within three
+    bars of the newest row), when its instruments agree; {} without trend rows."""
     try:
-        df = market.store().sql(
-            "SELECT base, regime FROM trend_latest WHERE base IN "
-            f"({', '.join('?' * len(assets))})", params=assets).pl() if assets else None
+        df = frame(market.store(), TREND_SQL, [assets])
     except duckdb.Error:
-        return {}
-    if df is None or df.is_empty():
         return {}
     out = {}
     for (base,), g in df.group_by(["base"]):
-        counts = g.group_by("regime").len().sort("len", descending=True)
-        out[str(base)] = str(counts["regime"][0])
+        regimes = set(g["regime"].to_list())
+        if len(regimes) == 1:
+            out[str(base)] = regimes.pop()
     return out
 
 

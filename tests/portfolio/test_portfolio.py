@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from analyzer.cli import main
@@ -16,6 +17,7 @@ from analyzer.portfolio.market import Market
 from analyzer.portfolio.profiles import DEFAULTS, overlay, place, profiles
 from analyzer.portfolio.scenarios import scenarios
 from analyzer.portfolio.valuation import Valuation, value
+from analyzer.store import Store
 from portfolio.stored import build
 
 # 2 BTC held, 10,000 USDT; a linear short of 1 BTC at 50,000 with 10,000 USDT isolated (5x);
@@ -186,3 +188,28 @@ def test_portfolio_and_scenarios_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert [r["net_pnl_usd"] for r in rows] == pytest.approx([-5_000, 5_000])
     assert main(["scenarios", str(f), "--data-dir", str(data), "--moves", "x"]) == 2
     assert "bad --moves 'x'" in capsys.readouterr().err
+
+
+def test_the_trend_overlay_prescribes_the_profiles_hedge(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    now = build(data, 50_000.0)
+    rows = pl.DataFrame({
+        "ts": [now] * 2, "venue": ["binance_usdm", "binance_spot"],
+        "symbol": ["BTCUSDT", "BTCUSDT"], "base": ["BTC", "BTC"], "interval_s": [14400] * 2,
+        "fast": [10] * 2, "slow": [30] * 2, "bar_ts": [now - 14400 * 10**9] * 2,
+        "last_close": [50_000.0] * 2, "fast_ma": [49_000.0] * 2, "slow_ma": [50_000.0] * 2,
+        "regime": ["down"] * 2, "last_cross_ts": [now - 5 * 14400 * 10**9] * 2,
+        "bars": [200] * 2, "newest_trade_ts": [now] * 2, "source": ["live"] * 2})
+    with Store(data, data / "analyzer.duckdb") as store:
+        store.add_rows("trend", rows.to_arrow())
+    f = tmp_path / "p.toml"
+    # the linear short alone: 1 BTC against 2 held, net futures -1/2
+    f.write_text(PORTFOLIO.split('[[futures]]\nvenue = "binance_coinm"')[0])
+    assert main(["portfolio", str(f), "--data-dir", str(data), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["trend"]["regimes"] == {"BTC": "down"}
+    ov = rep["trend"]["overlay"]
+    # down: the balanced protector hedges 60 % of its 100,000 USD of spot: short 10,000 more
+    assert ov["target_net_futures"] == -0.6 and ov["action"] == "open more hedge"
+    assert ov["futures_usd"] == pytest.approx((-0.6 + 0.5) * 100_000)
