@@ -18,6 +18,7 @@ from analyzer.venues.weex import MARKETS, VENUE, WeexFeed
 from analyzer.venues.weex.decode import WeexRules
 from analyzer.venues.weex.rest import cycle_hours
 from analyzer.venues.weex.spec import HEARTBEAT
+from analyzer.venues.weex.trades import RECENT_TRADES, TRADES_KEPT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "weex"
 MS = 1_000_000
@@ -562,3 +563,40 @@ def test_backfill_without_an_outage_stores_nothing_twice() -> None:
     with pytest.raises(DecodeError):
         f.decode_trades(b'[{"id":"1","time":0,"price":"1","qty":"1","isBuyerMaker":true}]',
                         "BTCUSDT", T)
+
+
+def test_the_backfill_matches_every_trade_of_the_window_kept() -> None:
+    """Past twice ``TRADES_KEPT`` trades the ledger forgets the oldest; the latest are still
+    matched by content: a backfill of the last REST page stores none of them twice."""
+    f, sink = feed(("trades",), symbols=("BTCUSDT",))
+    rows = tape(2 * TRADES_KEPT + 500)
+    for k in range(0, len(rows), 50):
+        f.decode(trade_frame("trade", socket(rows[k : k + 50], k)), T)
+    assert len([e for e in sink.events if isinstance(e, Trade)]) == len(rows)
+    f.recent_trades_path("BTCUSDT")
+    got = f.decode_trades(rest_body(rows[-RECENT_TRADES:]), "BTCUSDT", T)
+    assert sorted(t.trade_id for t in got) == \
+        [uid(i) for i in range(len(rows) - RECENT_TRADES, len(rows))]
+
+
+@pytest.mark.parametrize(("frame", "channel"), [
+    (b'{"e":"depth","E":1788692246314,"s":"BTCUSDT","U":1,"u":2,"b":[["NaN","1"]],"a":[]}',
+     "depth"),
+    (b'{"e":"depthSnapshot","E":1788692246314,"s":"BTCUSDT","U":1,"u":2,"b":[],"a":[["1","x"]]}',
+     "depth"),
+    (b'{"e":"trade","E":1788692246314,"s":"BTCUSDT","d":[{"T":1,"t":"x","p":"abc","q":"1",'
+     b'"m":true}]}', "trades"),
+    (b'{"e":"ticker","E":1788692246314,"s":"BTCUSDT","d":[{"m":"-5","i":"1"}]}', "markPrice"),
+    (b'{"e":"depth","E":1788692246314,"s":"BTCUSDT","U":1', "depth"),  # cut short
+    (b'{"e":"depth"', "other"),
+    (b'not json', "other"),
+])
+def test_a_bad_frame_is_counted_on_its_channel(frame: bytes, channel: str) -> None:
+    """The fast path's one decode fails on a bad value or a frame cut short; the error names
+    the channel of the stream the frame's first bytes name (the decode-error counter's
+    label)."""
+    f, sink = feed()
+    with pytest.raises(DecodeError) as info:
+        f.decode(frame, T)
+    assert info.value.channel == channel
+    assert sink.events == []

@@ -19,8 +19,10 @@ has; ``@depth`` is 15); ``trades``: ``<SYM>@trade``; ``markPrice``: ``<SYM>@tick
 24 h ticker plus ``m`` the mark and ``i`` the index price) and, over REST, ``premiumIndex`` for
 funding (rate, next time, interval: ``rest``); ``openInterest``: REST. There is no
 bookTicker, funding, open-interest or liquidation channel on the contract socket. A frame
-names its event and symbol (``{"e":"depth","E":..,"s":"BTCUSDT",..}``), not its stream: the
-route is found by event kind and symbol, cut from the frame's first bytes.
+names its event and symbol (``{"e":"depth","E":..,"s":"BTCUSDT",..}``), not its stream: one
+decode of a union tagged by ``e`` (``schemas.DataFrame``) gives the frame's class, which names
+its stream's kind, and the symbol; the route is found from the two (a frame that is not one of
+them, e.g. a control frame, takes the slow path, which names its error's channel).
 
 Books (``WeexRules``, the one place of the rule). The subscription sends ``depthSnapshot``
 (``d`` SNAPSHOT; ``U``, ``u``), then ``depth`` changes every ~500 ms whose ``U`` is the
@@ -136,12 +138,17 @@ from analyzer.venues.weex.schemas import (
     BOOK_TICKER_DECODER,
     DEPTH_DECODER,
     ENVELOPE_DECODER,
+    FRAME_DECODER,
     TICKER_DECODER,
     TRADE_DECODER,
     BookTickerFrame,
+    DepthChange,
     DepthFrame,
+    DepthSnapshot,
     TickerFrame,
     TradeFrame,
+    Trades,
+    TradeSnapshot,
 )
 from analyzer.venues.weex.spec import PING_ID, WS_PATH
 from analyzer.venues.weex.trades import TradeLedger
@@ -153,6 +160,10 @@ DATA_START = len(DATA_PREFIX)
 # event -> the kind of stream it comes on (route keys are ``kind@SYMBOL``)
 KIND = {b"depthSnapshot": b"depth", b"depth": b"depth", b"tradeSnapshot": b"trade",
         b"trade": b"trade", b"ticker": b"ticker", b"bookTicker": b"bookTicker"}
+# the kind of stream -> the classes of its frames (``schemas``: the event is the class)
+FRAMES: dict[bytes, tuple[type, ...]] = {
+    b"depth": (DepthChange, DepthSnapshot), b"trade": (Trades, TradeSnapshot),
+    b"ticker": (TickerFrame,), b"bookTicker": (BookTickerFrame,)}
 REPLY = b'{"method":"PONG","id":1}'
 REQUESTS_KEPT = 1000  # subscribe requests remembered (to name the streams a refusal means)
 CONTROL_BYTES = 512  # a control frame is short; a longer one is data laid out unlike WEEX's
@@ -181,18 +192,14 @@ class WeexRules:
     def is_stale(self, snapshot_id: int, ev: BookChange) -> bool:
         return ev.last_id <= snapshot_id
 
-    def bridges(self, snapshot_id: int, ev: BookChange) -> bool:
-        return self._chained(snapshot_id, ev)
-
     def follows(self, last_id: int, ev: BookChange) -> bool:
-        return self._chained(last_id, ev)
-
-    def _chained(self, last_id: int, ev: BookChange) -> bool:
         if ev.prev_id == last_id:
             return True
         if self.spot and ev.prev_id == last_id + 1:
             self.cases["spot_u_plus_one"] = self.cases.get("spot_u_plus_one", 0) + 1
         return False
+
+    bridges = follows  # the first change after a snapshot: the same chain, from its ``u``
 
 
 def stream_kind(stream: str) -> str:
@@ -208,7 +215,6 @@ class WeexFeed(WeexRest, FeedBase):
 
     Options = Options
     inflate = None  # text frames (permessage-deflate is not offered)
-
 
     def __init__(
         self,
@@ -237,6 +243,8 @@ class WeexFeed(WeexRest, FeedBase):
         self.refused: set[str] = set()  # streams the venue refused: never asked again
         self.requests: dict[int, list[str]] = {}  # request id -> its streams
         self.ledgers: dict[str, TradeLedger] = {}  # symbol -> its trades (``trades``)
+        # the routes again, by class of frame and symbol (``decode``'s fast path)
+        self.by_frame: dict[type, dict[str, Route]] = {}
         self._ids = count(1)
         for symbol in symbols:
             self.add_symbol(symbol)
@@ -269,7 +277,10 @@ class WeexFeed(WeexRest, FeedBase):
             key = f"{stream_kind(stream)}@{symbol}".encode()
             extra = self.ledgers.setdefault(symbol, TradeLedger()) if channel == "trades" \
                 else None
-            self.routes[key] = Route(stream, channel, symbol, decoder, handler, extra=extra)
+            route = self.routes[key] = Route(stream, channel, symbol, decoder, handler,
+                                             extra=extra)
+            for cls in FRAMES[key.partition(b"@")[0]]:
+                self.by_frame.setdefault(cls, {})[symbol] = route
             streams.append(stream)
         return streams
 
@@ -337,16 +348,35 @@ class WeexFeed(WeexRest, FeedBase):
         """Decode one frame and hand its events to the sink. Returns the route (for stats), or
         None for a control frame. Raises DecodeError on a bad frame, UnknownStream for one of a
         stream nobody subscribed to, VenueError for a refusal."""
-        if frame.startswith(DATA_PREFIX):
-            end = frame.find(b'"', DATA_START)
-            kind = KIND.get(frame[DATA_START:end])
-            at = frame.find(b'"s":"', end)
-            if kind is not None and at > 0:
-                stop = frame.find(b'"', at + 5)
-                route = self.routes.get(kind + b"@" + frame[at + 5 : stop])
-                if route is not None:
-                    return self._dispatch(route, frame, ts_local)
-        return self._decode_slow(frame, ts_local)
+        # one decode of any data frame; anything else (a control frame, a bad value, an event
+        # or symbol not followed, a lower-case symbol) is the slow paths' to name
+        try:
+            msg = FRAME_DECODER.decode(frame)
+        except (msgspec.DecodeError, ValueError):
+            route = self._route_by_prefix(frame)
+            if route is not None:  # its stream's decoder says what is wrong, on its channel
+                return self._dispatch(route, frame, ts_local)
+            return self._decode_slow(frame, ts_local)
+        routes = self.by_frame.get(msg.__class__)
+        route = routes.get(msg.s) if routes is not None else None
+        if route is None:
+            return self._decode_slow(frame, ts_local)
+        if route.handler(msg, route, ts_local) is not False:
+            route.last_ns = ts_local
+            route.frames += 1
+        return route
+
+    def _route_by_prefix(self, frame: bytes) -> Route | None:
+        """The route a frame's first bytes name (``{"e":"depth","E":..,"s":"BTCUSDT"``), even
+        when the rest does not parse; None if they name none."""
+        if not frame.startswith(DATA_PREFIX):
+            return None
+        end = frame.find(b'"', DATA_START)
+        kind = KIND.get(frame[DATA_START:end])
+        at = frame.find(b'"s":"', end)
+        if kind is None or at < 0:
+            return None
+        return self.routes.get(kind + b"@" + frame[at + 5 : frame.find(b'"', at + 5)])
 
     def _dispatch(self, route: Route, frame: bytes, ts_local: int) -> Route:
         try:
@@ -391,27 +421,26 @@ class WeexFeed(WeexRest, FeedBase):
                     ", ".join(named or streams), msg[:200])
 
     def _on_depth(self, msg: DepthFrame, route: Route, ts_local: int) -> bool | None:
-        symbol = route.symbol
-        if msg.e == "depthSnapshot":
-            if msg.u == 0 and not msg.b and not msg.a:  # a delisted symbol's dead stream
-                self.count("dead_stream")
-                if symbol not in self.dead:
-                    self.dead.add(symbol)
-                    log.warning("%s %s: empty snapshot with u = 0: the symbol is delisted; "
-                                "its book is not resubscribed", self.venue, symbol)
-                return False
-            self.dead.discard(symbol)
-            self.sink.on_book(BookChange(self.venue, symbol, msg.E * MS, ts_local, True,
-                                         msg.b, msg.a, msg.u, msg.u))
+        if msg.__class__ is DepthChange:
+            self.sink.on_book(BookChange(self.venue, route.symbol, msg.E * MS, ts_local, False,
+                                         msg.b, msg.a, msg.U + 1, msg.u, msg.U))
             return None
-        self.sink.on_book(BookChange(self.venue, symbol, msg.E * MS, ts_local, False, msg.b,
-                                     msg.a, msg.U + 1, msg.u, msg.U))
+        symbol = route.symbol
+        if msg.u == 0 and not msg.b and not msg.a:  # a delisted symbol's dead stream
+            self.count("dead_stream")
+            if symbol not in self.dead:
+                self.dead.add(symbol)
+                log.warning("%s %s: empty snapshot with u = 0: the symbol is delisted; its "
+                            "book is not resubscribed", self.venue, symbol)
+            return False
+        self.dead.discard(symbol)
+        self.sink.on_book(BookChange(self.venue, symbol, msg.E * MS, ts_local, True, msg.b,
+                                     msg.a, msg.u, msg.u))
         return None
 
     def _on_trades(self, msg: TradeFrame, route: Route, ts_local: int) -> None:
         ledger: TradeLedger = route.extra
-        snapshot = msg.e == "tradeSnapshot"
-        new, dropped, beyond = ledger.new(msg.d, snapshot)
+        new, dropped, beyond = ledger.new(msg.d, msg.__class__ is TradeSnapshot)
         if beyond:
             self.count("trades_beyond_snapshot")
         sink = self.sink

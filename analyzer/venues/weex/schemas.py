@@ -24,7 +24,7 @@ REST bodies send some numbers as strings, some as numbers (``contractVal`` eithe
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -47,11 +47,10 @@ Minutes = Annotated[int, msgspec.Meta(ge=0, lt=2**31)]  # collectCycle: checked 
 # ---- websocket frames -------------------------------------------------------------------------
 
 
-class DepthFrame(msgspec.Struct, frozen=True):
-    """``<SYM>@depth15`` / ``<SYM>@depth200``: ``depthSnapshot`` on subscription, then
-    ``depth`` changes (levels absolute, size 0 removes)."""
+class DepthFrame(msgspec.Struct, frozen=True, tag_field="e"):
+    """``<SYM>@depth15`` / ``<SYM>@depth200``: a ``DepthSnapshot`` on subscription, then
+    ``DepthChange``s (levels absolute, size 0 removes). The event ``e`` is the class."""
 
-    e: Literal["depthSnapshot", "depth"]
     E: Ms  # event time
     s: str  # symbol, upper case
     U: Id  # a change: the previous frame's u (the chain); a snapshot: its first id
@@ -59,6 +58,14 @@ class DepthFrame(msgspec.Struct, frozen=True):
     b: Levels  # bids [price, size], best first
     a: Levels  # asks
     l: int = 0  # noqa: E741 (WEEX's key) depth of the stream: 15 or 200
+
+
+class DepthSnapshot(DepthFrame, tag="depthSnapshot"):
+    """The window on subscription."""
+
+
+class DepthChange(DepthFrame, tag="depth"):
+    """What changed in the window since the previous frame."""
 
 
 class TradeData(msgspec.Struct, frozen=True):
@@ -69,14 +76,21 @@ class TradeData(msgspec.Struct, frozen=True):
     m: bool  # the buyer was the maker: the taker sold
 
 
-class TradeFrame(msgspec.Struct, frozen=True):
-    """``<SYM>@trade``: ``tradeSnapshot`` (the latest 20) on subscription, then ``trade``
+class TradeFrame(msgspec.Struct, frozen=True, tag_field="e"):
+    """``<SYM>@trade``: a ``TradeSnapshot`` (the latest 20) on subscription, then ``Trades``
     frames that may repeat trades already sent, in no time order."""
 
-    e: Literal["tradeSnapshot", "trade"]
     E: Ms
     s: str
     d: list[TradeData]
+
+
+class TradeSnapshot(TradeFrame, tag="tradeSnapshot"):
+    """The latest 20 trades on subscription."""
+
+
+class Trades(TradeFrame, tag="trade"):
+    """New trades, and some sent before again."""
 
 
 class TickerData(msgspec.Struct, frozen=True):
@@ -85,19 +99,17 @@ class TickerData(msgspec.Struct, frozen=True):
     c: Price | None = None  # last price (not read)
 
 
-class TickerFrame(msgspec.Struct, frozen=True):
+class TickerFrame(msgspec.Struct, frozen=True, tag_field="e", tag="ticker"):
     """``<SYM>@ticker``: Binance's 24 h fields plus the mark (``m``) and index (``i``)."""
 
-    e: Literal["ticker"]
     E: Ms
     s: str
     d: list[TickerData]
 
 
-class BookTickerFrame(msgspec.Struct, frozen=True):
+class BookTickerFrame(msgspec.Struct, frozen=True, tag_field="e", tag="bookTicker"):
     """Spot ``<SYM>@bookTicker``: the best bid and ask, a frame each time they change."""
 
-    e: Literal["bookTicker"]
     E: Ms
     s: str
     b: Price  # best bid price
@@ -105,6 +117,10 @@ class BookTickerFrame(msgspec.Struct, frozen=True):
     a: Price  # best ask price
     A: Qty
     u: Id = 0  # a millisecond time in every sample, not a depth id (``decode``): not read
+
+
+# every data frame, told apart by its event ``e`` (its first key)
+DataFrame = DepthChange | DepthSnapshot | Trades | TradeSnapshot | TickerFrame | BookTickerFrame
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -187,8 +203,9 @@ class OpenInterestBody(msgspec.Struct, frozen=True):
     time: Ms
 
 
-DEPTH_DECODER = msgspec.json.Decoder(DepthFrame, strict=False)
-TRADE_DECODER = msgspec.json.Decoder(TradeFrame, strict=False)
+FRAME_DECODER = msgspec.json.Decoder(DataFrame, strict=False)
+DEPTH_DECODER = msgspec.json.Decoder(DepthChange | DepthSnapshot, strict=False)
+TRADE_DECODER = msgspec.json.Decoder(Trades | TradeSnapshot, strict=False)
 TICKER_DECODER = msgspec.json.Decoder(TickerFrame, strict=False)
 BOOK_TICKER_DECODER = msgspec.json.Decoder(BookTickerFrame, strict=False)
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)

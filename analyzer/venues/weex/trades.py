@@ -11,6 +11,7 @@ is two trades, counted as such on both sides).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from analyzer.venues.weex.schemas import RestTrade, TradeData
 
@@ -20,18 +21,18 @@ TRADES_KEPT = 2000
 RECENT_TRADES = 1000  # a REST page: the venue's maximum
 
 Key = tuple[float, float, bool]  # price, size (base units), the buyer was the maker
+_time = attrgetter("T")
 
 
-def _take(buckets: dict[int, dict[Key, list[str]]], ms: int, key: Key,
-          prune: bool = True) -> str | None:
-    """Remove and return one id of ``key`` at ``ms`` (None: there is none); ``prune``: drop
-    what is left empty."""
+def _take(buckets: dict[int, dict[Key, list[str]]], ms: int, key: Key) -> str | None:
+    """Remove and return one id of ``key`` at ``ms`` (None: there is none), dropping what is
+    left empty."""
     bucket = buckets.get(ms)
     ids = bucket.get(key) if bucket is not None else None
     if not ids:
         return None
     tid = ids.pop(0)
-    if prune and not ids:
+    if not ids:
         del bucket[key]  # type: ignore[union-attr]
         if not bucket:
             del buckets[ms]
@@ -55,20 +56,19 @@ def _trim(buckets: dict[int, dict[Key, list[str]]], count: int) -> int:
 class TradeLedger:
     """What the socket handed on of one symbol and what the REST backfill kept of it.
 
-    ``seen``: the socket ids met (handed on, or dropped as the backfill's); ``delivered``: the
-    trades handed on from the socket, by millisecond and content, with their ids;
-    ``backfilled``: the REST trades handed on under their REST id, by millisecond and content,
-    until the socket brings them (then dropped there). ``asked``: a backfill was asked for
-    (``ask``) and no trade snapshot came since; ``resumed_ms``: the oldest millisecond of the
-    first snapshot after it, where the new subscription's trades start."""
+    ``seen``: the socket ids met, oldest first, each with its trade when the socket's was handed
+    on (None: dropped as the backfill's), the latest ``TRADES_KEPT`` at least; the backfill
+    matches REST trades to these trades by millisecond and content (``delivered``: built when
+    a backfill comes, not on every frame). ``backfilled``: the REST trades handed on under
+    their REST id, by millisecond and content, until the socket brings them (then dropped
+    there). ``asked``: a backfill was asked for (``ask``) and no trade snapshot came since;
+    ``resumed_ms``: the oldest millisecond of the first snapshot after it, where the new
+    subscription's trades start."""
 
-    __slots__ = ("asked", "backfilled", "delivered", "n_backfilled", "n_delivered",
-                 "resumed_ms", "seen")
+    __slots__ = ("asked", "backfilled", "n_backfilled", "resumed_ms", "seen")
 
     def __init__(self) -> None:
-        self.seen: dict[str, None] = {}
-        self.delivered: dict[int, dict[Key, list[str]]] = {}
-        self.n_delivered = 0
+        self.seen: dict[str, TradeData | None] = {}
         self.backfilled: dict[int, dict[Key, list[str]]] = {}
         self.n_backfilled = 0
         self.asked = False
@@ -76,42 +76,47 @@ class TradeLedger:
 
     # -- the socket --
 
-    def new(self, trades: Iterable[TradeData], snapshot: bool) -> tuple[list[TradeData], int,
-                                                                         bool]:
+    def new(self, trades: list[TradeData], snapshot: bool) -> tuple[list[TradeData], int, bool]:
         """The trades of a frame to hand on, in time order; the count dropped (repeats of the
         socket's own, or trades the backfill already handed on); and for a ``tradeSnapshot``,
         whether none of it had been met (trades between it and the last seen may be missing
         from the socket: the REST backfill's case)."""
-        trades = list(trades)
         seen = self.seen
         had = bool(seen)
         fresh = [t for t in trades if t.t not in seen]
         if len(fresh) > 1:
             fresh = list({t.t: t for t in fresh}.values())  # a trade twice in one frame: once
-            fresh.sort(key=lambda t: t.T)
+            fresh.sort(key=_time)
         met = len(trades) > len(fresh)
         if snapshot and self.asked:  # the first snapshot since a backfill was asked for
             self.asked = False
             self.resumed_ms = min((t.T for t in trades), default=None)
-        out = []
-        for t in fresh:
-            seen[t.t] = None
-            key = (t.p, t.q, t.m)
-            if self.backfilled and _take(self.backfilled, t.T, key) is not None:
-                self.n_backfilled -= 1
-                met = True
-                continue
-            bucket = self.delivered.get(t.T)
-            if bucket is None:
-                bucket = self.delivered[t.T] = {}
-            bucket.setdefault(key, []).append(t.t)
-            self.n_delivered += 1
-            out.append(t)
-        beyond = snapshot and had and bool(fresh) and not met
+        if self.backfilled:
+            out = []
+            for t in fresh:
+                if _take(self.backfilled, t.T, (t.p, t.q, t.m)) is not None:
+                    seen[t.t] = None
+                    self.n_backfilled -= 1
+                    met = True
+                else:
+                    seen[t.t] = t
+                    out.append(t)
+        else:  # (no backfill pending: every fresh trade is handed on)
+            for t in fresh:
+                seen[t.t] = t
+            out = fresh
         if len(seen) > 2 * TRADES_KEPT:
-            self.seen = dict.fromkeys(list(seen)[-TRADES_KEPT:])
-        self.n_delivered = _trim(self.delivered, self.n_delivered)
-        return out, len(trades) - len(out), beyond
+            self.seen = dict(list(seen.items())[-TRADES_KEPT:])
+        return out, len(trades) - len(out), snapshot and had and bool(fresh) and not met
+
+    def delivered(self) -> dict[int, dict[Key, list[str]]]:
+        """The socket's trades handed on (of ``seen``), by millisecond and content: their ids,
+        in the order they came."""
+        out: dict[int, dict[Key, list[str]]] = {}
+        for tid, t in self.seen.items():
+            if t is not None:
+                out.setdefault(t.T, {}).setdefault((t.p, t.q, t.m), []).append(tid)
+        return out
 
     # -- the REST backfill --
 
@@ -128,14 +133,12 @@ class TradeLedger:
         did not hand on, left out (the socket brings it); any other, under its REST id, and
         remembered so that the socket's copy, if it comes later, is dropped."""
         hi = self.resumed_ms
-        pool: dict[int, dict[Key, list[str]]] = {}  # the socket's trades not matched yet
+        pool = self.delivered()  # the socket's trades not matched yet
         out: list[tuple[RestTrade, str]] = []
         for r in sorted(rows, key=lambda r: r.time):
             ms = r.time
             key = (r.price, r.qty, r.isBuyerMaker)
-            if ms not in pool:
-                pool[ms] = {k: list(v) for k, v in self.delivered.get(ms, {}).items()}
-            tid = _take(pool, ms, key, prune=False)
+            tid = _take(pool, ms, key)
             if tid is not None:
                 out.append((r, tid))
                 continue

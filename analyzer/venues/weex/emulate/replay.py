@@ -107,18 +107,26 @@ class ReplayBook:
         self.size_places = 4
 
     def apply(self, f: _Frame) -> None:
+        """Apply a frame's levels; the price decimals are those of the last level read, the
+        size decimals the most seen."""
+        last_price = None
+        size_places = self.size_places
         for side, levels in ((self.bids, f.b), (self.asks, f.a)):
             for lv in levels:
                 try:
                     price, size = float(lv[0]), float(lv[1])
                 except (ValueError, IndexError):
                     continue  # a broken recorded level: nothing to keep
-                self.price_places = places(lv[0])
+                last_price = lv[0]
                 if size:
                     side[price] = (lv[0], lv[1])
-                    self.size_places = max(self.size_places, places(lv[1]))
+                    if len(lv[1]) - 1 > size_places:  # (n characters: n - 1 decimals at most)
+                        size_places = max(size_places, places(lv[1]))
                 else:
                     side.pop(price, None)
+        if last_price is not None:
+            self.price_places = places(last_price)
+        self.size_places = size_places
         self.last_u = f.u
         self.ts_ms = f.E or self.ts_ms
         self.depth = f.l or self.depth
@@ -192,9 +200,8 @@ class WeexReplay:
         except msgspec.DecodeError:
             self.decode_errors += 1
             return
-        kept = self.trades.setdefault(symbol, [])
-        known = set(kept)
-        kept.extend(bytes(r) for r in rows if bytes(r) not in known)
+        kept = self.trades.setdefault(symbol, [])  # (at most 20: a list is searched fast)
+        kept.extend([b for r in rows if (b := bytes(r)) not in kept])
         del kept[:-TRADES_KEPT]
 
     def on_ticker(self, symbol: str, frame: bytes) -> None:
