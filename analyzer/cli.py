@@ -71,6 +71,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     _setup_logging(cfg.log_level)
+    if config_mod.shards(cfg):  # one process per shard, and one for the analytics
+        from analyzer.cluster.supervisor import run_cluster
+
+        return run_cluster(cfg, args.duration, args.only)
+    if args.only is not None:
+        raise UsageError("--only names processes of a sharded config ([cluster]); this one "
+                         "runs in one process")
     collector = Collector(cfg)
     serve(collector, cfg.metrics.host, cfg.metrics.port)
     log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, cfg.metrics.port)
@@ -133,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", "-c", required=True, help="TOML config file")
     c.add_argument("--duration", type=positive_seconds, default=None,
                    help="stop after S seconds")
+    c.add_argument("--only", metavar="NAME,...", default=None,
+                   type=lambda t: [n for n in t.split(",") if n],
+                   help="a sharded config ([cluster]): run only these of its processes (shard "
+                        "names, or the analytics consumer's) here, the others elsewhere")
     c.set_defaults(func=cmd_collect)
 
     e = sub.add_parser("exchange", help="run the local exchange (offline, the venues' protocols)")

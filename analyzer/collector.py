@@ -637,20 +637,46 @@ class FeedRunner:
         self.open_interest[symbol] = ev
         self.store.add(ev)
 
+    def resume_trades(self, last: dict[tuple[str, str], tuple[str, int]]) -> None:
+        """A restarted shard (analyzer/cluster): from the newest trade of each symbol already
+        stored (``Store.last_trades``), the first connection backfills what was missed while
+        it was down, as a reconnect does: from the next id where ids rise by one, else the
+        venue's recent trades from that trade's time on. The store drops what it holds."""
+        if "trades" not in self.cfg.channels:
+            return
+        for symbol in self.symbols:
+            got = last.get((self.venue, symbol))
+            if got is None:
+                continue
+            trade_id, ts = got
+            if trade_id.isdecimal() and self.feed.trades_path(symbol, 0, 1) is not None:
+                self.feed.last_trade_id[symbol] = int(trade_id)
+            elif ts:
+                self.last_trade_ns[symbol] = ts
+                self._connected_before = True
+
     def stop(self) -> None:
         for c in self.connections:
             c.stop()
 
 
 class Collector:
-    """All feeds of a config, the store, the raw capture and the periodic jobs."""
+    """All feeds of a config, the store, the raw capture and the periodic jobs.
 
-    def __init__(self, cfg: Config) -> None:
+    ``shard``: this is one process of a sharded collector (analyzer/cluster): its store tags
+    its segments with that name, and at start each feed resumes its trades from the newest
+    stored (``FeedRunner.resume_trades``). ``analytics`` False: no live analytics here (a
+    shard's run in the analytics process, from the state it publishes)."""
+
+    def __init__(self, cfg: Config, *, shard: str | None = None,
+                 analytics: bool = True) -> None:
         self.cfg = cfg
+        self.shard = shard
         data_dir = Path(cfg.store.data_dir)
         self.store = Store(
             data_dir, Path(cfg.store.database),
             flush_rows=cfg.store.flush_rows, flush_seconds=cfg.store.flush_seconds,
+            shard=shard, venues=[f.venue for f in cfg.feeds] if shard else None,
         )
         self.captures: dict[str, RawCapture] = {}
         self.runners: list[FeedRunner] = []
@@ -663,7 +689,7 @@ class Collector:
             self.runners.append(
                 FeedRunner(feed, self.store, capture)
             )
-        self.analytics = LiveAnalytics(cfg, self.runners, self.store)
+        self.analytics = LiveAnalytics(cfg, self.runners, self.store) if analytics else None
         self.started_ns = time.time_ns()
         self.tasks: list[asyncio.Task] = []
 
@@ -695,6 +721,8 @@ class Collector:
         if problems:
             raise CollectorError("; ".join(problems))
         for r in self.runners:
+            if self.shard is not None:
+                r.resume_trades(self.store.last_trades)
             r.start(self.tasks)
         self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
 
@@ -725,7 +753,8 @@ class Collector:
         self.tasks.clear()
         for c in self.captures.values():
             c.close()
-        self.analytics.close(time.time_ns())  # open opportunities: "collector stopped"
+        if self.analytics is not None:  # open opportunities: "collector stopped"
+            self.analytics.close(time.time_ns())
         self.store.close()
 
     async def _housekeeping(self) -> None:
@@ -736,5 +765,10 @@ class Collector:
             now = time.time_ns()
             if time.monotonic() >= next_tick:
                 next_tick = max(next_tick + interval, time.monotonic())  # no catch-up bursts
-                await self.analytics.tick(now)
+                await self.tick(now)
             self.store.maybe_flush(now)
+
+    async def tick(self, now: int) -> None:
+        """Every ``[analytics] interval_seconds`` (a shard publishes its state instead)."""
+        if self.analytics is not None:
+            await self.analytics.tick(now)

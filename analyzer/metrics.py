@@ -94,7 +94,8 @@ class CollectorMetrics(_PromCollector):
         yield from self._books(runners)
         yield from store_families(self.c.store, self.c.started_ns)
         yield from self._capture()
-        yield from analytics_families(self.c.analytics)
+        if self.c.analytics is not None:  # (a shard's run elsewhere: analyzer/cluster)
+            yield from analytics_families(self.c.analytics)
 
     def _feed_health(self, runners: list[FeedRunner]) -> Iterator[Metric]:
         unknown = _counter("unknown_frames", "Frames for streams nobody subscribed to", ["venue"])

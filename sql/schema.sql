@@ -445,3 +445,23 @@ SELECT
     make_timestamp(bar_ts // 1000) AS time_bar,
     make_timestamp(last_cross_ts // 1000) AS time_last_cross
 FROM read_parquet('{segments}/trend/*/*.parquet', union_by_name = true);
+
+-- ---------------------------------------------------------------------------------------------
+-- Sharded collectors (analyzer/cluster): one row per shard state the analytics process applied
+-- from NATS JetStream, written with the tick that used it and before the message is
+-- acknowledged, so that a restarted analytics process skips what it had applied (stream_seq is
+-- unique: nothing applied twice) and a gap in a shard's seq shows a lost state.
+CREATE OR REPLACE VIEW shard_states AS
+SELECT
+    ts_local::BIGINT AS ts_local,               -- applied (analytics process clock, ns)
+    shard::VARCHAR AS shard,
+    epoch::BIGINT AS epoch,                     -- the shard's numbering: start time (ns) of its
+    seq::BIGINT AS seq,                         -- first run; seq rises by one a state, across
+                                                -- restarts of the shard
+    stream_seq::BIGINT AS stream_seq,           -- JetStream's sequence of the state's last part
+    ts_shard::BIGINT AS ts_shard,               -- the shard's tick (shard clock, ns)
+    parts::INTEGER AS parts,                    -- messages the state took (bounded in size)
+    bytes::BIGINT AS bytes,                     -- payload, all parts
+    books::INTEGER AS books,
+    make_timestamp(ts_local // 1000) AS time_local
+FROM read_parquet('{segments}/shard_states/*/*.parquet', union_by_name = true);

@@ -37,7 +37,7 @@ from analyzer.portfolio.live import PortfolioWatch, live_market
 
 if TYPE_CHECKING:
     from analyzer.collector import FeedRunner
-    from analyzer.config import Config
+    from analyzer.config import Analytics, Config
     from analyzer.store import Store
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ class LiveAnalytics:
         self.snapshot_ns = round(cfg.store.book_snapshot_seconds * NS)
         self.next_snapshot_ns = 0
         self.half_tick_ns = round(a.interval_seconds * NS / 2)
-        self.no_bands: list[float | None] = [None] * len(a.bands_bps)
         self.cover = max([*a.notionals_usd, *c.notionals_usd])
         self.anomaly_state = AnomalyState(
             window=f"{round(a.anomaly_window_seconds)}s", k=a.anomaly_z,
@@ -241,40 +240,10 @@ class LiveAnalytics:
     def windows(self, now: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """Every book's analysis window as the ``levels`` and ``extra`` frames of
         ``liquidity``, and the ``books`` frame."""
-        usd = self.cfg.quote_usd
-        ids: list[int] = []
-        wins = []
-        rows: dict[str, list[Any]] = {k: [] for k in BOOK_SCHEMA}
-        for r in self.runners:
-            for sb in list(r.books.books.values()):
-                inst = r.instruments.get(sb.symbol)
-                if inst is None:
-                    continue
-                rate = 1.0 if inst.inverse else usd.get(inst.quote)
-                if sb.in_sync and rate is not None:
-                    cover = self.cover if inst.inverse else self.cover / rate
-                    wins.append(window(sb.book, self.cfg.bands_bps, cover, inst.inverse,
-                                       inst.contract_size, self.cfg.max_levels,
-                                       top_n=self.cfg.imbalance_levels, horizon=sb.horizon))
-                else:
-                    none = self.no_bands
-                    wins.append(([], [], [], [], none, none, none, none))
-                book = len(ids)
-                ids.append(book)
-                for k, v in (("book", book), ("ts", now), ("venue", r.venue),
-                             ("symbol", sb.symbol), ("inverse", inst.inverse),
-                             ("contract_size", inst.contract_size), ("quote_usd", rate),
-                             ("in_sync", sb.in_sync), ("update_id", sb.last_id),
-                             ("ts_book", sb.last_ns), ("ts_exchange", sb.last_exchange_ns)):
-                    rows[k].append(v)
-        levels, extra = frame(ids, wins, self.cfg.bands_bps)
-        return levels, extra, pl.DataFrame(rows, schema=BOOK_SCHEMA)
+        return book_windows(self.runners, self.cfg, self.cover, now)
 
     def _tickers(self, now: int) -> pl.DataFrame:
-        rows = [(now, r.venue, t.symbol, t.mark_price, t.index_price, t.funding_rate,
-                 t.funding_interval_hours, t.next_funding_time)
-                for r in self.runners for t in list(r.tickers.values())]
-        return pl.DataFrame(rows, schema=TICKER_SCHEMA, orient="row")
+        return tickers_frame(self.runners, now)
 
     def _funding_mean(self, now: int) -> pl.DataFrame | None:
         """Interval-weighted realised funding over the last 7 days, from the tickers received
@@ -287,20 +256,76 @@ class LiveAnalytics:
                 del marks[key]
             rows += [(t.ts_exchange, r.venue, t.symbol, t.funding_rate, t.funding_interval_hours,
                       t.next_funding_time) for t in list(marks.values())]
-        if not rows:
-            return None
-        realised = realised_funding(pl.DataFrame(rows, schema=FUNDING_SCHEMA, orient="row"))
-        return mean_realised(realised, FUNDING_WINDOW) if realised.height else None
+        return funding_mean(rows)
 
     def _open_interest(self, now: int) -> pl.DataFrame:
-        rows = [(now, r.venue, o.symbol, o.open_interest)
-                for r in self.runners for o in list(r.open_interest.values())]
-        return pl.DataFrame(rows, schema=OI_SCHEMA, orient="row")
+        return open_interest_frame(self.runners, now)
 
     def _instruments(self) -> pl.DataFrame:
-        rows = [tuple(getattr(i, c) for c in INSTRUMENT_COLUMNS)
-                for r in self.runners for i in list(r.instruments.values())]
-        return pl.DataFrame(rows, schema=INSTRUMENT_SCHEMA, orient="row")
+        return instruments_frame(self.runners)
+
+
+# -- the inputs of a tick, from runners' state (also what a shard sends: analyzer/cluster) --
+
+def book_windows(runners: list[FeedRunner], a: Analytics, cover: float, now: int
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Every book's analysis window as the ``levels`` and ``extra`` frames of ``liquidity``,
+    and the ``books`` frame; ``cover``: the largest notional (USD) a window must fill."""
+    usd = a.quote_usd
+    none: list[float | None] = [None] * len(a.bands_bps)
+    ids: list[int] = []
+    wins = []
+    rows: dict[str, list[Any]] = {k: [] for k in BOOK_SCHEMA}
+    for r in runners:
+        for sb in list(r.books.books.values()):
+            inst = r.instruments.get(sb.symbol)
+            if inst is None:
+                continue
+            rate = 1.0 if inst.inverse else usd.get(inst.quote)
+            if sb.in_sync and rate is not None:
+                wins.append(window(sb.book, a.bands_bps, cover if inst.inverse else cover / rate,
+                                   inst.inverse, inst.contract_size, a.max_levels,
+                                   top_n=a.imbalance_levels, horizon=sb.horizon))
+            else:
+                wins.append(([], [], [], [], none, none, none, none))
+            book = len(ids)
+            ids.append(book)
+            for k, v in (("book", book), ("ts", now), ("venue", r.venue),
+                         ("symbol", sb.symbol), ("inverse", inst.inverse),
+                         ("contract_size", inst.contract_size), ("quote_usd", rate),
+                         ("in_sync", sb.in_sync), ("update_id", sb.last_id),
+                         ("ts_book", sb.last_ns), ("ts_exchange", sb.last_exchange_ns)):
+                rows[k].append(v)
+    levels, extra = frame(ids, wins, a.bands_bps)
+    return levels, extra, pl.DataFrame(rows, schema=BOOK_SCHEMA)
+
+
+def tickers_frame(runners: list[FeedRunner], now: int) -> pl.DataFrame:
+    rows = [(now, r.venue, t.symbol, t.mark_price, t.index_price, t.funding_rate,
+             t.funding_interval_hours, t.next_funding_time)
+            for r in runners for t in list(r.tickers.values())]
+    return pl.DataFrame(rows, schema=TICKER_SCHEMA, orient="row")
+
+
+def open_interest_frame(runners: list[FeedRunner], now: int) -> pl.DataFrame:
+    rows = [(now, r.venue, o.symbol, o.open_interest)
+            for r in runners for o in list(r.open_interest.values())]
+    return pl.DataFrame(rows, schema=OI_SCHEMA, orient="row")
+
+
+def instruments_frame(runners: list[FeedRunner]) -> pl.DataFrame:
+    rows = [tuple(getattr(i, c) for c in INSTRUMENT_COLUMNS)
+            for r in runners for i in list(r.instruments.values())]
+    return pl.DataFrame(rows, schema=INSTRUMENT_SCHEMA, orient="row")
+
+
+def funding_mean(rows: list[tuple]) -> pl.DataFrame | None:
+    """Realised funding over ``FUNDING_WINDOW`` from funding marks (rows of
+    ``FUNDING_SCHEMA``: the last ticker of each funding period); None without any."""
+    if not rows:
+        return None
+    realised = realised_funding(pl.DataFrame(rows, schema=FUNDING_SCHEMA, orient="row"))
+    return mean_realised(realised, FUNDING_WINDOW) if realised.height else None
 
 
 def snapshot_rows(levels: pl.DataFrame, extra: pl.DataFrame, books: pl.DataFrame

@@ -25,6 +25,10 @@ Python, the DuckDB CLI and ``analyzer sql``) WHILE the collector runs. Therefore
   day's small segments into one file (write new, rename in, delete the sources; journaled so a
   crash cannot leave duplicates) and drops duplicate trades while merging.
 
+* Shards (analyzer/cluster): the processes of a sharded collector share one data directory,
+  each writing, compacting and cleaning up only the segments tagged with its shard name
+  (``writer.py``, ``segments.py``); the views read them all.
+
 Tables are defined once, in ``sql/schema.sql``; the writer derives its Arrow schema from it
 (:mod:`analyzer.store.schema`). Trades are idempotent on (venue, symbol, trade_id): the writer
 remembers recent ids (seeded from recent segments at open) and compaction dedups again.
@@ -42,7 +46,7 @@ from analyzer.store.errors import (
     StoreError,
     StoreStateError,
 )
-from analyzer.store.writer import Store
+from analyzer.store.writer import Store, prepare
 
 __all__ = [
     "DataDirError",
@@ -52,4 +56,5 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreStateError",
+    "prepare",
 ]

@@ -80,9 +80,11 @@ def _finish(journal: Path) -> None:
     journal.unlink(missing_ok=True)
 
 
-def recover(root: Path) -> int:
-    """Finish compactions interrupted by a crash. Call while holding the data-dir lock."""
-    journals = list(root.glob(f"*/*/{JOURNAL_PREFIX}*.json"))
+def recover(root: Path, shard: str | None = None) -> int:
+    """Finish compactions interrupted by a crash: every one, or (``shard``) the shard's own.
+    Call while holding the data-dir lock."""
+    journals = [j for j in root.glob(f"*/*/{JOURNAL_PREFIX}*.json")
+                if shard is None or seg.segment_shard(j) == shard]
     for j in journals:
         log.warning("finishing interrupted compaction %s", j)
         _finish(j)
@@ -97,9 +99,11 @@ def compact(
     *,
     fsync: bool = True,
     memory_limit: str = "1GB",
+    shard: str | None = None,
 ) -> CompactResult:
     """Merge, per table and day, the segments written before ``now_ns - older_than_ns`` that
-    are smaller than MAX_SEGMENT_BYTES, when there are two or more."""
+    are smaller than MAX_SEGMENT_BYTES, when there are two or more: every segment, or
+    (``shard``) only the shard's own, merged into one of its own (segments.py: ownership)."""
     result = CompactResult()
     cutoff = now_ns - older_than_ns
     con: duckdb.DuckDBPyConnection | None = None
@@ -109,7 +113,9 @@ def compact(
                 sources = [
                     p
                     for p in seg.segments(day)
-                    if (seg.segment_ts(p) or 0) <= cutoff and p.stat().st_size < MAX_SEGMENT_BYTES
+                    # (another shard's file is not even looked at: it may vanish meanwhile)
+                    if (shard is None or seg.segment_shard(p) == shard)
+                    and (seg.segment_ts(p) or 0) <= cutoff and p.stat().st_size < MAX_SEGMENT_BYTES
                 ]
                 if len(sources) < 2:
                     continue
@@ -121,7 +127,8 @@ def compact(
                             "temp_directory": str(root.parent / ".duckdb_tmp"),
                         }
                     )
-                _merge(con, root, table, sources, next_seq(), result, fsync=fsync)
+                _merge(con, root, table, sources, next_seq(), result, fsync=fsync,
+                       shard=shard)
     finally:
         if con is not None:
             con.close()
@@ -137,10 +144,11 @@ def _merge(
     result: CompactResult,
     *,
     fsync: bool,
+    shard: str | None = None,
 ) -> None:
     day = sources[0].parent
     ts = max(seg.segment_ts(p) or 0 for p in sources)  # keeps the merged file's age honest
-    target = day / seg.segment_name(table, ts, seq)
+    target = day / seg.segment_name(table, ts, seq, shard)
     tmp = target.with_name(f".{target.name}{seg.TMP_SUFFIX}")
     journal = day / f"{JOURNAL_PREFIX}{target.name}.json"
     rows_in = sum(pq.ParquetFile(p).metadata.num_rows for p in sources)

@@ -4,10 +4,14 @@ Layout under the segment root (``<data_dir>/segments``)::
 
     <table>/0000-00-00/<table>-schema.parquet       zero-row schema segment (sorts first)
     <table>/<YYYY-MM-DD>/<table>-<ts_ns>-<seq>.parquet
+    <table>/<YYYY-MM-DD>/<table>-<ts_ns>-<seq>.<shard>.parquet     (a shard's, analyzer/cluster)
 
 ``YYYY-MM-DD`` is the UTC day and ``ts_ns`` the wall-clock time at which the segment was
-written (19 digits, so names sort in write order); ``seq`` is a per-process counter. A segment
-is written as ``.<name>.tmp`` in the same directory, fsynced, then renamed into place, so a
+written (19 digits, so names sort in write order); ``seq`` is a per-process counter. The
+processes of a sharded collector write into the same directories, each tagging its segments
+with its shard name: a segment belongs to the process that wrote it, which alone compacts it
+and cleans up after it (a one-process store, holding the directory alone, owns every file). A
+segment is written as ``.<name>.tmp`` in the same directory, fsynced, then renamed into place, so a
 reader globbing ``*.parquet`` sees whole files or nothing. (DuckDB's ``*`` also matches
 dot-files, so the ``.tmp`` suffix, not the dot, is what keeps temp files out.)
 """
@@ -33,8 +37,16 @@ def day_of(ts_ns: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts_ns // 1_000_000_000))
 
 
-def segment_name(table: str, ts_ns: int, seq: int) -> str:
-    return f"{table}-{ts_ns:019d}-{seq:06d}.parquet"
+def segment_name(table: str, ts_ns: int, seq: int, shard: str | None = None) -> str:
+    return f"{table}-{ts_ns:019d}-{seq:06d}{'.' + shard if shard else ''}.parquet"
+
+
+def segment_shard(path: Path | str) -> str | None:
+    """The shard that wrote a segment (or a temp file or journal named after one); None for an
+    untagged one."""
+    name = Path(path).name.removesuffix(TMP_SUFFIX).removesuffix(".json")
+    tail = name.removesuffix(".parquet").rsplit("-", 1)[-1]
+    return tail.partition(".")[2] or None
 
 
 def segment_ts(path: Path) -> int | None:
@@ -93,10 +105,13 @@ def segments(day_dir: Path) -> list[Path]:
     )
 
 
-def remove_temp_files(root: Path) -> int:
-    """Delete temp files left by a crash mid-write. Only call while holding the data-dir lock."""
+def remove_temp_files(root: Path, shard: str | None = None) -> int:
+    """Delete temp files left by a crash mid-write: every one (``shard`` None: the caller owns
+    the directory), or the shard's own. Only call while holding the data-dir lock."""
     n = 0
     for p in root.glob(f"*/*/.*{TMP_SUFFIX}"):
+        if shard is not None and segment_shard(p) != shard:
+            continue
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
             n += 1

@@ -15,6 +15,14 @@ interest and liquidations; trades, gaps, instruments and opportunities last. Mem
 by the queue (``queue_batches`` x ``flush_rows`` events), the held rows and the writer's retry
 buffer (``max_retry_rows`` rows in Arrow); with the defaults about 0.8 M + 0.5 M events (a
 stored event is ~150-250 bytes in Python: ~0.3 GB) plus 2 M Arrow rows (~0.2 GB).
+
+Shards (``shard``, analyzer/cluster): the processes of a sharded collector share the data
+directory. Each holds the directory lock ``.store.lock`` shared and its own
+``.store-<shard>.lock`` exclusively (a second process of one shard is refused, and so is a
+one-process store, which holds ``.store.lock`` exclusively, while any shard runs); each tags
+its segments with its name and recovers, cleans up and compacts only its own
+(``segments.py``). ``prepare`` makes the directories, schema segments and views once, before
+the shards start, so that they never race to create them.
 """
 
 from __future__ import annotations
@@ -108,7 +116,15 @@ class Store:
         dedup_max_ids: int = 200_000,
         fsync: bool = True,
         on_flush: FlushCallback | None = None,
+        shard: str | None = None,
+        venues: Sequence[str] | None = None,
     ) -> None:
+        self.shard = shard
+        # the venues whose recent trades seed the dedup (None: every venue's)
+        self._venues = set(venues) if venues is not None else None
+        # (venue, symbol) -> (trade_id, ts_exchange) of the newest trade stored within the
+        # dedup window, read at open (a restarted shard backfills from there)
+        self.last_trades: dict[tuple[str, str], tuple[str, int]] = {}
         self.data_dir = Path(data_dir).absolute()
         self.segments_root = self.data_dir / "segments"
         self.db_path = Path(db_path).absolute()
@@ -136,7 +152,7 @@ class Store:
         self._compact_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._lock_fd: int | None = None
+        self._lock_fds: list[int] = []
         self._state = "new"
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -155,8 +171,8 @@ class Store:
         self._lock_data_dir()
         try:
             try:
-                compaction.recover(self.segments_root)
-                seg.remove_temp_files(self.segments_root)
+                compaction.recover(self.segments_root, self.shard)
+                seg.remove_temp_files(self.segments_root, self.shard)
                 for spec in TABLES.values():
                     seg.ensure_schema_segment(self.segments_root, spec)
             except OSError as e:
@@ -280,6 +296,7 @@ class Store:
                 _time_ns(),
                 lambda: next(self._seq),
                 fsync=self._fsync,
+                shard=self.shard,
             )
         st = self.stats
         st["compactions"] += 1
@@ -348,6 +365,10 @@ class Store:
         self.stats["rows_dropped"] += n
         by = self.stats["rows_dropped_by_table"]
         by[table] = by.get(table, 0) + n
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
 
     @property
     def healthy(self) -> bool:
@@ -476,7 +497,7 @@ class Store:
             # The table directory may have been lost and recreated: restore its schema segment.
             seg.ensure_schema_segment(self.segments_root, TABLES[table])
             self._ready_days.add(day_dir)
-        path = day_dir / seg.segment_name(table, now, next(self._seq))
+        path = day_dir / seg.segment_name(table, now, next(self._seq), self.shard)
         try:
             seg.write_atomic(path, arrow, fsync=self._fsync)
         except BaseException:
@@ -524,31 +545,47 @@ class Store:
     # -- open helpers ------------------------------------------------------------------------
 
     def _lock_data_dir(self) -> None:
-        path = self.data_dir / ".store.lock"
+        if self.shard is None:
+            self._lock_fds = [self._lock(".store.lock", fcntl.LOCK_EX, str(os.getpid()))]
+            return
+        self._lock_fds = [self._lock(".store.lock", fcntl.LOCK_SH, SHARDS_HOLDER)]
+        try:
+            self._lock_fds.append(self._lock(f".store-{self.shard}.lock", fcntl.LOCK_EX,
+                                             str(os.getpid())))
+        except BaseException:
+            self._unlock_data_dir()
+            raise
+
+    def _lock(self, name: str, mode: int, holder: str) -> int:
+        """flock ``name`` in the data directory (shared or exclusive), writing ``holder`` into
+        it: what a refused process names."""
+        path = self.data_dir / name
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise DataDirError(f"cannot create {path}: {e.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            held = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
+            by = ("the shards of a sharded collector" if held == SHARDS_HOLDER
+                  else f"another Store (PID {held})")
             raise DataDirLockedError(
-                f"data directory {self.data_dir} is in use by another Store (PID {holder})"
+                f"data directory {self.data_dir} is in use by {by}"
             ) from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            os.pwrite(fd, holder.encode(), 0)
         except OSError as e:  # a full disk, most likely
             os.close(fd)
             raise DataDirError(f"cannot write {path}: {e.strerror}") from None
-        self._lock_fd = fd
+        return fd
 
     def _unlock_data_dir(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        for fd in self._lock_fds:
+            os.close(fd)  # releases the flock
+        self._lock_fds = []
 
     def _seed_dedup(self) -> None:
         """Remember the trade ids of segments written within the dedup window (today's and,
@@ -564,25 +601,35 @@ class Store:
         ]
         if not files:
             return
-        cols = ["venue", "symbol", "trade_id", "ts_local"]
+        cols = ["venue", "symbol", "trade_id", "ts_local", "ts_exchange"]
         tables = []
         for p in files:
             with contextlib.suppress(OSError, pa.ArrowException):
                 tables.append(pq.read_table(p, columns=cols))
         if not tables:
             return
-        t = pa.concat_tables(tables)
+        # (compacted segments, written by DuckDB, differ from the writer's in nullability)
+        t = pa.concat_tables(tables, promote_options="permissive")
+        if self._venues is not None:
+            t = t.filter(pc.is_in(t["venue"], pa.array(sorted(self._venues), pa.string())))
+            if not t.num_rows:
+                return
         newest = pc.max(t["ts_local"]).as_py()
         t = t.filter(pc.greater_equal(t["ts_local"], newest - window))
         for key, group in _group_by_key(t):
             self._dedup.remember(key[0], key[1], group["ts_local"], group["trade_id"])
+            last = max(range(len(group["trade_id"])), key=lambda i: (
+                group["ts_exchange"][i] or 0, _id_order(group["trade_id"][i])))
+            self.last_trades[key] = (group["trade_id"][last], group["ts_exchange"][last] or 0)
         log.info("store: dedup seeded with %d trade ids from %d segments", t.num_rows, len(files))
 
+
+SHARDS_HOLDER = "shards"  # what the shards write into .store.lock (they hold it shared)
 
 # what a full writer keeps longest (higher: kept longer); unlisted tables rank 0 (dropped first:
 # sampled book levels and analytics, which `analyzer backfill` recomputes)
 _KEEP_RANK = {"quotes": 1, "derivative_tickers": 2, "open_interest": 2, "liquidations": 2,
-              "trades": 3, "gaps": 3, "instruments": 3, "opportunities": 3}
+              "trades": 3, "gaps": 3, "instruments": 3, "opportunities": 3, "shard_states": 3}
 
 
 def _job_rows(job: tuple[Any, ...]) -> int:
@@ -594,10 +641,38 @@ def _job_rows(job: tuple[Any, ...]) -> int:
 def _group_by_key(t: pa.Table) -> list[tuple[tuple[str, str], dict[str, list[Any]]]]:
     out: dict[tuple[str, str], dict[str, list[Any]]] = {}
     d = t.to_pydict()
-    for v, s, tid, ts in zip(d["venue"], d["symbol"], d["trade_id"], d["ts_local"], strict=True):
+    for v, s, tid, ts, tx in zip(d["venue"], d["symbol"], d["trade_id"], d["ts_local"],
+                                 d["ts_exchange"], strict=True):
         g = out.get((v, s))
         if g is None:
-            g = out[(v, s)] = {"trade_id": [], "ts_local": []}
+            g = out[(v, s)] = {"trade_id": [], "ts_local": [], "ts_exchange": []}
         g["trade_id"].append(tid)
         g["ts_local"].append(ts)
+        g["ts_exchange"].append(tx)
     return list(out.items())
+
+
+def _id_order(trade_id: str | None) -> int:
+    """Decimal ids order numerically (ties of one venue time); others do not order."""
+    return int(trade_id) if trade_id and trade_id.isdecimal() else -1
+
+
+def prepare(data_dir: Path, db_path: Path) -> None:
+    """The directories, schema segments and DuckDB views of a store, made once by the
+    supervisor of a sharded collector before its shards open the store (raises StoreError
+    subclasses with one-line messages)."""
+    root = Path(data_dir).absolute() / "segments"
+    probe = Store(data_dir, db_path, shard="-")  # refused while a one-process store holds it
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataDirError(f"cannot create {root.parent}: {e.strerror}") from None
+    probe._lock_fds = [probe._lock(".store.lock", fcntl.LOCK_SH, SHARDS_HOLDER)]
+    probe._unlock_data_dir()
+    try:
+        for spec in TABLES.values():
+            (root / spec.name).mkdir(parents=True, exist_ok=True)
+            seg.ensure_schema_segment(root, spec)
+    except OSError as e:
+        raise DataDirError(f"cannot prepare {root}: {e}") from None
+    catalog.apply(Path(db_path).absolute(), root)
