@@ -91,7 +91,7 @@ def offline(frames: list[bytes], with_book: bool, with_store: bool, tmp: Path) -
     decode = feed.decode
     t0 = time.thread_time()
     for f in frames:
-        if f[0:16] == b'{"lastUpdateId"':
+        if f.startswith(b'{"lastUpdateId"'):
             if sink.keeper is not None:
                 sink.keeper.on_snapshot(feed.decode_snapshot(f, "BTCUSDT", 0))
             continue

@@ -152,25 +152,29 @@ class WireProtocol(asyncio.Protocol):
         pos = 0
         n = len(data)
         on_frame = self.on_frame
+        max_size = self.max_size
         while n - pos >= 2:
             b0 = data[pos]
             length = data[pos + 1]
-            if length & 0x80:
-                return self._protocol_error("masked frame from the server")
-            hdr = 2
-            if length == 126:
+            # the usual frame first: a final text or binary frame of up to 64 KiB (a masked
+            # frame's length byte is >= 128 and takes the general path below)
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
                 if n - pos < 4:
                     break
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                hdr = 4
-            elif length == 127:
+                length = data[pos + 2] << 8 | data[pos + 3]
+                start = pos + 4
+            else:
+                if length & 0x80:
+                    return self._protocol_error("masked frame from the server")
                 if n - pos < 10:
                     break
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                hdr = 10
-            if length > self.max_size:
+                start = pos + 10
+            if length > max_size:
                 return self._protocol_error(f"frame of {length} bytes > max_size", 1009)
-            end = pos + hdr + length
+            end = start + length
             if end > n:
                 if end - pos > 65536:  # a large frame: collect chunks, join once
                     self._pending = [data[pos:]]
@@ -178,24 +182,26 @@ class WireProtocol(asyncio.Protocol):
                     self._need = end - pos
                     return None
                 break
-            payload = data[pos + hdr : end]
+            payload = data[start:end]
             pos = end
-            opcode = b0 & 0x0F
-            if opcode in (TEXT, BINARY):
+            if b0 == 0x81 or b0 == 0x82:  # FIN + text / binary
                 self.last_ns = ts
-                if not b0 & 0x80:
-                    self._fragments = [payload]
-                    continue
                 try:
                     on_frame(payload, ts)
                 except Exception:  # a bug downstream must not take the connection down
                     self.frame_errors += 1
                     log.exception("frame handler failed")
-            elif opcode == CONT:
-                if self._fragments is None:
+                continue
+            opcode = b0 & 0x0F
+            if opcode in (TEXT, BINARY, CONT):  # a fragment, or a final frame with RSV bits
+                if opcode != CONT:
+                    self.last_ns = ts
+                    self._fragments = [payload]
+                elif self._fragments is None:
                     return self._protocol_error("continuation without a first fragment")
-                self._fragments.append(payload)
-                if b0 & 0x80:
+                else:
+                    self._fragments.append(payload)
+                if b0 & 0x80:  # the message's final frame
                     message = b"".join(self._fragments)
                     self._fragments = None
                     try:
