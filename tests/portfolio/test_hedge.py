@@ -27,6 +27,10 @@ def inst(venue: str, symbol: str) -> dict:
     ("okx_swap", "BTC-USDT-SWAP", 2.5037, 60_000, 250.3, 2.503),
     # linear in contracts of 0.0001 BTC: 25,037 contracts
     ("mexc_futures", "BTC_USDT", 2.5037, 60_000, 25_037, 2.5037),
+    # BingX: coins, lot 0.0001 BTC
+    ("bingx_swap", "BTC-USDT", 2.50377, 60_000, 2.5037, 2.5037),
+    # WEEX: contracts of 0.001 BTC (lot 0.001 BTC): 2,503 contracts
+    ("weex_futures", "BTCUSDT", 2.5037, 60_000, 2_503, 2.503),
     # inverse, 100 USD a contract: 2.5 BTC at 60,050 = 150,125 USD -> 1,501 contracts
     ("binance_coinm", "BTCUSD_PERP", 2.5, 60_050, 1_501, 150_100 / 60_050),
     ("okx_swap", "BTC-USD-SWAP", 2.5, 60_050, 1_501, 150_100 / 60_050),
@@ -61,9 +65,8 @@ def test_the_plan_sizes_costs_and_ranks_every_hedge(tmp_path: Path) -> None:
           books=[("binance_usdm", "BTCUSDT"), ("binance_coinm", "BTCUSD_PERP")])
     with duckdb.connect(str(data / "analyzer.duckdb"), read_only=True) as con:
         df = plan(Market.read(con), {"BTC": 2.5}, horizon=30, leverage=2)
-    rows = {r["symbol"]: r for r in df.to_dicts()}
-    b = rows["BTCUSDT"] if rows["BTCUSDT"]["venue"] == "binance_usdm" else None
-    assert b is not None
+    rows = {(r["venue"], r["symbol"]): r for r in df.to_dicts()}
+    b = rows[("binance_usdm", "BTCUSDT")]
     # 2.5 BTC sold into ten 1-BTC bids 49,999.5, 49,998.5, 49,997.5: VWAP 49,998.7 against the
     # mid 50,000 (the book's own): 2.6 bps
     assert b["slippage_bps"] == pytest.approx((50_000 - (49_999.5 + 49_998.5 + 0.5 * 49_997.5)
@@ -78,7 +81,7 @@ def test_the_plan_sizes_costs_and_ranks_every_hedge(tmp_path: Path) -> None:
     assert coin["contracts"] == 1250 and coin["margin_asset"] == "BTC"
     assert coin["funding_usd_current"] == pytest.approx(-125_000 * 0.0001 * 90)
     assert coin["earns"] is False  # negative funding: the short pays
-    fut = rows["BTCUSDT-25DEC26"]
+    fut = rows[("bybit_linear", "BTCUSDT-25DEC26")]
     assert fut["basis_usd"] == pytest.approx((51_000 - 50_000) / 50_000 * 2.5 * 51_000)
     assert fut["basis_ann"] == pytest.approx(0.02 * 365 / 73, rel=1e-3)
     # ranked by all-in cost: the 0.03 %-a-period OKX swap pays most, the paying short is last
