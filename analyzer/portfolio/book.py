@@ -82,18 +82,8 @@ class Portfolio(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     profiles: dict[str, ProfileRanges] = msgspec.field(default_factory=dict)
     margin: dict[str, dict[str, TierTable]] = msgspec.field(default_factory=dict)
 
-    def assets(self) -> list[str]:
-        """Every asset held or hedged, upper case, sorted (futures' bases are added by the
-        caller, who knows the instruments)."""
-        return sorted({h.asset.upper() for h in self.spot}
-                      | {c.asset.upper() for c in self.collateral if not _stable(c.asset)})
-
 
 STABLES = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD", "DAI", "TUSD", "USDE"})
-
-
-def _stable(asset: str) -> bool:
-    return asset.upper() in STABLES
 
 
 def parse(data: dict) -> Portfolio:

@@ -102,10 +102,6 @@ def _clean(rows: list[dict]) -> list[dict]:
              for k, v in r.items()} for r in rows]
 
 
-def _load(path: str) -> book_mod.Portfolio:
-    return book_mod.load(path)
-
-
 TREND_SQL = """
 SELECT base, regime FROM trend
 WHERE base IN (SELECT unnest(?)) AND regime IN ('up', 'down')
@@ -162,7 +158,7 @@ def _leg_row(leg: Any) -> dict:
 
 
 def cmd_portfolio(args: argparse.Namespace) -> int:
-    pf = _load(args.file)
+    pf = book_mod.load(args.file)
     market = _market(args)
     try:
         rep = portfolio_report(pf, market, _age(args))
@@ -224,7 +220,7 @@ def _moves(text: str) -> tuple[float, ...]:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     moves = _moves(args.moves)
-    pf = _load(args.file)
+    pf = book_mod.load(args.file)
     market = _market(args)
     try:
         v: Valuation = value(pf, market, _age(args))

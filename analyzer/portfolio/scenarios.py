@@ -13,7 +13,7 @@ never liquidated upwards.
 from __future__ import annotations
 
 from analyzer.portfolio.margin import MarginError
-from analyzer.portfolio.valuation import Leg, Valuation
+from analyzer.portfolio.valuation import Leg, Valuation, cross_draw
 
 DEFAULT_MOVES = (-0.30, -0.20, -0.10, 0.0, 0.10, 0.20, 0.30)
 
@@ -53,14 +53,9 @@ def _ratio_at(v: Valuation, leg: Leg, factor: float) -> float | None:
     price = leg.mark * factor
     try:
         mm = leg.maintenance_at(price)
+        margin = leg.margin - cross_draw(leg, v.legs, factor)
     except MarginError:
         return None
-    margin = leg.margin
-    if leg.pos.margin_mode == "cross":
-        others = [o for o in v.legs if o is not leg and o.pos.margin_mode == "cross"
-                  and (o.pos.venue, o.settle) == (leg.pos.venue, leg.settle)]
-        margin -= sum(o.maintenance_at(o.mark * factor) - o.pnl_at(o.mark * factor)
-                      for o in others)
     equity = margin + leg.pnl_at(price)
     return mm / equity if equity > 0 else float("inf")
 

@@ -235,7 +235,7 @@ def value(pf: Portfolio, market: Market, max_age_s: float = 300.0) -> Valuation:
         legs.append(leg)
     _cross(legs, collateral)
     for leg in legs:
-        margin = leg.margin - _others(leg, legs)
+        margin = leg.margin - cross_draw(leg, legs)
         equity = margin + leg.upnl
         leg.margin_ratio = leg.maintenance / equity if equity > 0 else None
         leg.liq_price = leg.liquidation(margin)
@@ -247,7 +247,7 @@ def value(pf: Portfolio, market: Market, max_age_s: float = 300.0) -> Valuation:
 
 def _cross(legs: list[Leg], collateral: dict[tuple[str, str], float]) -> None:
     """Each cross position's margin: its venue's collateral in its settlement asset (the other
-    cross positions' P&L and maintenance are taken out at the liquidation: ``_others``)."""
+    cross positions' P&L and maintenance are taken out at the liquidation: ``cross_draw``)."""
     for i, leg in enumerate(legs):
         if leg.pos.margin_mode != "cross":
             continue
@@ -258,14 +258,15 @@ def _cross(legs: list[Leg], collateral: dict[tuple[str, str], float]) -> None:
         leg.margin = collateral[key]
 
 
-def _others(leg: Leg, legs: list[Leg]) -> float:
-    """What the other cross positions sharing ``leg``'s collateral take from it: their
-    maintenance minus their unrealised P&L (0 for an isolated position)."""
+def cross_draw(leg: Leg, legs: list[Leg], factor: float = 1.0) -> float:
+    """What the other cross positions sharing ``leg``'s collateral take from it, with every
+    price times ``factor``: their maintenance minus their unrealised P&L (0 for an isolated
+    position). MarginError if one of them is then beyond its tiers."""
     if leg.pos.margin_mode != "cross":
         return 0.0
-    return sum(o.maintenance - o.upnl for o in legs
+    return sum(o.maintenance_at(o.mark * factor) - o.pnl_at(o.mark * factor) for o in legs
                if o is not leg and o.pos.margin_mode == "cross"
                and (o.pos.venue, o.settle) == (leg.pos.venue, leg.settle))
 
 
-__all__ = ["Leg", "Valuation", "overrides", "value"]
+__all__ = ["Leg", "Valuation", "cross_draw", "overrides", "value"]
