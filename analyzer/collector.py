@@ -34,7 +34,7 @@ from analyzer.events import (
 )
 from analyzer.feed.books import BookKeeper
 from analyzer.feed.connection import Connection, ConnectionSettings, Hooks
-from analyzer.feed.freshness import Freshness
+from analyzer.feed.freshness import Freshness, StreamRoute
 from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
 from analyzer.store.capture import RawCapture
@@ -481,7 +481,8 @@ class FeedRunner:
         while True:
             await asyncio.sleep(1.0)
             now = time.time_ns()
-            for route, gap_ns in self.freshness.check(list(self.feed.routes.values()), now):
+            routes = list(self.feed.routes.values())
+            for route, gap_ns in self.freshness.check(routes, now, self._asked_ns):
                 log.warning("%s: %s silent for %.1fs (expected a frame every %.2fs): stale",
                             self.venue, route.stream, (now - route.last_ns) / 1e9, gap_ns / 1e9)
                 if route.channel == "depth":
@@ -489,6 +490,14 @@ class FeedRunner:
                 conn = self.connection_of.get(route.stream)
                 if conn is not None:
                     conn.restart("stall")
+
+    def _asked_ns(self, route: StreamRoute) -> int:
+        """When the connection carrying ``route`` subscribed it (now while it still
+        subscribes; 0 when unknown)."""
+        conn = self.connection_of.get(route.stream)
+        if conn is None:
+            return 0
+        return conn.subscribed_ns if conn.subscribed_ns else time.time_ns()
 
     def _on_gap(self, gap: Gap) -> None:
         if gap.reason == "checksum":
