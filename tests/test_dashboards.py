@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from harness import tool
 
 from analyzer import config as config_mod
 from analyzer.cli import build_parser
+from analyzer.cluster.supervisor import plan
+from analyzer.venues import EXCHANGES, VENUES
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -372,6 +375,28 @@ def test_compose_commands_are_analyzer_commands_serving_metrics_on_9108() -> Non
     assert services["demo"]["profiles"] == ["demo"]
     for name in ("analyzer", "demo"):
         assert services[name]["build"] == "." and "9108:9108" in services[name]["ports"]
+
+
+def test_the_sharded_service_runs_every_exchange_over_the_compose_nats() -> None:
+    """The `sharded` profile: its config shards the six venues by exchange and reaches the
+    compose `nats` service (JetStream on, its store on a volume) by its service name."""
+    services = compose()["services"]
+    sharded, nats = services["sharded"], services["nats"]
+    args = build_parser().parse_args(_cli_args(sharded))
+    assert args.command == "collect"
+    host_config = next(src for src, dst in mounts(sharded).items() if dst == args.config)
+    cfg = config_mod.load(str(ROOT / host_config))
+    assert (cfg.metrics.host, cfg.metrics.port) == ("0.0.0.0", 9108)
+    url = urllib.parse.urlsplit(cfg.cluster.nats_url)
+    assert url.hostname == "nats" and f"{url.port}:{url.port}" in nats["ports"]
+    assert "--jetstream" in nats["command"] or "-js" in nats["command"]
+    store = nats["command"][nats["command"].index("--store_dir") + 1]
+    assert any(v.endswith(f":{store}") for v in nats["volumes"])
+    assert sharded["depends_on"] == ["nats"] and sharded["profiles"] == nats["profiles"]
+    assert "analyzer" in sharded["networks"]["default"]["aliases"]  # Prometheus's target
+    children = plan(cfg)
+    assert sorted(c.name for c in children) == ["analytics", *sorted(EXCHANGES)]
+    assert {f.venue for f in cfg.feeds} == set(VENUES)  # every market of the six venues
 
 
 # --------------------------------------------------------------------------------------------
