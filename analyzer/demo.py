@@ -123,9 +123,7 @@ def sim_config(port: int, data_dir: str, metrics_port: int,
         "metrics": {"port": metrics_port, "host": metrics_host},
         "carry": {"gates": DEMO_CARRY},
         "trend": DEMO_TREND,
-        # (a sharded collector does not watch a portfolio: analyzer/cluster/analytics.py)
-        "portfolio": {"file": str(DEMO_PORTFOLIO)} if DEMO_PORTFOLIO.exists() and not shards
-        else {},
+        "portfolio": {"file": str(DEMO_PORTFOLIO)} if DEMO_PORTFOLIO.exists() else {},
         "cluster": {"shards": shards} if shards else {},
         "log_level": "WARNING",
     })

@@ -70,7 +70,7 @@ def child(sup: int, role: str) -> int:
     return next(p for p in children_of(sup) if role in cmdline(p))
 
 
-def config_text(ex: LocalExchange, data: Path, port: int) -> str:
+def config_text(ex: LocalExchange, data: Path, port: int, feed_extra: str = "") -> str:
     out = [f'log_level = "WARNING"\n[store]\ndata_dir = "{data}"\n'
            f'database = "{data}/analyzer.duckdb"\nflush_seconds = 0.5\nraw_capture = false\n'
            f'[metrics]\nport = {port}\n[analytics]\nanomaly_min_samples = 1000\n'
@@ -81,7 +81,8 @@ def config_text(ex: LocalExchange, data: Path, port: int) -> str:
             '["depth", "trades", "bookTicker", "markPrice", "openInterest"]'
         out.append(f'[[feeds]]\nvenue = "{venue}"\nsymbols = ["BTC*"]\nchannels = {channels}\n'
                    f'ws_url = "{ex.ws_url(venue)}"\nrest_url = "{ex.base_url(venue)}"\n'
-                   'rest_weight_per_minute = 1000000\nopen_interest_seconds = 1.0\n')
+                   'rest_weight_per_minute = 1000000\nopen_interest_seconds = 1.0\n'
+                   + feed_extra)
     return "\n".join(out)
 
 

@@ -15,6 +15,11 @@ import polars as pl
 
 from analyzer.analytics.basis import duration_ns
 
+# a ticker history's frame (module doc); live, the funding marks (the last ticker of each
+# funding period) that the collector keeps
+FUNDING_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
+                  "funding_rate": pl.Float64, "funding_interval_hours": pl.Float64,
+                  "next_funding_time": pl.Int64}
 HOURS_PER_YEAR = 24.0 * 365.0
 _NS_PER_HOUR = 3_600 * 10**9
 

@@ -27,17 +27,18 @@ import duckdb
 import polars as pl
 
 from analyzer.analytics.anomalies import AnomalyState
-from analyzer.analytics.funding import mean_realised, realised_funding
+from analyzer.analytics.funding import FUNDING_SCHEMA, mean_realised, realised_funding
 from analyzer.analytics.levels import frame, window
 from analyzer.analytics.opportunities import Lifecycle, Notifier, events_frame
 from analyzer.analytics.pipeline import Results, candidate_rows, evaluate
-from analyzer.analytics.state import INSTRUMENT_COLUMNS
+from analyzer.analytics.state import INSTRUMENT_SCHEMA
 from analyzer.analytics.trend import TrendState, segments_connection
 from analyzer.portfolio.live import PortfolioWatch, live_market
 
 if TYPE_CHECKING:
     from analyzer.collector import FeedRunner
     from analyzer.config import Analytics, Config
+    from analyzer.portfolio.market import Market
     from analyzer.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,17 +47,14 @@ BOOK_SCHEMA = {"book": pl.UInt32, "ts": pl.Int64, "venue": pl.String, "symbol": 
                "inverse": pl.Boolean, "contract_size": pl.Float64, "quote_usd": pl.Float64,
                "in_sync": pl.Boolean, "update_id": pl.Int64, "ts_book": pl.Int64,
                "ts_exchange": pl.Int64}
+# ``ts``: the tick; ``ts_local`` / ``ts_exchange``: the symbol's latest ticker's (its age, for
+# the portfolio's freshness check)
 TICKER_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
                  "mark_price": pl.Float64, "index_price": pl.Float64, "funding_rate": pl.Float64,
-                 "funding_interval_hours": pl.Float64, "next_funding_time": pl.Int64}
+                 "funding_interval_hours": pl.Float64, "next_funding_time": pl.Int64,
+                 "ts_local": pl.Int64, "ts_exchange": pl.Int64}
 OI_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
              "open_interest": pl.Float64}
-INSTRUMENT_SCHEMA = {"venue": pl.String, "symbol": pl.String, "exchange": pl.String,
-                     "market": pl.String, "base": pl.String, "quote": pl.String,
-                     "inverse": pl.Boolean, "contract_size": pl.Float64, "expiry": pl.Int64}
-FUNDING_SCHEMA = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String,
-                  "funding_rate": pl.Float64, "funding_interval_hours": pl.Float64,
-                  "next_funding_time": pl.Int64}
 FUNDING_WINDOW = "7d"
 FUNDING_KEEP_NS = 8 * 86_400 * 1_000_000_000
 NS = 1_000_000_000
@@ -169,9 +167,9 @@ class LiveAnalytics:
         raise AssertionError("unreachable")
 
     def _refresh_portfolio(self, now: int) -> None:
-        """Value the watched portfolio against the collector's state, on the loop (the books
-        must not change under it; a few positions cost well under a millisecond each), with
-        the trend regime of its assets when they agree."""
+        """Value the watched portfolio against ``_market(now)``, on the loop (the books must
+        not change under it; a few positions cost well under a millisecond each), with the
+        trend regime of its assets when they agree."""
         assert self.portfolio is not None
         try:
             regime = None
@@ -181,10 +179,14 @@ class LiveAnalytics:
                 found = set(latest.filter(pl.col("base").is_in(list(assets))
                                           & ~pl.col("stale"))["regime"].to_list())
                 regime = found.pop() if len(found) == 1 else None
-            self.portfolio.refresh(live_market(self.runners, now), regime)
+            self.portfolio.refresh(self._market(now), regime)
         except Exception:  # a bug must not stop the ticks
             self.errors += 1
             log.exception("portfolio refresh failed")
+
+    def _market(self, now: int) -> Market:
+        """The market the portfolio is valued against: the collector's memory."""
+        return live_market(self.runners, now)
 
     def _publish(self, results: Results, now: int) -> None:
         for table, rows in results.tables().items():
@@ -302,7 +304,7 @@ def book_windows(runners: list[FeedRunner], a: Analytics, cover: float, now: int
 
 def tickers_frame(runners: list[FeedRunner], now: int) -> pl.DataFrame:
     rows = [(now, r.venue, t.symbol, t.mark_price, t.index_price, t.funding_rate,
-             t.funding_interval_hours, t.next_funding_time)
+             t.funding_interval_hours, t.next_funding_time, t.ts_local, t.ts_exchange)
             for r in runners for t in list(r.tickers.values())]
     return pl.DataFrame(rows, schema=TICKER_SCHEMA, orient="row")
 
@@ -314,7 +316,7 @@ def open_interest_frame(runners: list[FeedRunner], now: int) -> pl.DataFrame:
 
 
 def instruments_frame(runners: list[FeedRunner]) -> pl.DataFrame:
-    rows = [tuple(getattr(i, c) for c in INSTRUMENT_COLUMNS)
+    rows = [tuple(getattr(i, c) for c in INSTRUMENT_SCHEMA)
             for r in runners for i in list(r.instruments.values())]
     return pl.DataFrame(rows, schema=INSTRUMENT_SCHEMA, orient="row")
 

@@ -25,6 +25,13 @@ from analyzer.events import DerivativeTicker
 
 INSTRUMENT_COLUMNS = ("venue", "symbol", "exchange", "market", "base", "quote", "inverse",
                       "contract_size", "expiry")
+# The live instruments frame (a tick's, a shard's state's): those columns and the increments and
+# contract value that the portfolio's valuation reads (analyzer.portfolio.live).
+INSTRUMENT_SCHEMA = {"venue": pl.String, "symbol": pl.String, "exchange": pl.String,
+                     "market": pl.String, "base": pl.String, "quote": pl.String,
+                     "inverse": pl.Boolean, "contract_size": pl.Float64,
+                     "tick_size": pl.Float64, "lot_size": pl.Float64, "expiry": pl.Int64,
+                     "contract_value": pl.Float64}
 TICKER_COLUMNS = ("mark_price", "index_price", "funding_rate", "funding_interval_hours",
                   "next_funding_time")
 KEYS = ["ts", "venue", "symbol"]

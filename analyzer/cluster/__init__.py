@@ -20,11 +20,12 @@ Processes (``analyzer collect -c cfg`` with a ``[cluster]`` section; ``superviso
 * **one analytics process** (``analytics.py``): a durable pull consumer of every shard's
   states; each tick it evaluates the latest state of every shard together with the one
   pipeline of the one-process collector (liquidity, basis, cross-venue figures, anomalies,
-  carry candidates, opportunities; ``analyzer.analytics.pipeline``), stores the rows and the
-  windows' ``book_snapshots``, and only then acknowledges the messages it applied. One row per
-  state applied goes to the ``shard_states`` table in the same flush, so a restarted
-  analytics process skips what it had applied (a shard's states are numbered ``(epoch,
-  seq)``), and a redelivery is neither lost nor applied twice.
+  carry candidates, opportunities; ``analyzer.analytics.pipeline``) and values the
+  ``[portfolio]`` file, stores the rows and the windows' ``book_snapshots``, and only then
+  acknowledges the messages it applied. One row per state applied goes to the
+  ``shard_states`` table in the same flush, so a restarted analytics process skips what it had
+  applied (a shard's states are numbered ``(epoch, seq)``), and a redelivery is neither lost
+  nor applied twice.
 * **the supervisor** (this command's own process): prepares the store once, starts a
   ``nats-server`` on loopback unless ``[cluster] nats_url`` names one, creates the stream,
   starts the children, restarts one that dies (1 s doubling to

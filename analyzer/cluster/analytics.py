@@ -13,8 +13,12 @@ for a later tick.
 
 A shard whose latest state is older than ``[analytics] max_quote_age_seconds`` (it died, or
 NATS is behind) has its books taken as out of sync: their rows say so and no basis, curve or
-carry uses them. The portfolio watch needs the live books and is not run here (a one-process
-collector runs it).
+carry uses them.
+
+The ``[portfolio]`` watch values its file against the same inputs
+(``analyzer.portfolio.live.state_market``): the instruments, the latest tickers, the books'
+windows (a book's levels for a hedge's slippage are its window) and the funding marks; from
+the first tick that holds a state of every shard.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from prometheus_client.registry import Collector as _PromCollector
 from analyzer.analytics.gauges import families as analytics_families
 from analyzer.analytics.live import (
     FUNDING_KEEP_NS,
+    FUNDING_SCHEMA,
     INSTRUMENT_SCHEMA,
     NS,
     OI_SCHEMA,
@@ -49,12 +54,16 @@ from analyzer.analytics.live import (
 )
 from analyzer.cluster import bus
 from analyzer.cluster.state import ShardState, decode, decode_funding
-from analyzer.config import Config
+from analyzer.config import Config, shards
+from analyzer.portfolio.live import state_market
+from analyzer.portfolio.market import Market
 from analyzer.store import Store
 from analyzer.store import segments as seg
 from analyzer.store.schema import TABLES
 
 log = logging.getLogger(__name__)
+
+FIRST_STATES_WAIT_S = 60.0  # a shard's start: Collector.start's timeout
 
 
 class ClusterAnalytics(LiveAnalytics):
@@ -62,10 +71,9 @@ class ClusterAnalytics(LiveAnalytics):
 
     def __init__(self, cfg: Config, store: Store) -> None:
         super().__init__(cfg, [], store)
-        if self.portfolio is not None:
-            log.warning("[portfolio] is not watched by a sharded collector (its valuation "
-                        "needs the live books): run it with a one-process collector")
-            self.portfolio = None
+        self.shards = set(shards(cfg))
+        self.portfolio_wait_ns = time.time_ns() + round(FIRST_STATES_WAIT_S * NS)
+        self._tick_shards: set[str] = set()  # the shards of this tick's inputs
         self.states: dict[str, bus.Received] = {}  # each shard's latest
         self.decoded: dict[str, tuple[tuple[int, int], ShardState]] = {}
         self.marks: dict[tuple[str, str, int], tuple] = {}
@@ -74,7 +82,9 @@ class ClusterAnalytics(LiveAnalytics):
         self.applied_total: dict[str, int] = {}
         self.bytes_total: dict[str, int] = {}
         self.acked = 0
-        self._inputs: tuple[pl.DataFrame, ...] = ()
+        self._inputs = (pl.DataFrame(schema=TICKER_SCHEMA), pl.DataFrame(schema=OI_SCHEMA),
+                        pl.DataFrame(schema=INSTRUMENT_SCHEMA))
+        self._windows = book_windows([], self.cfg, self.cover, 0)  # this tick's (``_market``)
 
     def on_state(self, rec: bus.Received) -> None:
         """A complete state from the consumer (in order per shard)."""
@@ -130,7 +140,9 @@ class ClusterAnalytics(LiveAnalytics):
         tickers, oi, insts = [], [], []
         stale_ns = round(self.cfg.max_quote_age_seconds * NS)
         offset = 0
-        for shard in sorted(self.states):
+        # (a state applied while the tick awaits its evaluation joins the next tick's inputs)
+        self._tick_shards = set(self.states)
+        for shard in sorted(self._tick_shards):
             st = self._state(shard)
             fresh = now - self.states[shard].ts <= stale_ns
             shift = pl.col("book") + pl.lit(offset, pl.UInt32)
@@ -147,7 +159,9 @@ class ClusterAnalytics(LiveAnalytics):
             pl.concat([pl.DataFrame(schema=OI_SCHEMA), *oi]),
             pl.concat([pl.DataFrame(schema=INSTRUMENT_SCHEMA), *insts]),
         )
-        return tuple(pl.concat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+        levels, extra, books = (pl.concat([p[i] for p in parts]) for i in range(3))
+        self._windows = (levels, extra, books)
+        return levels, extra, books
 
     def _tickers(self, now: int) -> pl.DataFrame:
         return self._inputs[0]
@@ -162,6 +176,23 @@ class ClusterAnalytics(LiveAnalytics):
         for key in [k for k, r in self.marks.items() if r[0] < now - FUNDING_KEEP_NS]:
             del self.marks[key]
         return funding_mean(list(self.marks.values()))
+
+    def _refresh_portfolio(self, now: int) -> None:
+        """Once this tick's inputs hold a state of every shard (a position on a shard not heard
+        from yet would be refused as an instrument not collected), or ``FIRST_STATES_WAIT_S``
+        after the start (a shard still missing: its positions refused, the error counted);
+        until then, tried again at each tick."""
+        if self._tick_shards >= self.shards or now >= self.portfolio_wait_ns:
+            super()._refresh_portfolio(now)
+        else:
+            self.next_portfolio_ns = 0
+
+    def _market(self, now: int) -> Market:
+        """The portfolio's market: this tick's windows (``windows``: a stale shard's books out
+        of sync) and inputs, and the funding marks."""
+        levels, _, books = self._windows
+        marks = pl.DataFrame(list(self.marks.values()), schema=FUNDING_SCHEMA, orient="row")
+        return state_market(self._instruments(), self._tickers(now), levels, books, marks, now)
 
 
 def applied_states(segments_root: Path) -> dict[str, tuple[int, int]]:

@@ -9,9 +9,10 @@ zstd-compressed:
                  best until the largest notional is filled, at most ``[analytics] max_levels``
                  a side
     extra        per book and band, the notional resting deeper within the band
-    tickers      the latest mark, index and funding of each symbol
+    tickers      the latest mark, index and funding of each symbol, and when they came
     oi           the latest open interest of each symbol
-    instruments  the definitions of the shard's symbols
+    instruments  the definitions of the shard's symbols (with the increments and contract
+                 value that the portfolio's valuation reads)
     funding      funding marks (the last ticker of a funding period) new since the last state
 
 A state is one message or, when larger than the server's ``max_payload``, several parts: the

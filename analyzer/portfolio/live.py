@@ -5,9 +5,11 @@ cost, the portfolio outside its profile).
 
 The market comes from the collector's memory, not the store: each book's top and its best
 levels (in sync only), the merged tickers, the instruments, and the funding settlements seen
-since start (``FeedRunner.funding_marks``). A figure that cannot be had (a stale price, a book
-out of sync) leaves its gauge out and counts a refresh error with the reason, rather than
-exporting a guess.
+since start (``FeedRunner.funding_marks``): ``live_market``. A sharded collector's analytics
+process has the shards' latest states instead (``analyzer.cluster.state``): ``state_market``
+takes the same figures from their frames, a book's levels being its analysis window. A figure
+that cannot be had (a stale price, a book out of sync, a shard's state too old) leaves its
+gauge out and counts a refresh error with the reason, rather than exporting a guess.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from analyzer.analytics.funding import realised_funding
+from analyzer.analytics.funding import FUNDING_SCHEMA, realised_funding
+from analyzer.analytics.state import INSTRUMENT_SCHEMA
 from analyzer.portfolio.book import Portfolio, load
 from analyzer.portfolio.errors import PortfolioError
 from analyzer.portfolio.market import REALISED_SCHEMA, Book, Market
@@ -35,17 +38,11 @@ log = logging.getLogger(__name__)
 
 PREFIX = "analyzer_"
 BOOK_LEVELS = 200  # levels a side handed to the valuation (a hedge's slippage)
-INSTRUMENTS = {"venue": pl.String, "symbol": pl.String, "exchange": pl.String,
-               "market": pl.String, "base": pl.String, "quote": pl.String,
-               "inverse": pl.Boolean, "contract_size": pl.Float64, "tick_size": pl.Float64,
-               "lot_size": pl.Float64, "expiry": pl.Int64, "contract_value": pl.Float64}
 TICKERS = {"venue": pl.String, "symbol": pl.String, "mark": pl.Float64, "index": pl.Float64,
            "funding_rate": pl.Float64, "funding_hours": pl.Float64,
            "next_funding_time": pl.Int64, "ts_local": pl.Int64, "ts_exchange": pl.Int64}
 MIDS = {"venue": pl.String, "symbol": pl.String, "mid": pl.Float64, "spread_bps": pl.Float64,
         "ts_local": pl.Int64}
-FUNDING = {"ts": pl.Int64, "venue": pl.String, "symbol": pl.String, "funding_rate": pl.Float64,
-           "funding_interval_hours": pl.Float64, "next_funding_time": pl.Int64}
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -61,8 +58,7 @@ def live_market(runners: Sequence[FeedRunner], now: int) -> Market:
     inst, tick, mids, fund = [], [], [], []
     books: dict[tuple[str, str], Any] = {}
     for r in runners:
-        inst += [(i.venue, i.symbol, i.exchange, i.market, i.base, i.quote, i.inverse,
-                  i.contract_size, i.tick_size, i.lot_size, i.expiry, i.contract_value)
+        inst += [tuple(getattr(i, c) for c in INSTRUMENT_SCHEMA)
                  for i in list(r.instruments.values())]
         tick += [(r.venue, t.symbol, t.mark_price, t.index_price, t.funding_rate,
                   t.funding_interval_hours, t.next_funding_time, t.ts_local, t.ts_exchange)
@@ -76,8 +72,6 @@ def live_market(runners: Sequence[FeedRunner], now: int) -> Market:
             mid = (top[0] + top[2]) / 2
             mids.append((r.venue, sb.symbol, mid, (top[2] - top[0]) / mid * 1e4, sb.last_ns))
             books[(r.venue, sb.symbol)] = sb
-    realised = realised_funding(pl.DataFrame(fund, schema=FUNDING, orient="row")) \
-        if fund else pl.DataFrame(schema=REALISED_SCHEMA)
 
     def book(venue: str, symbol: str) -> Book | None:
         sb = books.get((venue, symbol))
@@ -85,10 +79,60 @@ def live_market(runners: Sequence[FeedRunner], now: int) -> Market:
             return None
         return Book(sb.book.bids(BOOK_LEVELS), sb.book.asks(BOOK_LEVELS), sb.last_ns)
 
-    return Market(pl.DataFrame(inst, schema=INSTRUMENTS, orient="row"),
+    return Market(pl.DataFrame(inst, schema=INSTRUMENT_SCHEMA, orient="row"),
                   pl.DataFrame(tick, schema=TICKERS, orient="row"),
                   pl.DataFrame(mids, schema=MIDS, orient="row"), now,
-                  realised_frame=realised, books=book)
+                  realised_frame=_realised(pl.DataFrame(fund, schema=FUNDING_SCHEMA,
+                                                        orient="row")),
+                  books=book)
+
+
+def state_market(instruments: pl.DataFrame, tickers: pl.DataFrame, levels: pl.DataFrame,
+                 books: pl.DataFrame, marks: pl.DataFrame, now: int) -> Market:
+    """The shards' latest states as a ``Market`` (``analyzer.cluster.analytics``), from the
+    frames of ``analyzer.analytics.live``: ``instruments`` (INSTRUMENT_SCHEMA), ``tickers``
+    (TICKER_SCHEMA), the books' analysis windows (``levels``, and ``books`` with their sync
+    status: a stale shard's books out of sync, hence without mid or levels here) and the
+    funding marks (FUNDING_SCHEMA). What ``live_market`` takes from the runners, but for a
+    book's levels: its window, not ``BOOK_LEVELS`` of the live book."""
+    ok = books.filter("in_sync").select("book", "venue", "symbol", "ts_book")
+    best = levels.filter(pl.col("level") == 0)
+    bid = pl.col("price")
+    ask = pl.col("price_ask")
+    mid = (bid + ask) / 2
+    tops = (ok.join(best.filter(pl.col("side") == "bid"), on="book")
+            .join(best.filter(pl.col("side") == "ask").select("book", "price"), on="book",
+                  suffix="_ask"))  # (both sides: a one-sided book has no mid, as live)
+    mids = tops.select("venue", "symbol", mid=mid, spread_bps=(ask - bid) / mid * 1e4,
+                       ts_local="ts_book")
+    ids = {(v, s): (b, ts) for b, v, s, ts in tops.select("book", "venue", "symbol", "ts_book")
+           .iter_rows()}
+
+    def book(venue: str, symbol: str) -> Book | None:
+        # A hedge's slippage walks these levels: the window, the exact levels until the largest
+        # analysed notional ([analytics] / [carry] notionals_usd), at most [analytics]
+        # max_levels a side. A hedge it cannot fill is "beyond the stored levels", as on a thin
+        # book (``hedge._row``, ``check._slippage``), never a price from a cut book.
+        got = ids.get((venue, symbol))
+        if got is None:
+            return None
+        rows = levels.filter(pl.col("book") == got[0])
+
+        def side(name: str) -> list[tuple[float, float]]:
+            r = rows.filter(pl.col("side") == name).sort("level")
+            return list(zip(r["price"].to_list(), r["size"].to_list(), strict=True))
+
+        return Book(side("bid"), side("ask"), got[1])
+
+    tick = tickers.rename({"mark_price": "mark", "index_price": "index",
+                           "funding_interval_hours": "funding_hours"}).select(list(TICKERS))
+    return Market(instruments.select(list(INSTRUMENT_SCHEMA)), tick, mids, now,
+                  realised_frame=_realised(marks), books=book)
+
+
+def _realised(marks: pl.DataFrame) -> pl.DataFrame:
+    """The settlements of the funding marks (FUNDING_SCHEMA rows): ``realised_funding``."""
+    return realised_funding(marks) if marks.height else pl.DataFrame(schema=REALISED_SCHEMA)
 
 
 class PortfolioWatch:
@@ -200,4 +244,4 @@ class PortfolioWatch:
             yield o
 
 
-__all__ = ["PortfolioWatch", "live_market"]
+__all__ = ["PortfolioWatch", "live_market", "state_market"]
