@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from portfolio.test_watch import PORTFOLIO  # the one-process watch's portfolio
 from simrun import run_sim
 from test_cluster_e2e import FEEDS, config_text, free_port, scrape, until, values
 
@@ -48,30 +49,6 @@ from analyzer.venues import EXCHANGES
 
 pytestmark = pytest.mark.slow
 
-PORTFOLIO = """
-profile = "balanced_protector"
-[[spot]]
-asset = "BTC"
-amount = 2
-[[futures]]
-venue = "binance_usdm"
-symbol = "BTCUSDT"
-side = "short"
-size = 1
-entry = 60000
-leverage = 3
-[[futures]]
-venue = "binance_coinm"
-symbol = "BTCUSD_PERP"
-side = "short"
-size = 300
-entry = 60000
-margin_mode = "cross"
-[[collateral]]
-venue = "binance_coinm"
-asset = "BTC"
-amount = 0.5
-"""
 SHARDS = {"a": ("binance_spot", "binance_usdm"), "b": ("binance_coinm",)}
 MAX_AGE_S = 60.0
 
