@@ -34,7 +34,7 @@ from analyzer.events import (
 )
 from analyzer.feed.books import BookKeeper
 from analyzer.feed.connection import Connection, ConnectionSettings, Hooks
-from analyzer.feed.freshness import Freshness, StreamRoute
+from analyzer.feed.freshness import Freshness
 from analyzer.feed.rest import RestError, RestQueue
 from analyzer.store import Store
 from analyzer.store.capture import RawCapture
@@ -258,7 +258,6 @@ class FeedRunner:
             backoff_max=self.cfg.backoff_max_seconds,
             healthy_seconds=self.cfg.healthy_seconds,
         )
-        url = self.feed.ws_endpoint(self.cfg.ws_url or self.market.ws_url)
         inflate = self._inflate
         hooks = Hooks(
             self.feed.control, self.market.heartbeat, self.market.heartbeat_seconds,
@@ -266,17 +265,21 @@ class FeedRunner:
             raw=self.capture.write_binary if inflate and self.capture else None,
             bad=self._inflate_failed,
         )
-        for i in range(0, len(streams), per):
-            conn = Connection(
-                f"{self.venue}#{len(self.connections)}", url,
-                functools.partial(self.feed.subscribe_messages, streams[i : i + per]),
-                self.on_frame, settings, on_connected=self._on_connected,
-                on_opened=self._on_opened, hooks=hooks,
-            )
-            self.connections.append(conn)
-            for stream in streams[i : i + per]:
-                self.connection_of[stream] = conn
-            self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
+        # (a venue may serve its streams on several paths: Binance USDⓈ-M's /public, /market)
+        routes = self.feed.ws_routes(self.cfg.ws_url or self.market.ws_url, streams)
+        for url, routed in routes.items():
+            for i in range(0, len(routed), per):
+                part = routed[i : i + per]
+                conn = Connection(
+                    f"{self.venue}#{len(self.connections)}", url,
+                    functools.partial(self.feed.subscribe_messages, part),
+                    self.on_frame, settings, on_connected=self._on_connected,
+                    on_opened=self._on_opened, hooks=hooks,
+                )
+                self.connections.append(conn)
+                for stream in part:
+                    self.connection_of[stream] = conn
+                self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
 
     # -- listings: expiries and new quarterlies --
 
@@ -481,8 +484,7 @@ class FeedRunner:
         while True:
             await asyncio.sleep(1.0)
             now = time.time_ns()
-            routes = list(self.feed.routes.values())
-            for route, gap_ns in self.freshness.check(routes, now, self._asked_ns):
+            for route, gap_ns in self.freshness.check(list(self.feed.routes.values()), now):
                 log.warning("%s: %s silent for %.1fs (expected a frame every %.2fs): stale",
                             self.venue, route.stream, (now - route.last_ns) / 1e9, gap_ns / 1e9)
                 if route.channel == "depth":
@@ -490,14 +492,6 @@ class FeedRunner:
                 conn = self.connection_of.get(route.stream)
                 if conn is not None:
                     conn.restart("stall")
-
-    def _asked_ns(self, route: StreamRoute) -> int:
-        """When the connection carrying ``route`` subscribed it (now while it still
-        subscribes; 0 when unknown)."""
-        conn = self.connection_of.get(route.stream)
-        if conn is None:
-            return 0
-        return conn.subscribed_ns if conn.subscribed_ns else time.time_ns()
 
     def _on_gap(self, gap: Gap) -> None:
         if gap.reason == "checksum":

@@ -280,3 +280,23 @@ def test_sequence_rules() -> None:
     assert spot.bridges(100, _change(101, 110)) and spot.bridges(100, _change(95, 101))
     assert not spot.bridges(100, _change(102, 110))
     assert spot.follows(110, _change(111, 120)) and not spot.follows(110, _change(112, 120))
+
+
+def test_usdm_streams_take_the_public_and_market_paths_the_others_one() -> None:
+    """USDⓈ-M since 2026-04-23 (its root paths connect and send nothing): books and best
+    bid/ask on /public, trades, marks and liquidations on /market. Spot and COIN-M keep the
+    root /stream."""
+    usdm = BinanceFeed(MARKETS["binance_usdm"], ["BTCUSDT", "ETHUSDT"], ALL, Recorder())
+    assert usdm.ws_routes("wss://fstream.binance.com/", usdm.streams) == {
+        "wss://fstream.binance.com/public/stream": [
+            "btcusdt@depth@100ms", "btcusdt@bookTicker", "ethusdt@depth@100ms",
+            "ethusdt@bookTicker"],
+        "wss://fstream.binance.com/market/stream": [
+            "btcusdt@trade", "btcusdt@markPrice@1s", "btcusdt@forceOrder", "ethusdt@trade",
+            "ethusdt@markPrice@1s", "ethusdt@forceOrder"],
+    }
+    for feed_id, url in (("binance_spot", "wss://stream.binance.com:9443"),
+                         ("binance_coinm", "wss://dstream.binance.com")):
+        feed = BinanceFeed(MARKETS[feed_id], ["BTCUSDT" if "spot" in feed_id else "BTCUSD_PERP"],
+                           ALL if "coinm" in feed_id else ALL[:3], Recorder())
+        assert feed.ws_routes(url, feed.streams) == {f"{url}/stream": feed.streams}

@@ -223,6 +223,40 @@ def test_combined_stream_gets_only_its_streams_verbatim_in_order() -> None:
     run(main())
 
 
+def test_usdm_public_and_market_paths_send_only_their_own_streams() -> None:
+    """USDⓈ-M since 2026-04-23: books and best bid/ask on /public, trades (and every other
+    stream) on /market; a stream asked on the other path is acknowledged and never sent."""
+    want_public = recorded(USDM24, {DEPTH, BOOK})
+    want_market = recorded(USDM24, {TRADE})
+
+    async def read(ws: ClientConnection, n: int) -> list[bytes]:
+        got: list[bytes] = []
+        while len(got) < n:
+            msg = await ws.recv(decode=False)
+            if msg.startswith(b'{"stream"'):
+                got.append(msg)
+        return got
+
+    async def main() -> None:
+        # (held 1 s at the start: both clients subscribed before the first frame)
+        replay = Replay.from_path(USDM24, speed=0, faults=Faults(stall_at=[(0, 1.0)]))
+        async with exchange(replay) as ex:
+            base = ex.ws_url("binance_usdm")
+            async with connect(f"{base}/public/stream") as pub, \
+                    connect(f"{base}/market/stream?streams={TRADE}/{DEPTH}") as mkt:
+                await pub.send(json.dumps({"method": "SUBSCRIBE", "params": [DEPTH, BOOK, TRADE],
+                                           "id": 1}))
+                assert json.loads(await pub.recv()) == {"result": None, "id": 1}
+                await pub.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+                assert json.loads(await pub.recv()) == {"result": [DEPTH, BOOK], "id": 2}
+                got_public = await read(pub, len(want_public))
+                got_market = await read(mkt, len(want_market))
+        assert got_public == want_public  # every depth and bookTicker frame, no trade
+        assert got_market == want_market  # every trade, no depth
+
+    run(main())
+
+
 def test_raw_endpoint_and_live_subscriptions() -> None:
     want = recorded(USDM24, {TRADE})[:50]
 

@@ -114,17 +114,3 @@ def test_one_silent_stream_takes_its_book_out_of_sync_and_is_recovered(tmp_path:
     assert reconnect_reasons(collector).get("stall", 0) == 1
     assert runner.books.books["BTCUSDT"].in_sync
     assert runner.books.stats.bbo_mismatched == 0
-
-
-def test_a_stream_not_yet_asked_for_is_not_silent() -> None:
-    """A connection that subscribes slowly (a venue's 1008 halves its pace) must not be
-    restarted for the streams it has not asked for yet: their silence counts from the
-    subscription on."""
-    f = Freshness(factor=20, min_seconds=1)
-    r = FakeRoute("a@depth", "depth")
-    f.check([r], 0)
-    t = feed_frames(f, r, 0, S // 10, 100)
-    asked = t + 5 * S  # reconnected, and subscribed this stream 5 s after its last frame
-    assert f.check([r], t + 6 * S, lambda _: asked) == []
-    assert f.check([r], asked + int(2.1 * S), lambda _: asked) == [(r, pytest.approx(S / 10,
-                                                                                      rel=0.01))]

@@ -265,8 +265,8 @@ def copy(frame: dict[str, Any]) -> dict[str, Any]:
 
 GAUNTLET = {  # market seconds; at 20x, 1 s of wall time is 20 market seconds
     "gap_at": 10.0, "crossed_at": 30.0, "malformed_at": 50.0, "stale_at": 90.0,
-    "stale_s": 60.0, "disconnect_at": 170.0, "end": 290.0,
-}
+    "stale_s": 60.0, "disconnect_at": 170.0, "end": 330.0,
+}  # (the end: 4 s of wall time after the last close, for the reconnect of a loaded machine)
 
 
 @pytest.fixture(scope="module", params=RELIABILITY_FEEDS)
@@ -297,14 +297,18 @@ def test_row2_close_codes_reconnect_through_backoff(gauntlet: tuple[str, Run]) -
     reconnect waited its jittered backoff."""
     feed, run = gauntlet
     got = run.reconnects(feed)
-    assert {k: got.get(k) for k in ("1000", "1001", "1008", "1011", "abnormal")} == {
-        "1000": 1, "1001": 1, "1008": 1, "1011": 1, "abnormal": 1}
-    conns = run.runner(feed).connections
+    conns = run.runner(feed).connections  # (Binance USDⓈ-M: two, its /public and /market)
+    n = len(conns)
+    codes = ("1000", "1001", "1008", "1011", "abnormal")
+    # each close reached every connection up then (one still reconnecting from the last close
+    # may miss it), and the collector counted every close the exchange made, by its code
+    assert all(1 <= got.get(k, 0) <= n for k in codes), got
+    assert sum(got[k] for k in codes) == run.exchange.stats["feeds"][feed]["closed_by_fault"]
     assert all(c.delay > 0 for c in conns)  # every reconnect waited (jittered backoff)
     # 1008 (policy violation) slowed subscribing on the connection it closed
     base = 2.0 / VENUES[feed][0].max_messages_per_second
     assert any(c.subscribe_interval > base for c in conns)
-    assert metric(run, "analyzer_reconnects_total", venue=feed, reason="1011") == 1
+    assert metric(run, "analyzer_reconnects_total", venue=feed, reason="1011") == got["1011"]
     for v in others(run, feed):
         assert run.reconnects(v) == {}, v
 

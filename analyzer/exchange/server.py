@@ -56,12 +56,13 @@ CONNECTION_AGE_S = 24 * 3600.0
 class Session:
     """A websocket connection as the venue's control handler sees it (``emulator.Session``)."""
 
-    __slots__ = ("client", "feed", "max_streams")
+    __slots__ = ("client", "feed", "max_streams", "route")
 
     def __init__(self, feed: MarketFeed, client: Client, max_streams: int) -> None:
         self.feed = feed
         self.client = client
         self.max_streams = max_streams
+        self.route: str | None = None
 
     @property
     def streams(self) -> dict[bytes, None]:

@@ -141,9 +141,6 @@ class Connection:
         self._stop = asyncio.Event()
         self._restart: str | None = None  # why restart() ended the current connection
         self.delay = 0.0  # the last reconnect delay (for tests and logs)
-        # wall time (ns) the current connection sent its last subscription; 0 while it is
-        # still subscribing (a stream not subscribed yet is not silent: it is not asked yet)
-        self.subscribed_ns = 0
 
     @property
     def subscribe_messages(self) -> list[bytes]:
@@ -248,16 +245,12 @@ class Connection:
             link.attach(ws)
         if self.on_opened is not None:
             self.on_opened()
-        self.subscribed_ns = 0
-        try:
-            for i, msg in enumerate(self.subscribe_messages):
-                if i >= self.subscribe_burst:
-                    await asyncio.sleep(self.subscribe_interval)
-                    if ws.closed.done():  # closed while subscribing: the caller sees it at once
-                        break
-                ws.send(msg)
-        finally:
-            self.subscribed_ns = time.time_ns()
+        for i, msg in enumerate(self.subscribe_messages):
+            if i >= self.subscribe_burst:
+                await asyncio.sleep(self.subscribe_interval)
+                if ws.closed.done():  # closed while subscribing: the caller sees it at once
+                    break
+            ws.send(msg)
         return ws
 
     async def _session(self) -> str:

@@ -16,7 +16,7 @@ nothing for minutes). Depth, best bid/ask and mark-price streams are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,14 +59,10 @@ class Freshness:
             return None
         return max(self.min_ns, self.factor * s.gap_ns)
 
-    def check(self, routes: Iterable[StreamRoute], now_ns: int,
-              asked_ns: Callable[[StreamRoute], int] | None = None,
+    def check(self, routes: Iterable[StreamRoute], now_ns: int
               ) -> list[tuple[StreamRoute, float]]:
         """Update the learned gaps; return the routes that have just become stale, each with
-        the gap (ns) it was expected to keep. ``asked_ns(route)``: when the stream was last
-        subscribed; its silence counts from then at the earliest (a connection still
-        subscribing, slowly after a venue's 1008, must not be restarted for the streams it has
-        not asked for yet)."""
+        the gap (ns) it was expected to keep."""
         stale = []
         for r in routes:
             if r.channel not in WATCHED_CHANNELS:
@@ -83,10 +79,7 @@ class Freshness:
                 s.frames, s.last_ns, s.stalled = r.frames, r.last_ns, False
                 continue
             limit = self.threshold_ns(r.stream)
-            if limit is None or s.stalled:
-                continue
-            quiet_from = s.last_ns if asked_ns is None else max(s.last_ns, asked_ns(r))
-            if now_ns - quiet_from <= limit:
+            if limit is None or s.stalled or now_ns - s.last_ns <= limit:
                 continue
             stale.append((r, s.gap_ns))
             s.stalled = True

@@ -144,6 +144,13 @@ class FeedBase:
         # the last id per symbol where trade ids rise by one (REST backfill after a gap)
         self.last_trade_id: dict[str, int] = {}
 
+    def ws_routes(self, ws_url: str, streams: list[str]) -> dict[str, list[str]]:
+        """The websocket URL of each stream: one for most venues (``ws_endpoint``)."""
+        return {self.ws_endpoint(ws_url): streams}
+
+    def ws_endpoint(self, ws_url: str) -> str:
+        raise NotImplementedError
+
     # optional REST requests (``VenueFeed``): most venues have no such request
 
     def premium_path(self, symbol: str) -> str | None:
@@ -232,6 +239,10 @@ class VenueFeed(Protocol):
         """The listing, before any frame: contract sizes convert sizes to the unit system."""
         ...
     def ws_endpoint(self, ws_url: str) -> str: ...
+    def ws_routes(self, ws_url: str, streams: list[str]) -> dict[str, list[str]]:
+        """The URL each stream is subscribed on (``FeedBase``: ``ws_endpoint`` for all; a venue
+        serving its streams on several paths groups them)."""
+        ...
     def subscribe_messages(self, streams: list[str]) -> list[bytes]: ...
     def unsubscribe_messages(self, streams: list[str]) -> list[bytes]: ...
     def book_stream(self, symbol: str) -> str:

@@ -39,7 +39,7 @@ from analyzer.venues.binance.schemas import (
     TradeMsg,
     envelope_decoder,
 )
-from analyzer.venues.binance.spec import BinanceMarket
+from analyzer.venues.binance.spec import BinanceMarket, route_of
 from analyzer.venues.bounds import MS
 
 
@@ -85,6 +85,7 @@ class BinanceFeed(BinanceRest, FeedBase):
     """Streams, subscriptions and decoding of one Binance market (REST: ``BinanceRest``)."""
 
     Options = Options
+    market: BinanceMarket
     snapshot_levels = 1000  # depth?limit=: levels a side of a REST snapshot holds at most
     # Binance sends no control frame worth separating from data (its pings are websocket
     # pings), and only text: the connection skips both hooks (the fast path).
@@ -189,6 +190,17 @@ class BinanceFeed(BinanceRest, FeedBase):
 
     def ws_endpoint(self, ws_url: str) -> str:
         return ws_url.rstrip("/") + "/stream"
+
+    def ws_routes(self, ws_url: str, streams: list[str]) -> dict[str, list[str]]:
+        """USDⓈ-M (``BinanceMarket.routes``): books and best bid/ask on ``/public/stream``, the
+        other streams on ``/market/stream``; the other markets: ``/stream``."""
+        if not self.market.routes:
+            return {self.ws_endpoint(ws_url): streams}
+        base = ws_url.rstrip("/")
+        out: dict[str, list[str]] = {}
+        for stream in streams:
+            out.setdefault(f"{base}/{route_of(stream)}/stream", []).append(stream)
+        return out
 
     # -- hot path --
 

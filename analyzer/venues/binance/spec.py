@@ -3,6 +3,8 @@
 Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
       https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
       https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
+      https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice
+      (USDⓈ-M's streams on two paths since 2026-04-23: ``routes``)
 Fees (VIP0, no BNB discount): https://www.binance.com/en/fee/schedule
 """
 
@@ -18,10 +20,20 @@ DOCS = "https://developers.binance.com/docs"
 
 @dataclass(frozen=True, slots=True)
 class BinanceMarket(Market):
-    """A Binance market: its REST path prefix and the weight of a 1000-level depth request."""
+    """A Binance market: its REST path prefix, the weight of a 1000-level depth request, and
+    whether its streams take two paths (``routes``: USDⓈ-M serves books and best bid/ask on
+    ``/public``, every other stream on ``/market``; its root ``/stream`` and ``/ws``, retired
+    on 2026-04-23, still connect but send nothing)."""
 
     rest_prefix: str = ""
     depth_weight: int = 20
+    routes: bool = False
+
+
+def route_of(stream: str) -> str:
+    """The path of a USDⓈ-M stream (``BinanceMarket.routes``): ``public`` for books and best
+    bid/ask (``<symbol>@depth...``, ``<symbol>@bookTicker``), ``market`` for the others."""
+    return "public" if "@depth" in stream or stream.endswith("@bookTicker") else "market"
 
 
 # 418 is Binance's IP ban (after ignoring 429s); the weight used this minute comes back in a header
@@ -40,7 +52,7 @@ MARKETS: dict[str, BinanceMarket] = {
         "binance_usdm", "binance", "usdm", "wss://fstream.binance.com",
         "https://fapi.binance.com", is_spot=False,
         fees=Fees(taker=0.0005, maker=0.0002, settlement=0.0005),
-        weight_per_minute=1200, **REST, rest_prefix="/fapi/v1",
+        weight_per_minute=1200, **REST, rest_prefix="/fapi/v1", routes=True,
     ),
     "binance_coinm": BinanceMarket(
         "binance_coinm", "binance", "coinm", "wss://dstream.binance.com",

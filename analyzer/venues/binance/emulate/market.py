@@ -5,7 +5,11 @@ Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-strea
       https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
 
 Websocket: ``/stream?streams=a/b`` sends combined frames ``{"stream":..,"data":..}``, ``/ws``
-(also ``/ws/<stream>/<stream>``) raw ones, the data alone; ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
+(also ``/ws/<stream>/<stream>``) raw ones, the data alone. USDⓈ-M also serves them under
+``/public`` (books and best bid/ask only) and ``/market`` (the other streams only), as the
+venue does since 2026-04-23: a stream asked on the other path is acknowledged and never sent
+(the venue's behaviour on its retired root paths); the root paths still serve every stream here,
+for the clients of the peers' benchmark, which predate the split. ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
 ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` / ``GET_PROPERTY`` are answered as Binance does. More
 than ``max_streams`` streams or more incoming messages a second than Binance allows (10
 futures, 5 spot) close the connection with 1008. The server pings (futures every 180 s, spot
@@ -25,6 +29,8 @@ from analyzer.venues.binance.emulate.recordings import ENVELOPE, FEED_IDS, MARKE
 from analyzer.venues.binance.emulate.render import bad_price
 from analyzer.venues.binance.emulate.simulated import BinanceSim
 from analyzer.venues.binance.emulate.state import MarketState
+from analyzer.venues.binance.spec import MARKETS as SPECS
+from analyzer.venues.binance.spec import route_of
 
 if TYPE_CHECKING:
     from analyzer.exchange.market import MarketFeed
@@ -93,13 +99,29 @@ class EmulatedMarket:
         self.ping_timeout = PING_TIMEOUT[market]
         self.messages_per_s = MESSAGES_PER_S[market]
         self.weight_limit = api.DEFAULT_WEIGHT_LIMIT[market]
+        self.routes = SPECS[self.feed].routes
 
     # -- websocket -----------------------------------------------------------------------------
 
+    def _route(self, path: str) -> tuple[str | None, str]:
+        """(the path's route, the rest): ``public/stream`` -> ("public", "stream")."""
+        if self.routes:
+            head, _, rest = path.partition("/")
+            if head in ("public", "market"):
+                return head, rest
+        return None, path
+
+    def _served(self, session: Session, names: list[bytes]) -> list[bytes]:
+        """The streams of ``names`` that the session's path sends (every one at the root)."""
+        if session.route is None:
+            return names
+        return [n for n in names if route_of(n.decode()) == session.route]
+
     def accepts(self, path: str) -> bool:
-        return path.startswith(("ws", "stream"))
+        return self._route(path)[1].startswith(("ws", "stream"))
 
     def on_open(self, session: Session, path: str, query: str) -> Close | None:
+        session.route, path = self._route(path)
         combined = path.startswith("stream")
         if combined:
             names = (parse_qs(query).get("streams") or [""])[0].split("/")
@@ -109,7 +131,7 @@ class EmulatedMarket:
         initial = [n.encode() for n in names if n]
         if len(initial) > session.max_streams:
             return _TOO_MANY_STREAMS
-        session.subscribe(initial)
+        session.subscribe(self._served(session, initial))
         return None
 
     def on_message(self, session: Session, message: str | bytes) -> str | Close | None:
@@ -127,7 +149,7 @@ class EmulatedMarket:
             if method == "SUBSCRIBE":
                 if len(set(session.streams) | set(names)) > session.max_streams:
                     return _TOO_MANY_STREAMS
-                session.subscribe(names)
+                session.subscribe(self._served(session, names))
             else:
                 session.unsubscribe(names)
             return _encode({"result": None, "id": req_id}).decode()
