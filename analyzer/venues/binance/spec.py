@@ -23,7 +23,7 @@ class BinanceMarket(Market):
     """A Binance market: its REST path prefix, the weight of a 1000-level depth request, and
     whether its streams take two paths (``routes``: USDⓈ-M serves books and best bid/ask on
     ``/public``, every other stream on ``/market``; its root ``/stream`` and ``/ws``, retired
-    on 2026-04-23, still connect but send nothing)."""
+    on 2026-04-23, still connect but send nothing, users report)."""
 
     rest_prefix: str = ""
     depth_weight: int = 20

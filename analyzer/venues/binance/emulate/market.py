@@ -8,12 +8,13 @@ Websocket: ``/stream?streams=a/b`` sends combined frames ``{"stream":..,"data":.
 (also ``/ws/<stream>/<stream>``) raw ones, the data alone. USDⓈ-M also serves them under
 ``/public`` (books and best bid/ask only) and ``/market`` (the other streams only), as the
 venue does since 2026-04-23: a stream asked on the other path is acknowledged and never sent
-(the venue's behaviour on its retired root paths); the root paths still serve every stream here,
-for the clients of the peers' benchmark, which predate the split. ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
-``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` / ``GET_PROPERTY`` are answered as Binance does. More
-than ``max_streams`` streams or more incoming messages a second than Binance allows (10
-futures, 5 spot) close the connection with 1008. The server pings (futures every 180 s, spot
-every 20 s) and drops a client that does not pong in time (futures 600 s, spot 60 s).
+(undocumented; users report the venue's retired root paths behave so); the root paths still
+serve every stream here, for the clients of the peers' benchmark, which predate the split.
+``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` / ``GET_PROPERTY``
+are answered as Binance does. More than ``max_streams`` streams or more incoming messages a
+second than Binance allows (10 futures, 5 spot) close the connection with 1008. The server
+pings (futures every 180 s, spot every 20 s) and drops a client that does not pong in time
+(futures 600 s, spot 60 s).
 """
 
 from __future__ import annotations
