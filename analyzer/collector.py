@@ -265,7 +265,7 @@ class FeedRunner:
             raw=self.capture.write_binary if inflate and self.capture else None,
             bad=self._inflate_failed,
         )
-        # (a venue may serve its streams on several paths: Binance USDⓈ-M's /public, /market)
+        # (a venue may serve its streams on several paths, each on connections of its own)
         routes = self.feed.ws_routes(self.cfg.ws_url or self.market.ws_url, streams)
         for url, routed in routes.items():
             for i in range(0, len(routed), per):

@@ -131,7 +131,7 @@ class Session(Protocol):
     combined: bool  # frames as stored (True) or through ``MarketEmulator.unwrap``
     max_streams: int  # the connection's stream limit (the venue's, or the exchange's override)
     source: Any  # the feed's ReplayMarket or SimMarket
-    route: str | None  # the venue's own use (Binance USDⓈ-M: the path's /public or /market)
+    route: str | None  # the venue's own use (a venue serving its streams on several paths)
 
     def subscribe(self, streams: list[bytes]) -> None: ...
     def unsubscribe(self, streams: list[bytes]) -> None: ...
