@@ -13,12 +13,14 @@ stop (exit 0, no child and no nats-server left)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,30 @@ def config_text(ex: LocalExchange, data: Path, port: int, feed_extra: str = "") 
     return "\n".join(out)
 
 
+@contextlib.asynccontextmanager
+async def collecting(cfg: Path, log: Path, ex: LocalExchange
+                     ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``analyzer collect -c cfg`` (its output to ``log``) while the block runs; on the way out
+    killed if the block did not stop it (``stop``), and the exchange stopped."""
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "analyzer.cli", "collect", "-c", str(cfg),
+            stdout=err, stderr=err)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await ex.stop()
+
+
+async def stop(proc: asyncio.subprocess.Process) -> int:
+    """SIGTERM, as a user's Ctrl-C or a service manager: the exit status."""
+    proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), 40)
+
+
 async def until(what: str, timeout: float, check) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not await asyncio.to_thread(check):
@@ -110,12 +136,8 @@ def test_two_shards_over_nats_survive_kill_9_and_stop_cleanly(tmp_path: Path) ->
         await ex.start()
         cfg = tmp_path / "cluster.toml"
         cfg.write_text(config_text(ex, data, port))
-        with log.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "analyzer.cli", "collect", "-c", str(cfg),
-                stdout=err, stderr=err)
         books = len(sim.model.instruments())
-        try:
+        async with collecting(cfg, log, ex) as proc:
             def synced_and_flowing(min_states: int = 2) -> bool:
                 m = scrape(port)
                 in_sync = values(m, "analyzer_book_in_sync")
@@ -158,13 +180,7 @@ def test_two_shards_over_nats_survive_kill_9_and_stop_cleanly(tmp_path: Path) ->
             await until("every trade stored", 30, lambda: stored() == produced)
             final = scrape(port)
             kids = children_of(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-            status = await asyncio.wait_for(proc.wait(), 40)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            await ex.stop()
+            status = await stop(proc)
         return status, kids, produced, final
 
     status, kids, produced, final = asyncio.run(main())

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import polars as pl
 import pytest
 from portfolio.test_watch import PORTFOLIO  # the one-process watch's portfolio
 from simrun import run_sim
-from test_cluster_e2e import FEEDS, config_text, free_port, scrape, until, values
+from test_cluster_e2e import FEEDS, collecting, config_text, free_port, scrape, stop, until, values
 
 from analyzer.analytics.live import (
     FUNDING_SCHEMA,
@@ -211,11 +209,7 @@ def test_a_sharded_collector_exports_the_portfolio_of_its_shards_states(tmp_path
         cfg.write_text(config_text(ex, data, port, feed_extra="stream_stall_min_seconds = 60\n")
                        + f'[portfolio]\nfile = "{pf_file}"\nrefresh_seconds = 0.5\n'
                        f"max_age_seconds = {MAX_AGE_S}\n")
-        with log.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "analyzer.cli", "collect", "-c", str(cfg),
-                stdout=err, stderr=err)
-        try:
+        async with collecting(cfg, log, ex) as proc:
             def valued() -> bool:
                 m = scrape(port)
                 return len(values(m, "analyzer_portfolio_liquidation_distance",
@@ -235,13 +229,7 @@ def test_a_sharded_collector_exports_the_portfolio_of_its_shards_states(tmp_path
             await until("a refresh on the stopped market", 15, refreshed_after_the_market_stopped)
             final = scrape(port)
             at = time.time_ns()
-            proc.send_signal(signal.SIGTERM)
-            status = await asyncio.wait_for(proc.wait(), 40)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            await ex.stop()
+            status = await stop(proc)
         return status, final, at
 
     status, m, at = asyncio.run(main())

@@ -195,7 +195,7 @@ class BinanceFeed(BinanceRest, FeedBase):
         """USDⓈ-M (``BinanceMarket.routes``): books and best bid/ask on ``/public/stream``, the
         other streams on ``/market/stream``; the other markets: ``/stream``."""
         if not self.market.routes:
-            return {self.ws_endpoint(ws_url): streams}
+            return super().ws_routes(ws_url, streams)
         base = ws_url.rstrip("/")
         out: dict[str, list[str]] = {}
         for stream in streams:
